@@ -1,0 +1,102 @@
+//! Webhook delivery: make the due attempt, schedule the retry or settle the delivery, and
+//! hand the contact back to its scenario after the first attempt.
+
+use super::{Hookline, Outcome};
+use crate::domain::delivery::{Delivery, DeliveryStatus};
+use crate::domain::retry::DEADLINE_GRACE;
+use crate::domain::time::add;
+use crate::ports::{OutboundRequest, Task};
+
+impl Hookline {
+    /// Reconciles a delivery with its state: safe to run twice, or after a crash anywhere.
+    /// An attempt is recorded with a compare-and-set on the attempt count, so a duplicate
+    /// worker never counts one twice (at worst the receiver sees the same `id` again).
+    pub(crate) async fn deliver(&self, delivery_id: &str) -> anyhow::Result<Outcome> {
+        let p = &self.ports;
+        let Some(delivery) = p.deliveries.get(delivery_id).await? else {
+            tracing::warn!(delivery_id, "deliver for an unknown delivery: dropped");
+            return Ok(Outcome::Done);
+        };
+        if !delivery.attempts.is_empty() && !delivery.handed_back {
+            self.hand_back(&delivery).await?;
+        }
+        if delivery.status != DeliveryStatus::Pending {
+            return Ok(Outcome::Done);
+        }
+        let start = p.clock.now();
+        if let Some(next) = delivery.next_attempt_at
+            && next > start
+        {
+            return Ok(Outcome::RetryAt(next));
+        }
+        let attempts_before = delivery.attempts.len();
+        if start > add(delivery.deadline, DEADLINE_GRACE) {
+            // Picked up too late (Hookline was down at the deadline): no attempt after it.
+            tracing::warn!(delivery_id, "deadline passed before the last attempt could be made");
+            p.deliveries
+                .record_attempt(delivery_id, attempts_before, None, DeliveryStatus::Failed, None)
+                .await?;
+            return Ok(Outcome::Done);
+        }
+        let outcome = p
+            .sender
+            .send(&OutboundRequest {
+                url: &delivery.url,
+                headers: &delivery.headers,
+                body: &delivery.payload,
+            })
+            .await;
+        let end = p.clock.now();
+        let (status, next) = if outcome.accepted() {
+            (DeliveryStatus::Accepted, None)
+        } else {
+            let next = self.policy.next_attempt(
+                attempts_before + 1,
+                end,
+                delivery.deadline,
+                outcome.retry_after,
+                p.ids.random_unit(),
+            );
+            match next {
+                Some(at) => (DeliveryStatus::Pending, Some(at)),
+                None => (DeliveryStatus::Failed, None),
+            }
+        };
+        tracing::info!(
+            delivery_id,
+            attempt = attempts_before + 1,
+            http_status = outcome.status,
+            error = outcome.error.as_deref(),
+            outcome = status.as_str(),
+            "attempt made"
+        );
+        let attempt = outcome.into_attempt(start);
+        let recorded = p
+            .deliveries
+            .record_attempt(delivery_id, attempts_before, Some(&attempt), status, next)
+            .await?;
+        if !recorded {
+            return Ok(Outcome::Done); // another worker recorded this attempt
+        }
+        if attempts_before == 0 {
+            self.hand_back(&delivery).await?;
+        }
+        Ok(match next {
+            Some(at) => Outcome::RetryAt(at),
+            None => Outcome::Done,
+        })
+    }
+
+    /// The contact moves on once the first attempt has been made, whatever its outcome.
+    async fn hand_back(&self, delivery: &Delivery) -> anyhow::Result<()> {
+        let p = &self.ports;
+        let task = Task::AdvanceV1 {
+            enrollment_id: delivery.handoff.enrollment_id.clone(),
+            step_id: delivery.handoff.next_step.clone(),
+            seq: delivery.handoff.seq,
+        };
+        p.queue.enqueue(&task, p.clock.now()).await?;
+        p.deliveries.mark_handed_back(&delivery.id).await?;
+        Ok(())
+    }
+}

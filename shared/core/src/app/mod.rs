@@ -1,0 +1,92 @@
+//! The use cases, one module each. [`Hookline`] holds the ports and runs them.
+
+mod advance;
+mod deliver;
+mod intake;
+mod scenarios;
+mod stats;
+mod test_webhook;
+pub mod views;
+
+use jiff::Timestamp;
+
+use crate::domain::Invalid;
+use crate::domain::ids::hash_api_key;
+use crate::domain::retry::RetryPolicy;
+use crate::ports::{Ports, Task};
+
+pub use test_webhook::TestRequest;
+
+/// What a use case answers instead of a result.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The caller's input is wrong (400); nothing was stored.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// No key, or a key that is not known (401).
+    #[error("a valid API key is required")]
+    Unauthorized,
+    /// Unknown, or another account's (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource is not in a state that allows this (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Something that may pass: a store or queue failure (503, retried by clients).
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// What a queue consumer does with a task once handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished: acknowledge.
+    Done,
+    /// Run the same task again at this time (a retry or a wait).
+    RetryAt(Timestamp),
+}
+
+/// The engine: every use case over one set of ports.
+#[derive(Clone)]
+pub struct Hookline {
+    pub ports: Ports,
+    pub policy: RetryPolicy,
+}
+
+impl Hookline {
+    pub fn new(ports: Ports, policy: RetryPolicy) -> Self {
+        Hookline { ports, policy }
+    }
+
+    /// Runs one queued task. `Err` is a failure that may pass: the task is tried again.
+    pub async fn handle(&self, task: &Task) -> anyhow::Result<Outcome> {
+        match task {
+            Task::AdvanceV1 {
+                enrollment_id,
+                step_id,
+                seq,
+            } => self.advance(enrollment_id, step_id.as_deref(), *seq).await,
+            Task::DeliverV1 { delivery_id } => self.deliver(delivery_id).await,
+        }
+    }
+
+    /// The account an API key belongs to.
+    pub async fn authenticate(&self, key: &str) -> Result<i64, AppError> {
+        if key.is_empty() || key.len() > 200 {
+            return Err(AppError::Unauthorized);
+        }
+        self.ports
+            .keys
+            .account_for(&hash_api_key(key))
+            .await?
+            .ok_or(AppError::Unauthorized)
+    }
+
+    /// Registers a key (stored hashed); `false` when it was already there.
+    pub async fn register_key(&self, key: &str, account: i64) -> Result<bool, AppError> {
+        if key.len() < 16 {
+            return Err(Invalid::new("invalid_key", "key", "an API key is at least 16 characters").into());
+        }
+        Ok(self.ports.keys.insert(&hash_api_key(key), account).await?)
+    }
+}

@@ -1,0 +1,135 @@
+//! Scenario management: create, read, list, edit drafts, and the lifecycle.
+
+use serde_json::Value;
+
+use super::views::{ListView, ScenarioView};
+use super::{AppError, Hookline};
+use crate::domain::Invalid;
+use crate::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
+
+pub const MAX_PAGE: usize = 100;
+pub const DEFAULT_PAGE: usize = 50;
+
+/// Checks `?limit=`: 1 to 100, default 50.
+pub fn page_limit(limit: Option<&str>) -> Result<usize, Invalid> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(Invalid::new("invalid_query", "limit", format!("must be a whole number from 1 to {MAX_PAGE}"))),
+        },
+    }
+}
+
+impl Hookline {
+    /// Parses and validates a definition, including the DNS check of every webhook URL.
+    async fn checked_def(&self, body: Value) -> Result<ScenarioDef, AppError> {
+        let def = ScenarioDef::from_json(body)?;
+        let sender = &self.ports.sender;
+        let compiled = def.compile(sender.allows_private_targets())?;
+        drop(compiled);
+        for (field, url) in def.webhook_urls() {
+            let parsed = url::Url::parse(&url).map_err(|e| Invalid::new("invalid_url", &field, e.to_string()))?;
+            sender
+                .check_target(&parsed)
+                .await
+                .map_err(|why| Invalid::new("forbidden_target", &field, why))?;
+        }
+        Ok(def)
+    }
+
+    pub async fn create_scenario(&self, account: i64, body: Value) -> Result<ScenarioView, AppError> {
+        let def = self.checked_def(body).await?;
+        let now = self.ports.clock.now();
+        let record = ScenarioRecord {
+            id: self.ports.ids.new_id("scn"),
+            account,
+            status: ScenarioStatus::Draft,
+            def,
+            created_at: now,
+            updated_at: now,
+        };
+        self.ports.scenarios.insert(&record).await?;
+        Ok(record.into())
+    }
+
+    pub(crate) async fn scenario(&self, account: i64, id: &str) -> Result<ScenarioRecord, AppError> {
+        self.ports
+            .scenarios
+            .get(account, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no scenario `{id}`")))
+    }
+
+    pub async fn get_scenario(&self, account: i64, id: &str) -> Result<ScenarioView, AppError> {
+        Ok(self.scenario(account, id).await?.into())
+    }
+
+    pub async fn list_scenarios(&self, account: i64, cursor: Option<&str>, limit: Option<&str>) -> Result<ListView<ScenarioView>, AppError> {
+        let limit = page_limit(limit)?;
+        let page = self.ports.scenarios.list(account, cursor, limit).await?;
+        Ok(ListView {
+            items: page.items.into_iter().map(ScenarioView::from).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// `PUT`: only a draft may be edited.
+    pub async fn update_scenario(&self, account: i64, id: &str, body: Value) -> Result<ScenarioView, AppError> {
+        let mut record = self.scenario(account, id).await?;
+        if record.status != ScenarioStatus::Draft {
+            return Err(AppError::Conflict(format!("only a draft can be edited; this scenario is {}", record.status.as_str())));
+        }
+        record.def = self.checked_def(body).await?;
+        record.updated_at = self.ports.clock.now();
+        self.save(record, ScenarioStatus::Draft).await
+    }
+
+    /// `draft` → `active`: new events enroll contacts.
+    pub async fn activate_scenario(&self, account: i64, id: &str) -> Result<ScenarioView, AppError> {
+        let mut record = self.scenario(account, id).await?;
+        if record.status != ScenarioStatus::Draft {
+            return Err(AppError::Conflict(format!("only a draft can be activated; this scenario is {}", record.status.as_str())));
+        }
+        // Targets may have changed their DNS since the draft was saved.
+        self.checked_def(serde_json::to_value(&record.def).map_err(anyhow::Error::from)?).await?;
+        record.status = ScenarioStatus::Active;
+        record.updated_at = self.ports.clock.now();
+        self.save(record, ScenarioStatus::Draft).await
+    }
+
+    /// `draft` or `active` → `archived`, for good.
+    pub async fn archive_scenario(&self, account: i64, id: &str) -> Result<ScenarioView, AppError> {
+        let mut record = self.scenario(account, id).await?;
+        let was = record.status;
+        if was == ScenarioStatus::Archived {
+            return Err(AppError::Conflict("this scenario is already archived".into()));
+        }
+        record.status = ScenarioStatus::Archived;
+        record.updated_at = self.ports.clock.now();
+        self.save(record, was).await
+    }
+
+    /// Copies any scenario into a new draft.
+    pub async fn duplicate_scenario(&self, account: i64, id: &str) -> Result<ScenarioView, AppError> {
+        let source = self.scenario(account, id).await?;
+        let now = self.ports.clock.now();
+        let record = ScenarioRecord {
+            id: self.ports.ids.new_id("scn"),
+            account,
+            status: ScenarioStatus::Draft,
+            def: source.def,
+            created_at: now,
+            updated_at: now,
+        };
+        self.ports.scenarios.insert(&record).await?;
+        Ok(record.into())
+    }
+
+    async fn save(&self, record: ScenarioRecord, expected: ScenarioStatus) -> Result<ScenarioView, AppError> {
+        if !self.ports.scenarios.update(&record, expected).await? {
+            return Err(AppError::Conflict("the scenario changed meanwhile; read it again".into()));
+        }
+        Ok(record.into())
+    }
+}

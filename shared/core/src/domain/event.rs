@@ -1,0 +1,85 @@
+//! What the platform reports with `POST /v1/events` (SPEC §3).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::{Invalid, contact::Contact, trigger::EVENT_TYPES};
+
+/// An event as it arrives, before validation.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventIn {
+    /// The platform's idempotency key.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+    #[schema(value_type = Object)]
+    pub contact: Value,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Value>,
+}
+
+/// A checked event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: String,
+    pub kind: String,
+    pub occurred_at: Option<jiff::Timestamp>,
+    pub contact: Contact,
+    pub context: Map<String, Value>,
+}
+
+impl EventIn {
+    pub fn validate(self) -> Result<Event, Invalid> {
+        let id = self.id.trim().to_string();
+        if id.is_empty() || id.len() > 200 {
+            return Err(Invalid::new("invalid_field", "id", "must be 1 to 200 characters"));
+        }
+        if !EVENT_TYPES.iter().any(|(t, _)| *t == self.kind) {
+            let message = if super::trigger::TIME_TRIGGERS.contains(&self.kind.as_str()) {
+                format!("`{}` is fired by Hookline itself, not sent as an event", self.kind)
+            } else {
+                format!("`{}` is not a known event type", self.kind)
+            };
+            return Err(Invalid::new("invalid_event_type", "type", message));
+        }
+        let occurred_at = match self.occurred_at.as_deref() {
+            None => None,
+            Some(s) => Some(s.parse::<jiff::Timestamp>().map_err(|_| {
+                Invalid::new("invalid_field", "occurredAt", "must be an RFC 3339 date-time")
+            })?),
+        };
+        let context = match self.context {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(Invalid::new("invalid_field", "context", "must be a JSON object")),
+        };
+        let contact = Contact::parse(self.contact, "contact")?;
+        Ok(Event {
+            id,
+            kind: self.kind,
+            occurred_at,
+            contact,
+            context,
+        })
+    }
+}
+
+/// The answer to an event, stored so that the same `id` sent again gets it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntakeAnswer {
+    pub event_id: String,
+    pub enrollments: Vec<EnrollmentRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollmentRef {
+    pub scenario_id: String,
+    pub enrollment_id: String,
+}

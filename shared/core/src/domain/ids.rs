@@ -1,0 +1,42 @@
+//! Identifiers: prefixed, so a person can tell a delivery id from a scenario id.
+
+use sha2::{Digest, Sha256};
+
+/// A deterministic id from its parts, for records a retried handler must find again
+/// (`dlv_…` from enrollment, sequence and step): the second run names the same record.
+pub fn derived_id(prefix: &str, parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0u8]);
+    }
+    let digest = hasher.finalize();
+    format!("{prefix}_{}", hex::encode(&digest[..13]))
+}
+
+/// SHA-256 of an API key, hex: the only form in which keys are stored.
+pub fn hash_api_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_and_distinct() {
+        let a = derived_id("dlv", &["enr_1", "0", "to-crm"]);
+        assert_eq!(a, derived_id("dlv", &["enr_1", "0", "to-crm"]));
+        assert_ne!(a, derived_id("dlv", &["enr_1", "1", "to-crm"]));
+        // parts are separated: ("ab","c") is not ("a","bc")
+        assert_ne!(derived_id("x", &["ab", "c"]), derived_id("x", &["a", "bc"]));
+        assert!(a.starts_with("dlv_") && a.len() == 4 + 26);
+    }
+
+    #[test]
+    fn key_hash_is_not_the_key() {
+        let h = hash_api_key("secret");
+        assert_eq!(h.len(), 64);
+        assert!(!h.contains("secret"));
+    }
+}

@@ -1,0 +1,489 @@
+//! Scenarios (SPEC §4): the definition as submitted, its validation, and the compiled graph
+//! the engine walks.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+use utoipa::ToSchema;
+
+use super::catalogue::FieldKey;
+use super::net::check_url;
+use super::payload::Template;
+use super::rule::Rule;
+use super::trigger::TriggerDef;
+use super::{Invalid, join};
+
+pub const MAX_STEPS: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScenarioStatus {
+    Draft,
+    Active,
+    Archived,
+}
+
+impl ScenarioStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScenarioStatus::Draft => "draft",
+            ScenarioStatus::Active => "active",
+            ScenarioStatus::Archived => "archived",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ScenarioStatus> {
+        match s {
+            "draft" => Some(ScenarioStatus::Draft),
+            "active" => Some(ScenarioStatus::Active),
+            "archived" => Some(ScenarioStatus::Archived),
+            _ => None,
+        }
+    }
+}
+
+/// A scenario as submitted (and returned).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioDef {
+    pub name: String,
+    pub trigger: TriggerDef,
+    #[serde(default)]
+    pub allow_reentry: bool,
+    pub start: Option<String>,
+    pub steps: Vec<StepDef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StepDef {
+    SendWebhook(WebhookStepDef),
+    Condition(ConditionStepDef),
+    Wait(WaitStepDef),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookStepDef {
+    pub id: String,
+    pub url: String,
+    #[serde(default)]
+    pub fields: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub additional: Map<String, Value>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConditionStepDef {
+    pub id: String,
+    #[schema(value_type = Object)]
+    pub rule: Value,
+    #[serde(default)]
+    pub yes: Option<String>,
+    #[serde(default)]
+    pub no: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WaitStepDef {
+    pub id: String,
+    /// ISO 8601 duration, e.g. `PT2H`, `P1D`.
+    pub duration: String,
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+impl StepDef {
+    pub fn id(&self) -> &str {
+        match self {
+            StepDef::SendWebhook(s) => &s.id,
+            StepDef::Condition(s) => &s.id,
+            StepDef::Wait(s) => &s.id,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepDef::SendWebhook(_) => "send_webhook",
+            StepDef::Condition(_) => "condition",
+            StepDef::Wait(_) => "wait",
+        }
+    }
+
+    /// The steps this one may lead to, with the key that names each.
+    fn exits(&self) -> Vec<(&'static str, Option<&str>)> {
+        match self {
+            StepDef::SendWebhook(s) => vec![("next", s.next.as_deref())],
+            StepDef::Condition(s) => vec![("yes", s.yes.as_deref()), ("no", s.no.as_deref())],
+            StepDef::Wait(s) => vec![("next", s.next.as_deref())],
+        }
+    }
+}
+
+/// A stored scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioRecord {
+    pub id: String,
+    pub account: i64,
+    pub status: ScenarioStatus,
+    pub def: ScenarioDef,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The validated graph.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub start: Option<String>,
+    pub steps: HashMap<String, Step>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    Webhook(WebhookStep),
+    Condition { rule: Rule, yes: Option<String>, no: Option<String> },
+    Wait { duration: jiff::Span, next: Option<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookStep {
+    pub id: String,
+    pub url: Url,
+    pub fields: Vec<FieldKey>,
+    pub additional: Vec<(String, Template)>,
+    pub headers: Vec<(String, String)>,
+    pub next: Option<String>,
+}
+
+/// Header names a step may not set (case-insensitive), besides every `webhook-*`.
+const RESERVED_HEADERS: &[&str] = &["host", "content-length", "content-type", "transfer-encoding", "connection"];
+
+/// Checks one custom header (SPEC §4). `path` is the `headers` object's path.
+pub fn check_header(name: &str, value: &str, path: &str) -> Result<(), Invalid> {
+    let at = join(path, name);
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(Invalid::new(
+            "invalid_header",
+            at,
+            "a header name is 1 to 64 characters of A-Z, a-z, 0-9 and - (no spaces or special characters)",
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") {
+        return Err(Invalid::new("reserved_header", at, format!("`{name}` is set by Hookline and cannot be overridden")));
+    }
+    if value.chars().count() > 1024 {
+        return Err(Invalid::new("invalid_header", at, "a header value is at most 1024 characters"));
+    }
+    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+        return Err(Invalid::new("invalid_header", at, "a header value may not contain CR, LF or NUL"));
+    }
+    Ok(())
+}
+
+pub fn check_headers(headers: &BTreeMap<String, String>, path: &str) -> Result<Vec<(String, String)>, Invalid> {
+    if headers.len() > 50 {
+        return Err(Invalid::new("invalid_header", path, "at most 50 headers"));
+    }
+    headers
+        .iter()
+        .map(|(k, v)| check_header(k, v, path).map(|()| (k.clone(), v.clone())))
+        .collect()
+}
+
+fn check_step_id(id: &str, path: &str) -> Result<(), Invalid> {
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(Invalid::new(
+            "invalid_step_id",
+            join(path, "id"),
+            "a step id is 1 to 64 characters of A-Z, a-z, 0-9, - and _",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses an ISO 8601 duration (`PT2H`, `P1DT12H`, `P1W`); it must be positive and at most a year.
+pub fn parse_wait(text: &str, path: &str) -> Result<jiff::Span, Invalid> {
+    let bad = || Invalid::new("invalid_duration", path, "must be a positive ISO 8601 duration such as PT2H or P1D, at most a year");
+    if !text.starts_with('P') {
+        return Err(bad());
+    }
+    let span: jiff::Span = text.parse().map_err(|_| bad())?;
+    let reference = jiff::civil::date(2026, 1, 1);
+    let total = span.total((jiff::Unit::Second, reference)).map_err(|_| bad())?;
+    if total <= 0.0 || total > 366.0 * 86400.0 {
+        return Err(bad());
+    }
+    Ok(span)
+}
+
+impl ScenarioDef {
+    /// Parses a request body into a definition, naming the field at fault.
+    pub fn from_json(value: Value) -> Result<ScenarioDef, Invalid> {
+        super::from_json_value(value, "")
+    }
+
+    /// Validates everything that needs no I/O (SPEC §4) and builds the graph.
+    /// `allow_private` lifts the literal-address URL check (DNS is checked by the caller).
+    pub fn compile(&self, allow_private: bool) -> Result<Compiled, Invalid> {
+        let name = self.name.trim();
+        if name.is_empty() || self.name.chars().count() > 200 {
+            return Err(Invalid::new("invalid_field", "name", "must be 1 to 200 characters"));
+        }
+        self.trigger.validate("trigger")?;
+        if self.steps.is_empty() {
+            return Err(Invalid::new("invalid_field", "steps", "a scenario needs at least one step"));
+        }
+        if self.steps.len() > MAX_STEPS {
+            return Err(Invalid::new("too_many_steps", "steps", format!("at most {MAX_STEPS} steps")));
+        }
+        let mut index = HashMap::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let path = format!("steps[{i}]");
+            check_step_id(step.id(), &path)?;
+            if index.insert(step.id().to_string(), i).is_some() {
+                return Err(Invalid::new("duplicate_step_id", join(&path, "id"), format!("`{}` is used by another step", step.id())));
+            }
+        }
+        match &self.start {
+            None => return Err(Invalid::new("invalid_field", "start", "must name the first step")),
+            Some(s) if !index.contains_key(s) => {
+                return Err(Invalid::new("unknown_step", "start", format!("`{s}` is not a step of this scenario")));
+            }
+            Some(_) => {}
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            for (key, target) in step.exits() {
+                if let Some(t) = target
+                    && !index.contains_key(t)
+                {
+                    return Err(Invalid::new("unknown_step", format!("steps[{i}].{key}"), format!("`{t}` is not a step of this scenario")));
+                }
+            }
+        }
+        self.check_acyclic(&index)?;
+        let mut steps = HashMap::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let path = format!("steps[{i}]");
+            let compiled = match step {
+                StepDef::SendWebhook(w) => Step::Webhook(compile_webhook(w, &path, allow_private)?),
+                StepDef::Condition(c) => Step::Condition {
+                    rule: Rule::parse(&c.rule, &join(&path, "rule"))?,
+                    yes: c.yes.clone(),
+                    no: c.no.clone(),
+                },
+                StepDef::Wait(w) => Step::Wait {
+                    duration: parse_wait(&w.duration, &join(&path, "duration"))?,
+                    next: w.next.clone(),
+                },
+            };
+            steps.insert(step.id().to_string(), compiled);
+        }
+        Ok(Compiled {
+            start: self.start.clone(),
+            steps,
+        })
+    }
+
+    fn check_acyclic(&self, index: &HashMap<String, usize>) -> Result<(), Invalid> {
+        // Iterative depth-first search with colours: 0 new, 1 on the path, 2 done.
+        let mut colour = vec![0u8; self.steps.len()];
+        for root in 0..self.steps.len() {
+            if colour[root] != 0 {
+                continue;
+            }
+            let mut stack = vec![(root, 0usize)];
+            colour[root] = 1;
+            while let Some((node, exit)) = stack.pop() {
+                let exits = self.steps[node].exits();
+                if exit < exits.len() {
+                    stack.push((node, exit + 1));
+                    if let Some(target) = exits[exit].1 {
+                        let t = index[target];
+                        if colour[t] == 1 {
+                            return Err(Invalid::new(
+                                "cycle",
+                                format!("steps[{node}].{}", exits[exit].0),
+                                format!("leads back to `{target}`: scenarios may not loop"),
+                            ));
+                        }
+                        if colour[t] == 0 {
+                            colour[t] = 1;
+                            stack.push((t, 0));
+                        }
+                    }
+                } else {
+                    colour[node] = 2;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The URLs of every webhook step, with their paths (for the DNS check).
+    pub fn webhook_urls(&self) -> Vec<(String, String)> {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                StepDef::SendWebhook(w) => Some((format!("steps[{i}].url"), w.url.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn step(&self, id: &str) -> Option<&StepDef> {
+        self.steps.iter().find(|s| s.id() == id)
+    }
+}
+
+fn compile_webhook(w: &WebhookStepDef, path: &str, allow_private: bool) -> Result<WebhookStep, Invalid> {
+    let url = check_url(&w.url, &join(path, "url"), allow_private)?;
+    let mut fields = Vec::new();
+    let mut data_keys: HashSet<String> = ["type".to_string(), "id".to_string()].into();
+    for (j, key) in w.fields.iter().enumerate() {
+        let at = format!("{path}.fields[{j}]");
+        let field = FieldKey::parse(key).ok_or_else(|| Invalid::new("unknown_field", &at, format!("`{key}` is not a catalogue field")))?;
+        if fields.contains(&field) {
+            return Err(Invalid::new("duplicate_field", at, format!("`{key}` is selected twice")));
+        }
+        if field.key() != "id" {
+            data_keys.insert(field.data_key().to_string());
+        }
+        fields.push(field);
+    }
+    if w.additional.len() > 100 {
+        return Err(Invalid::new("invalid_field", join(path, "additional"), "at most 100 additional keys"));
+    }
+    let mut additional = Vec::new();
+    for (key, value) in &w.additional {
+        let at = join(&join(path, "additional"), key);
+        if key.is_empty() || key.len() > 100 {
+            return Err(Invalid::new("invalid_field", at, "a key is 1 to 100 characters"));
+        }
+        if data_keys.contains(key) {
+            return Err(Invalid::new("key_collision", at, format!("`{key}` is already in the payload's data (`type`, `id` or a selected field)")));
+        }
+        let Value::String(text) = value else {
+            return Err(Invalid::new("invalid_field", at, "must be text (with optional {{placeholders}})"));
+        };
+        if text.chars().count() > 4096 {
+            return Err(Invalid::new("invalid_field", at, "at most 4096 characters"));
+        }
+        let template = Template::parse(text).map_err(|e| Invalid::new("unknown_placeholder", &at, e))?;
+        additional.push((key.clone(), template));
+    }
+    let headers = check_headers(&w.headers, &join(path, "headers"))?;
+    Ok(WebhookStep {
+        id: w.id.clone(),
+        url,
+        fields,
+        additional,
+        headers,
+        next: w.next.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub fn spec_example() -> Value {
+        json!({
+          "name": "Welcome to CRM",
+          "trigger": {"type": "form_subscribed", "formId": 12},
+          "allowReentry": false,
+          "start": "only-me",
+          "steps": [
+            {"id": "only-me", "type": "condition",
+             "rule": {"field": "email", "op": "equals", "value": "tester@example.org"},
+             "yes": "to-crm", "no": null},
+            {"id": "to-crm", "type": "send_webhook",
+             "url": "https://crm.example.com/hooks/new-lead",
+             "fields": ["email", "firstname", "lastname", "consentType", "customFields.plan"],
+             "additional": {"full_name": "{{firstname}} {{lastname}}", "source": "newsletter"},
+             "headers": {"X-Api-Key": "abc123"},
+             "next": "pause"},
+            {"id": "pause", "type": "wait", "duration": "PT2H", "next": null}
+          ]
+        })
+    }
+
+    fn error_for(patch: impl FnOnce(&mut Value)) -> Invalid {
+        let mut v = spec_example();
+        patch(&mut v);
+        match ScenarioDef::from_json(v) {
+            Err(e) => e,
+            Ok(def) => def.compile(false).expect_err("should be invalid"),
+        }
+    }
+
+    #[test]
+    fn spec_example_compiles_and_round_trips() {
+        let def = ScenarioDef::from_json(spec_example()).unwrap();
+        let compiled = def.compile(false).unwrap();
+        assert_eq!(compiled.steps.len(), 3);
+        assert_eq!(serde_json::to_value(&def).unwrap(), spec_example());
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let cases: Vec<(Box<dyn FnOnce(&mut Value)>, &str, &str)> = vec![
+            (Box::new(|v| v["name"] = json!("")), "name", "invalid_field"),
+            (Box::new(|v| { v.as_object_mut().unwrap().remove("name"); }), "name", "invalid_field"),
+            (Box::new(|v| v["steps"][1]["url"] = json!("ftp://x")), "steps[1].url", "invalid_url"),
+            (Box::new(|v| v["steps"][1]["url"] = json!("http://10.0.0.1/")), "steps[1].url", "forbidden_target"),
+            (Box::new(|v| v["steps"][1]["fields"][0] = json!("shoeSize")), "steps[1].fields[0]", "unknown_field"),
+            (Box::new(|v| v["steps"][1]["additional"]["x"] = json!("{{nickname}}")), "steps[1].additional.x", "unknown_placeholder"),
+            (Box::new(|v| v["steps"][1]["additional"]["email"] = json!("x")), "steps[1].additional.email", "key_collision"),
+            (Box::new(|v| v["steps"][1]["additional"]["type"] = json!("x")), "steps[1].additional.type", "key_collision"),
+            (Box::new(|v| v["steps"][1]["additional"]["id"] = json!("x")), "steps[1].additional.id", "key_collision"),
+            (Box::new(|v| v["steps"][1]["headers"]["Bad Name"] = json!("x")), "steps[1].headers.Bad Name", "invalid_header"),
+            (Box::new(|v| v["steps"][1]["headers"]["Content-Type"] = json!("x")), "steps[1].headers.Content-Type", "reserved_header"),
+            (Box::new(|v| v["steps"][1]["headers"]["webhook-signature"] = json!("x")), "steps[1].headers.webhook-signature", "reserved_header"),
+            (Box::new(|v| v["steps"][1]["headers"]["X-A"] = json!("a\r\nb")), "steps[1].headers.X-A", "invalid_header"),
+            (Box::new(|v| v["steps"][1]["headers"]["X-A"] = json!("a".repeat(1025))), "steps[1].headers.X-A", "invalid_header"),
+            (Box::new(|v| v["steps"][1]["next"] = json!("nowhere")), "steps[1].next", "unknown_step"),
+            (Box::new(|v| v["steps"][2]["next"] = json!("only-me")), "steps[2].next", "cycle"),
+            (Box::new(|v| v["steps"][2]["id"] = json!("to-crm")), "steps[2].id", "duplicate_step_id"),
+            (Box::new(|v| v["steps"][2]["duration"] = json!("2 hours")), "steps[2].duration", "invalid_duration"),
+            (Box::new(|v| v["start"] = json!("nope")), "start", "unknown_step"),
+            (Box::new(|v| v["trigger"]["type"] = json!("date_reached")), "trigger.type", "unsupported_trigger"),
+            (Box::new(|v| v["steps"][0]["rule"]["op"] = json!("like")), "steps[0].rule.op", "invalid_rule"),
+        ];
+        for (patch, field, code) in cases {
+            let e = error_for(patch);
+            assert_eq!((e.field.as_deref(), e.code), (Some(field), code), "{e}");
+        }
+    }
+
+    #[test]
+    fn at_most_100_steps() {
+        let mut v = spec_example();
+        let steps: Vec<Value> = (0..101)
+            .map(|i| json!({"id": format!("w{i}"), "type": "wait", "duration": "PT1M", "next": if i < 100 { json!(format!("w{}", i + 1)) } else { Value::Null }}))
+            .collect();
+        v["steps"] = Value::Array(steps);
+        v["start"] = json!("w0");
+        let e = ScenarioDef::from_json(v).unwrap().compile(false).unwrap_err();
+        assert_eq!(e.code, "too_many_steps");
+    }
+
+    #[test]
+    fn wait_durations() {
+        assert!(parse_wait("PT2H", "d").is_ok());
+        assert!(parse_wait("P1D", "d").is_ok());
+        assert!(parse_wait("P1W", "d").is_ok());
+        assert!(parse_wait("PT0S", "d").is_err());
+        assert!(parse_wait("P2Y", "d").is_err());
+        assert!(parse_wait("2h", "d").is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! The ports the use cases need. Adapters: `hookline-local` (SQLite), `hookline-aws`
+//! (DynamoDB, SQS, EventBridge Scheduler), `hookline-sender` (reqwest).
+//! Each port has one contract suite in [`crate::contract`], run against every adapter.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::contact::Contact;
+use crate::domain::delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus};
+use crate::domain::event::IntakeAnswer;
+use crate::domain::scenario::{ScenarioRecord, ScenarioStatus};
+
+/// A store or queue failure: something that may pass (retried), never the caller's fault.
+pub type StoreResult<T> = Result<T, anyhow::Error>;
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// New ids and randomness (jitter), injected so tests can pin them.
+pub trait Ids: Send + Sync {
+    /// A new sortable id with this prefix: `evt_01JD…`.
+    fn new_id(&self, prefix: &str) -> String;
+    /// A number in `[0, 1)`.
+    fn random_unit(&self) -> f64;
+}
+
+/// One page of a list, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[async_trait]
+pub trait ScenarioStore: Send + Sync {
+    async fn insert(&self, scenario: &ScenarioRecord) -> StoreResult<()>;
+    async fn get(&self, account: i64, id: &str) -> StoreResult<Option<ScenarioRecord>>;
+    /// Replaces the definition and status when the stored status is still `expected`
+    /// (a compare-and-set); `false` when it was not.
+    async fn update(&self, scenario: &ScenarioRecord, expected: ScenarioStatus) -> StoreResult<bool>;
+    /// Newest first.
+    async fn list(&self, account: i64, cursor: Option<&str>, limit: usize) -> StoreResult<Page<ScenarioRecord>>;
+    /// The active scenarios of an account whose trigger has this type.
+    async fn active_for_trigger(&self, account: i64, trigger_type: &str) -> StoreResult<Vec<ScenarioRecord>>;
+}
+
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    /// Replaces the stored snapshot of (account, contact id).
+    async fn put(&self, account: i64, contact: &Contact) -> StoreResult<()>;
+    async fn get(&self, account: i64, id: i64) -> StoreResult<Option<Contact>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentState {
+    /// Moving through steps (or waiting for a queued advance).
+    Active,
+    /// Waiting for the first attempt of a delivery.
+    AwaitingDelivery,
+    Completed,
+    /// The scenario was archived while the contact was inside.
+    Stopped,
+}
+
+impl EnrollmentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnrollmentState::Active => "active",
+            EnrollmentState::AwaitingDelivery => "awaiting_delivery",
+            EnrollmentState::Completed => "completed",
+            EnrollmentState::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EnrollmentState> {
+        [Self::Active, Self::AwaitingDelivery, Self::Completed, Self::Stopped]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, EnrollmentState::Completed | EnrollmentState::Stopped)
+    }
+}
+
+/// One contact's pass through one scenario. `seq` counts its moves: every handler that moves
+/// it does so with a compare-and-set on `seq`, so a repeated message moves it once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enrollment {
+    pub id: String,
+    pub account: i64,
+    pub scenario_id: String,
+    pub contact_id: i64,
+    pub seq: u64,
+    pub step_id: Option<String>,
+    pub state: EnrollmentState,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    Created,
+    /// This very enrollment (same id) exists: a repeated intake.
+    AlreadyExists,
+    /// The contact already entered this scenario and re-entry is not allowed.
+    AlreadyEntered,
+}
+
+#[async_trait]
+pub trait EnrollmentStore: Send + Sync {
+    /// The stored answer to an event id, if it was answered.
+    async fn event_answer(&self, account: i64, event_id: &str) -> StoreResult<Option<IntakeAnswer>>;
+    /// Stores the answer unless one is there; returns the stored one either way.
+    async fn save_event_answer(&self, account: i64, answer: &IntakeAnswer) -> StoreResult<IntakeAnswer>;
+    /// Creates an enrollment. Without `allow_reentry`, at most one per (scenario, contact).
+    async fn create(&self, enrollment: &Enrollment, allow_reentry: bool) -> StoreResult<EnrollOutcome>;
+    async fn get(&self, id: &str) -> StoreResult<Option<Enrollment>>;
+    /// Moves the enrollment from `from_seq` to `from_seq + 1` with a new step and state;
+    /// `false` when its `seq` was not `from_seq`.
+    async fn advance(&self, id: &str, from_seq: u64, step_id: Option<&str>, state: EnrollmentState) -> StoreResult<bool>;
+}
+
+/// One contact passing one step: the unit of the statistics. `key` makes it idempotent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pass {
+    pub key: String,
+    pub account: i64,
+    pub scenario_id: String,
+    pub step_id: String,
+    pub contact_id: i64,
+    pub at: Timestamp,
+}
+
+/// A step's counters (SPEC §7). For webhook steps `accepted + pending + failed == passes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepCounts {
+    pub step_id: String,
+    pub passes: u64,
+    pub unique_contacts: u64,
+    pub accepted: u64,
+    pub pending: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryFilter<'a> {
+    pub account: i64,
+    pub scenario_id: &'a str,
+    pub step_id: &'a str,
+    pub status: Option<DeliveryStatus>,
+    pub cursor: Option<&'a str>,
+    pub limit: usize,
+}
+
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Records a pass and, for a webhook step, its delivery (status pending), atomically;
+    /// a pass whose key is already recorded changes nothing. `true` when recorded now.
+    async fn record_pass(&self, pass: &Pass, delivery: Option<&Delivery>) -> StoreResult<bool>;
+    async fn get(&self, id: &str) -> StoreResult<Option<Delivery>>;
+    /// Appends an attempt (`None`: the deadline passed before one could be made) and sets
+    /// the status and next attempt time, when the delivery is still pending with exactly
+    /// `attempts_before` attempts (a compare-and-set); `false` otherwise. Statistics move
+    /// with it, atomically.
+    async fn record_attempt(
+        &self,
+        id: &str,
+        attempts_before: usize,
+        attempt: Option<&Attempt>,
+        status: DeliveryStatus,
+        next_attempt_at: Option<Timestamp>,
+    ) -> StoreResult<bool>;
+    /// Notes that the contact was handed back to the scenario after the first attempt.
+    async fn mark_handed_back(&self, id: &str) -> StoreResult<()>;
+    /// A webhook step's deliveries, newest first.
+    async fn list(&self, filter: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>>;
+    /// Counters of every step of a scenario that has had at least one pass.
+    async fn step_counts(&self, account: i64, scenario_id: &str) -> StoreResult<Vec<StepCounts>>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Stores a key hash for an account; `false` if that hash is already there (kept as is).
+    async fn insert(&self, key_hash: &str, account: i64) -> StoreResult<bool>;
+    async fn account_for(&self, key_hash: &str) -> StoreResult<Option<i64>>;
+}
+
+/// Work for the engine, as queue messages. Tagged and versioned so old messages still
+/// parse after an upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Task {
+    /// Move an enrollment, at `seq`, into `step_id` (`None`: the end).
+    #[serde(rename = "advance.v1")]
+    AdvanceV1 {
+        enrollment_id: String,
+        step_id: Option<String>,
+        seq: u64,
+    },
+    /// Make the due attempt of a delivery.
+    #[serde(rename = "deliver.v1")]
+    DeliverV1 { delivery_id: String },
+}
+
+impl Task {
+    /// Two enqueues of the same key are the same work (the local queue keeps one).
+    pub fn dedupe_key(&self) -> String {
+        match self {
+            Task::AdvanceV1 { enrollment_id, seq, .. } => format!("adv:{enrollment_id}:{seq}"),
+            Task::DeliverV1 { delivery_id } => format!("dlv:{delivery_id}"),
+        }
+    }
+}
+
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Enqueues a task to run at `due` (now or later, up to the retry window).
+    async fn enqueue(&self, task: &Task, due: Timestamp) -> StoreResult<()>;
+}
+
+/// An outbound webhook request.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest<'a> {
+    pub url: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: &'a str,
+}
+
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    /// One attempt: POST, no redirects followed, outbound safety checked on the address
+    /// connected to. Never fails: every problem is an outcome with an error.
+    async fn send(&self, request: &OutboundRequest<'_>) -> AttemptOutcome;
+    /// Resolves the URL's host and refuses it if any address is not public (unless private
+    /// targets are allowed). `Err` carries the reason. Unresolvable names pass.
+    async fn check_target(&self, url: &url::Url) -> Result<(), String>;
+    fn allows_private_targets(&self) -> bool;
+}
+
+/// Everything the use cases need, built once per process.
+#[derive(Clone)]
+pub struct Ports {
+    pub scenarios: Arc<dyn ScenarioStore>,
+    pub contacts: Arc<dyn ContactStore>,
+    pub enrollments: Arc<dyn EnrollmentStore>,
+    pub deliveries: Arc<dyn DeliveryStore>,
+    pub keys: Arc<dyn KeyStore>,
+    pub queue: Arc<dyn Queue>,
+    pub sender: Arc<dyn WebhookSender>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn Ids>,
+}
+
+/// Ids from ULIDs (sortable by creation time) and jitter from the thread RNG.
+pub struct UlidIds;
+
+impl Ids for UlidIds {
+    fn new_id(&self, prefix: &str) -> String {
+        format!("{prefix}_{}", ulid::Ulid::new().to_string().to_lowercase())
+    }
+
+    fn random_unit(&self) -> f64 {
+        rand::random::<f64>()
+    }
+}
