@@ -277,3 +277,8 @@ impl Ids for UlidIds {
         rand::random::<f64>()
     }
 }
+
+/// An adapter's answer to a `cursor` it did not issue: the caller's fault (400).
+#[derive(Debug, thiserror::Error)]
+#[error("this cursor was not issued by a previous page")]
+pub struct BadCursor;

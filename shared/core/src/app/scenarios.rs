@@ -6,6 +6,7 @@ use super::views::{ListView, ScenarioView};
 use super::{AppError, Hookline};
 use crate::domain::Invalid;
 use crate::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
+use crate::ports::BadCursor;
 
 pub const MAX_PAGE: usize = 100;
 pub const DEFAULT_PAGE: usize = 50;
@@ -18,6 +19,15 @@ pub fn page_limit(limit: Option<&str>) -> Result<usize, Invalid> {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
             _ => Err(Invalid::new("invalid_query", "limit", format!("must be a whole number from 1 to {MAX_PAGE}"))),
         },
+    }
+}
+
+/// Turns an adapter's [`BadCursor`] into a 400 naming `cursor`.
+pub fn cursor_error(err: anyhow::Error) -> AppError {
+    if err.is::<BadCursor>() {
+        Invalid::new("invalid_query", "cursor", err.to_string()).into()
+    } else {
+        AppError::Unexpected(err)
     }
 }
 
@@ -67,7 +77,7 @@ impl Hookline {
 
     pub async fn list_scenarios(&self, account: i64, cursor: Option<&str>, limit: Option<&str>) -> Result<ListView<ScenarioView>, AppError> {
         let limit = page_limit(limit)?;
-        let page = self.ports.scenarios.list(account, cursor, limit).await?;
+        let page = self.ports.scenarios.list(account, cursor, limit).await.map_err(cursor_error)?;
         Ok(ListView {
             items: page.items.into_iter().map(ScenarioView::from).collect(),
             next_cursor: page.next_cursor,

@@ -1,6 +1,6 @@
 //! Statistics (SPEC §7): per-step counters and the deliveries of a webhook step.
 
-use super::scenarios::page_limit;
+use super::scenarios::{cursor_error, page_limit};
 use super::views::{DeliveryView, ListView, StepStatsView};
 use super::{AppError, Hookline};
 use crate::domain::Invalid;
@@ -74,7 +74,8 @@ impl Hookline {
                 cursor,
                 limit,
             })
-            .await?;
+            .await
+            .map_err(cursor_error)?;
         Ok(ListView {
             items: page.items.into_iter().map(DeliveryView::from).collect(),
             next_cursor: page.next_cursor,

@@ -1,0 +1,190 @@
+//! A webhook receiver: answers every POST with a chosen status and keeps what it got.
+//! `hookline receive` prints what it gets; tests and the demo read it back and change its
+//! answer while it runs.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use jiff::Timestamp;
+use tokio::sync::Notify;
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Timestamp,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// The status it was answered with.
+    pub answered: u16,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    received: Mutex<Vec<Received>>,
+    count: AtomicUsize,
+    status: AtomicU16,
+    fail_first: AtomicUsize,
+    delay_ms: AtomicU64,
+    keep: bool,
+    print: bool,
+    arrived: Notify,
+}
+
+#[derive(Clone)]
+pub struct Receiver {
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiverOptions {
+    pub status: u16,
+    /// Answer 500 to the first N requests.
+    pub fail_first: usize,
+    /// Print each request to stdout.
+    pub print: bool,
+    /// Keep each request in memory (off for benchmarks).
+    pub keep: bool,
+}
+
+impl Default for ReceiverOptions {
+    fn default() -> Self {
+        ReceiverOptions {
+            status: 200,
+            fail_first: 0,
+            print: false,
+            keep: true,
+        }
+    }
+}
+
+async fn handle(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+    let n = inner.count.fetch_add(1, Ordering::SeqCst);
+    let delay = inner.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let status = if n < inner.fail_first.load(Ordering::SeqCst) {
+        500
+    } else {
+        inner.status.load(Ordering::SeqCst)
+    };
+    if inner.keep || inner.print {
+        let received = Received {
+            at: Timestamp::now(),
+            path: uri.path().to_string(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            answered: status,
+        };
+        if inner.print {
+            print_request(n + 1, &received);
+        }
+        if inner.keep {
+            inner.received.lock().unwrap_or_else(|e| e.into_inner()).push(received);
+        }
+    }
+    inner.arrived.notify_waiters();
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    (code, if code.is_success() { "ok" } else { "not now" })
+}
+
+fn print_request(n: usize, r: &Received) {
+    let body = serde_json::from_str::<serde_json::Value>(&r.body)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| r.body.clone());
+    let shown: Vec<String> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| matches!(k.as_str(), "content-type" | "user-agent") || k.starts_with("x-"))
+        .map(|(k, v)| format!("  {k}: {v}"))
+        .collect();
+    println!(
+        "#{n} POST {} at {} → answered {}\n{}\n{body}\n",
+        r.path,
+        hookline_core::domain::time::rfc3339_millis(r.at),
+        r.answered,
+        shown.join("\n")
+    );
+}
+
+impl Receiver {
+    /// Starts a receiver on `listen` (`127.0.0.1:0` picks a free port).
+    pub async fn start(listen: &str, options: ReceiverOptions) -> anyhow::Result<Receiver> {
+        let inner = Arc::new(Inner {
+            status: AtomicU16::new(options.status),
+            fail_first: AtomicUsize::new(options.fail_first),
+            keep: options.keep,
+            print: options.print,
+            ..Inner::default()
+        });
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "receiver stopped");
+            }
+        });
+        Ok(Receiver { addr, inner })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The status to answer from now on.
+    pub fn set_status(&self, status: u16) {
+        self.inner.status.store(status, Ordering::SeqCst);
+    }
+
+    /// A pause before each answer (a slow receiver).
+    pub fn set_delay(&self, delay: Duration) {
+        self.inner.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    pub fn count(&self) -> usize {
+        self.inner.count.load(Ordering::SeqCst)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.received.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until at least `n` requests arrived (or `timeout` passed); returns what arrived.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.inner.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if self.count() >= n || tokio::time::Instant::now() >= deadline {
+                return self.received();
+            }
+            let _ = tokio::time::timeout_at(deadline, arrived).await;
+        }
+    }
+}
