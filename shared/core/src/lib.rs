@@ -8,7 +8,7 @@ pub mod app;
 pub mod domain;
 pub mod ports;
 
-#[cfg(any(test, feature = "testkit"))]
+#[cfg(feature = "testkit")]
 pub mod contract;
 
 pub use app::{AppError, Hookline};
