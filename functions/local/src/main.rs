@@ -1,0 +1,190 @@
+//! `hookline`: the engine on one machine. `serve` runs the API and the workers over an
+//! embedded SQLite database; `keys create` makes an API key; `receive` prints the webhooks it
+//! gets; `demo` shows the whole path once; `bench` measures it.
+
+mod bench;
+mod demo;
+mod serve;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use hookline_core::domain::retry::{DEFAULT_DELAYS, DEFAULT_WINDOW, RetryPolicy};
+
+#[derive(Parser)]
+#[command(name = "hookline", version, about = "Hookline webhook engine, local mode (embedded SQLite).")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct RetryArgs {
+    /// How long a delivery is retried after its creation (e.g. 12h, 8s).
+    #[arg(long, env = "HOOKLINE_RETRY_WINDOW", default_value = DEFAULT_WINDOW)]
+    retry_window: String,
+    /// Delays after each failed attempt; the last repeats (e.g. 10s,1m,5m).
+    #[arg(long, env = "HOOKLINE_RETRY_DELAYS", default_value = DEFAULT_DELAYS)]
+    retry_delays: String,
+}
+
+impl RetryArgs {
+    fn policy(&self) -> anyhow::Result<RetryPolicy> {
+        RetryPolicy::parse(&self.retry_window, &self.retry_delays).map_err(|e| {
+            let setting = if e.starts_with("retry window") {
+                "--retry-window / HOOKLINE_RETRY_WINDOW"
+            } else {
+                "--retry-delays / HOOKLINE_RETRY_DELAYS"
+            };
+            anyhow::anyhow!("invalid setting {setting}: {e}")
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and the delivery workers.
+    Serve {
+        #[arg(long, env = "HOOKLINE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[arg(long, env = "HOOKLINE_DB", default_value = "hookline.db")]
+        db: PathBuf,
+        /// Register this key for this account at start-up (ACCOUNT:KEY); repeatable.
+        #[arg(long = "api-key", value_name = "ACCOUNT:KEY")]
+        api_keys: Vec<String>,
+        /// Let webhooks reach loopback and private addresses (development and tests only).
+        #[arg(long, env = "HOOKLINE_ALLOW_PRIVATE_TARGETS")]
+        allow_private_targets: bool,
+        #[command(flatten)]
+        retry: RetryArgs,
+        /// How many jobs (attempts, advances) run at once.
+        #[arg(long, env = "HOOKLINE_WORKERS", default_value_t = 64)]
+        workers: usize,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// A webhook receiver that prints each request it gets.
+    Receive {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+        /// Answer 500 to the first N requests.
+        #[arg(long, default_value_t = 0)]
+        fail_first: usize,
+        /// The status to answer with.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(100..=599))]
+        status: u16,
+    },
+    /// Walk through a scenario end to end on a throw-away database, printing each step.
+    Demo,
+    /// Measure raw HTTP throughput and Hookline's end-to-end rate and latency.
+    Bench {
+        /// Events to send in the end-to-end run.
+        #[arg(long, default_value_t = 2000)]
+        events: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key for an account and print it (only this once: it is stored hashed).
+    Create {
+        #[arg(long)]
+        account: i64,
+        #[arg(long, env = "HOOKLINE_DB", default_value = "hookline.db")]
+        db: PathBuf,
+    },
+}
+
+/// Logs go to stderr; `HOOKLINE_LOG` (e.g. `debug`, `hookline_core=debug`) overrides the level.
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| default.into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // the demo and the bench print their own story; their logs are for problems only
+    init_tracing(if matches!(cli.command, Command::Demo | Command::Bench { .. }) { "warn" } else { "info" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hookline: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookline: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            listen,
+            db,
+            api_keys,
+            allow_private_targets,
+            retry,
+            workers,
+        } => {
+            let config = serve::Config {
+                listen,
+                db,
+                api_keys: serve::parse_api_keys(&api_keys)?,
+                allow_private_targets,
+                policy: retry.policy()?,
+                workers,
+            };
+            let server = serve::start(config).await?;
+            println!("hookline listening on http://{}", server.addr);
+            serve::wait_for_signal().await;
+            eprintln!("hookline: shutting down (finishing jobs in flight)");
+            server.stop().await
+        }
+        Command::Keys {
+            command: KeysCommand::Create { account, db },
+        } => {
+            let key = serve::create_key(&db, account).await?;
+            println!("{key}");
+            eprintln!("API key for account {account} created; it is shown only this once.");
+            Ok(())
+        }
+        Command::Receive { listen, fail_first, status } => {
+            let options = hookline_local::receiver::ReceiverOptions {
+                status,
+                fail_first,
+                print: true,
+                keep: false,
+            };
+            let receiver = hookline_local::receiver::Receiver::start(&listen, options).await?;
+            println!("receiving webhooks on {} (answering {status})", receiver.url("/"));
+            serve::wait_for_signal().await;
+            Ok(())
+        }
+        Command::Demo => demo::run().await,
+        Command::Bench { events, concurrency } => bench::run(events, concurrency.max(1)).await,
+    }
+}
+
+/// Waits up to `timeout` for `check` to hold, polling.
+pub async fn eventually<F: FnMut() -> Fut, Fut: std::future::Future<Output = bool>>(timeout: Duration, mut check: F) -> bool {
+    let end = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < end {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check().await
+}

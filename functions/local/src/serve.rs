@@ -1,0 +1,161 @@
+//! `hookline serve`: the API and the workers over one SQLite file.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use hookline_core::Hookline;
+use hookline_core::domain::retry::RetryPolicy;
+use hookline_core::ports::{Ports, SystemClock, UlidIds};
+use hookline_local::{Db, Runner, SqliteQueue, SqliteStore};
+use hookline_sender::ReqwestSender;
+use rand::distr::{Alphanumeric, SampleString};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub struct Config {
+    pub listen: String,
+    pub db: PathBuf,
+    pub api_keys: Vec<(i64, String)>,
+    pub allow_private_targets: bool,
+    pub policy: RetryPolicy,
+    pub workers: usize,
+}
+
+/// `ACCOUNT:KEY` pairs of `--api-key`.
+pub fn parse_api_keys(raw: &[String]) -> anyhow::Result<Vec<(i64, String)>> {
+    raw.iter()
+        .map(|pair| {
+            let (account, key) = pair
+                .split_once(':')
+                .with_context(|| "invalid setting --api-key: expected ACCOUNT:KEY")?;
+            let account = account
+                .trim()
+                .parse::<i64>()
+                .with_context(|| format!("invalid setting --api-key: account `{account}` is not an integer"))?;
+            if key.len() < 16 {
+                bail!("invalid setting --api-key: a key is at least 16 characters");
+            }
+            Ok((account, key.to_string()))
+        })
+        .collect()
+}
+
+/// The engine over a database file, with the real clock, ids and sender.
+pub fn engine(db: &Db, allow_private: bool, policy: RetryPolicy) -> anyhow::Result<(Hookline, SqliteQueue)> {
+    let store = SqliteStore::new(db.clone());
+    let queue = SqliteQueue::new(db.clone());
+    let sender = ReqwestSender::new(allow_private).context("building the HTTP client")?;
+    let ports = Ports {
+        scenarios: Arc::new(store.clone()),
+        contacts: Arc::new(store.clone()),
+        enrollments: Arc::new(store.clone()),
+        deliveries: Arc::new(store.clone()),
+        keys: Arc::new(store),
+        queue: Arc::new(queue.clone()),
+        sender: Arc::new(sender),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UlidIds),
+    };
+    Ok((Hookline::new(ports, policy), queue))
+}
+
+/// One process per database: the queue's leases assume it.
+fn lock(db: &Path) -> anyhow::Result<File> {
+    let mut path = db.as_os_str().to_owned();
+    path.push(".lock");
+    let file = File::create(&path).with_context(|| format!("creating {}", Path::new(&path).display()))?;
+    if file.try_lock().is_err() {
+        bail!("another hookline is serving {}; one process per database", db.display());
+    }
+    Ok(file)
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    workers: JoinHandle<anyhow::Result<()>>,
+    _lock: File,
+}
+
+pub async fn start(config: Config) -> anyhow::Result<Server> {
+    let lock = lock(&config.db)?;
+    let db = Db::open(&config.db)?;
+    let (engine, queue) = engine(&db, config.allow_private_targets, config.policy)?;
+    for (account, key) in &config.api_keys {
+        engine
+            .register_key(key, *account)
+            .await
+            .map_err(|e| anyhow::anyhow!("registering --api-key: {e}"))?;
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("invalid setting --listen: cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let workers = tokio::spawn(Runner::new(engine.clone(), queue, config.workers).run(stopped.clone()));
+    let app = hookline_http_api::router(engine.clone());
+    let mut http_stopped = stopped;
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    if config.allow_private_targets {
+        tracing::warn!("private targets allowed: webhooks may reach loopback and private addresses");
+    }
+    Ok(Server {
+        addr,
+        stop,
+        http,
+        workers,
+        _lock: lock,
+    })
+}
+
+impl Server {
+    /// Stops taking requests, lets jobs in flight finish, and returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.http.await??;
+        self.workers.await??;
+        Ok(())
+    }
+}
+
+pub async fn create_key(db: &Path, account: i64) -> anyhow::Result<String> {
+    let db = Db::open(db)?;
+    let (engine, _) = engine(&db, false, RetryPolicy::default())?;
+    let key = format!("hk_{}", Alphanumeric.sample_string(&mut rand::rng(), 40));
+    engine
+        .register_key(&key, account)
+        .await
+        .map_err(|e| anyhow::anyhow!("storing the key: {e}"))?;
+    Ok(key)
+}
+
+/// SIGTERM or Ctrl-C.
+pub async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

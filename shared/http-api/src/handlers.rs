@@ -1,0 +1,155 @@
+//! One handler per route; each is a thin call into the engine. The `#[utoipa::path]`
+//! annotations are the source of `GET /v1/openapi.json`.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use hookline_core::app::TestRequest;
+use hookline_core::app::views::{DeliveryView, ListView, PlaceholderView, ScenarioView, StepStatsView, TestAnswer, placeholders as catalogue};
+use hookline_core::domain::event::{EventIn, IntakeAnswer};
+use hookline_core::domain::scenario::ScenarioDef;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::errors::ErrorBody;
+use crate::extract::{Account, JsonBody, param, query};
+use crate::{ApiError, ApiState};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+#[utoipa::path(post, path = "/v1/events", tag = "intake", request_body = EventIn,
+    responses((status = 202, body = IntakeAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_event(State(s): State<ApiState>, Account(account): Account, JsonBody(body): JsonBody) -> ApiResult<impl IntoResponse> {
+    let answer = s.engine.intake(account, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+#[utoipa::path(post, path = "/v1/scenarios", tag = "scenarios", request_body = ScenarioDef,
+    responses((status = 201, body = ScenarioView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_scenario(State(s): State<ApiState>, Account(account): Account, JsonBody(body): JsonBody) -> ApiResult<impl IntoResponse> {
+    let view = s.engine.create_scenario(account, body).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(get, path = "/v1/scenarios", tag = "scenarios",
+    params(("limit" = Option<u32>, Query, description = "1 to 100, default 50"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListView<ScenarioView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_scenarios(State(s): State<ApiState>, Account(account): Account, RawQuery(raw): RawQuery) -> ApiResult<Json<ListView<ScenarioView>>> {
+    let q = query(raw.as_deref());
+    Ok(Json(s.engine.list_scenarios(account, param(&q, "cursor"), param(&q, "limit")).await?))
+}
+
+#[utoipa::path(get, path = "/v1/scenarios/{id}", tag = "scenarios", params(("id" = String, Path)),
+    responses((status = 200, body = ScenarioView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_scenario(State(s): State<ApiState>, Account(account): Account, Path(id): Path<String>) -> ApiResult<Json<ScenarioView>> {
+    Ok(Json(s.engine.get_scenario(account, &id).await?))
+}
+
+#[utoipa::path(put, path = "/v1/scenarios/{id}", tag = "scenarios", params(("id" = String, Path)), request_body = ScenarioDef,
+    responses((status = 200, body = ScenarioView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_scenario(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<ScenarioView>> {
+    Ok(Json(s.engine.update_scenario(account, &id, body).await?))
+}
+
+#[utoipa::path(post, path = "/v1/scenarios/{id}/activate", tag = "scenarios", params(("id" = String, Path)),
+    responses((status = 200, body = ScenarioView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn activate(State(s): State<ApiState>, Account(account): Account, Path(id): Path<String>) -> ApiResult<Json<ScenarioView>> {
+    Ok(Json(s.engine.activate_scenario(account, &id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/scenarios/{id}/archive", tag = "scenarios", params(("id" = String, Path)),
+    responses((status = 200, body = ScenarioView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn archive(State(s): State<ApiState>, Account(account): Account, Path(id): Path<String>) -> ApiResult<Json<ScenarioView>> {
+    Ok(Json(s.engine.archive_scenario(account, &id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/scenarios/{id}/duplicate", tag = "scenarios", params(("id" = String, Path)),
+    responses((status = 201, body = ScenarioView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn duplicate(State(s): State<ApiState>, Account(account): Account, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    Ok((StatusCode::CREATED, Json(s.engine.duplicate_scenario(account, &id).await?)))
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/test", tag = "webhooks", request_body = TestRequest,
+    responses((status = 200, body = TestAnswer), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn test_webhook(State(s): State<ApiState>, Account(account): Account, JsonBody(body): JsonBody) -> ApiResult<Json<TestAnswer>> {
+    Ok(Json(s.engine.test_webhook(account, body).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Placeholders {
+    pub items: Vec<PlaceholderView>,
+}
+
+#[utoipa::path(get, path = "/v1/placeholders", tag = "webhooks", responses((status = 200, body = Placeholders)), security(("bearer" = [])))]
+pub async fn placeholders(_account: Account) -> Json<Placeholders> {
+    Json(Placeholders { items: catalogue() })
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioStats {
+    pub items: Vec<StepStatsView>,
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/scenarios/{id}/stats", tag = "statistics", params(("id" = String, Path)),
+    responses((status = 200, body = ScenarioStats), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn scenario_stats(State(s): State<ApiState>, Account(account): Account, Path(id): Path<String>) -> ApiResult<Json<ScenarioStats>> {
+    let items = s.engine.scenario_stats(account, &id).await?;
+    Ok(Json(ScenarioStats { items, next_cursor: None }))
+}
+
+#[utoipa::path(get, path = "/v1/scenarios/{id}/steps/{step}/stats", tag = "statistics",
+    params(("id" = String, Path), ("step" = String, Path)),
+    responses((status = 200, body = StepStatsView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn step_stats(State(s): State<ApiState>, Account(account): Account, Path((id, step)): Path<(String, String)>) -> ApiResult<Json<StepStatsView>> {
+    Ok(Json(s.engine.step_stats(account, &id, &step).await?))
+}
+
+#[utoipa::path(get, path = "/v1/scenarios/{id}/steps/{step}/deliveries", tag = "statistics",
+    params(("id" = String, Path), ("step" = String, Path), ("status" = Option<String>, Query, description = "pending, accepted or failed"),
+           ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListView<DeliveryView>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn step_deliveries(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Path((id, step)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<ListView<DeliveryView>>> {
+    let q = query(raw.as_deref());
+    let list = s
+        .engine
+        .step_deliveries(account, &id, &step, param(&q, "status"), param(&q, "limit"), param(&q, "cursor"))
+        .await?;
+    Ok(Json(list))
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, description = "alive")))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", responses((status = 200, description = "this description")))]
+pub async fn openapi_json() -> impl IntoResponse {
+    Json(crate::openapi::document())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+}

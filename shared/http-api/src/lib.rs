@@ -1,0 +1,75 @@
+//! The HTTP API (SPEC §8) as axum routes over [`Hookline`].
+//!
+//! The routes come in three parts so that each Lambda function mounts only its own:
+//! [`intake_routes`] (`trigger-intake`), [`scenario_routes`] (`scenario-api`) and
+//! [`stats_routes`] (`stats-query`); [`router`] is all of them, as local mode serves it.
+
+mod errors;
+mod extract;
+mod handlers;
+pub mod openapi;
+
+use axum::Router;
+use axum::routing::{get, post};
+use hookline_core::Hookline;
+
+pub use errors::ApiError;
+
+/// Requests larger than this are answered 413.
+pub const MAX_BODY: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub engine: Hookline,
+}
+
+fn finish(routes: Router<ApiState>, engine: Hookline) -> Router {
+    routes
+        .route("/healthz", get(handlers::healthz))
+        .route("/v1/openapi.json", get(handlers::openapi_json))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .with_state(ApiState { engine })
+}
+
+fn intake() -> Router<ApiState> {
+    Router::new().route("/v1/events", post(handlers::post_event))
+}
+
+fn scenarios() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/scenarios", post(handlers::create_scenario).get(handlers::list_scenarios))
+        .route("/v1/scenarios/{id}", get(handlers::get_scenario).put(handlers::update_scenario))
+        .route("/v1/scenarios/{id}/activate", post(handlers::activate))
+        .route("/v1/scenarios/{id}/archive", post(handlers::archive))
+        .route("/v1/scenarios/{id}/duplicate", post(handlers::duplicate))
+        .route("/v1/webhooks/test", post(handlers::test_webhook))
+        .route("/v1/placeholders", get(handlers::placeholders))
+}
+
+fn stats() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/scenarios/{id}/stats", get(handlers::scenario_stats))
+        .route("/v1/scenarios/{id}/steps/{step}/stats", get(handlers::step_stats))
+        .route("/v1/scenarios/{id}/steps/{step}/deliveries", get(handlers::step_deliveries))
+}
+
+/// `POST /v1/events` only.
+pub fn intake_routes(engine: Hookline) -> Router {
+    finish(intake(), engine)
+}
+
+/// Scenarios, lifecycle, the Test button and placeholders.
+pub fn scenario_routes(engine: Hookline) -> Router {
+    finish(scenarios(), engine)
+}
+
+/// Statistics and deliveries.
+pub fn stats_routes(engine: Hookline) -> Router {
+    finish(stats(), engine)
+}
+
+/// The whole API.
+pub fn router(engine: Hookline) -> Router {
+    finish(intake().merge(scenarios()).merge(stats()), engine)
+}
