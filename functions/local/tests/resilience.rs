@@ -1,0 +1,196 @@
+//! Restarts, bursts, slow receivers, shutdown, settings and keys.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn invariant(stats: &Value) -> bool {
+    let n = |k: &str| stats[k].as_u64().unwrap();
+    n("accepted") + n("pending") + n("failed") == n("passes")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_with_a_pending_delivery_loses_nothing_and_counts_nothing_twice() {
+    let mut server = Server::local("20s", "3s");
+    let rx = receiver().await;
+    rx.set_status(500);
+    let after = receiver().await;
+    let id = server
+        .active_scenario(&json!({
+            "name": "survive", "trigger": {"type": "group_added"}, "start": "hook",
+            "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/h"), "next": "pause"},
+                      {"id": "pause", "type": "wait", "duration": "PT3S", "next": "after"},
+                      {"id": "after", "type": "send_webhook", "url": after.url("/after"), "next": null}]
+        }))
+        .await;
+    server.event("e1", "group_added", contact(1), json!({})).await;
+    rx.wait_for(1, Duration::from_secs(10)).await;
+    server.wait_stats(&id, "pause", |s| s["passes"] == 1).await; // the contact is waiting
+    server.kill9();
+    rx.set_status(200);
+    server.restart();
+    server.wait_stats(&id, "hook", |s| s["accepted"] == 1).await;
+    let got = after.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 1, "the waiting contact did not resume after the restart");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let hook = server.step_stats(&id, "hook").await;
+    assert_eq!((hook["passes"].as_u64(), hook["accepted"].as_u64(), hook["pending"].as_u64()), (Some(1), Some(1), Some(0)));
+    assert_eq!(server.step_stats(&id, "pause").await["passes"], 1);
+    assert_eq!(server.step_stats(&id, "after").await["passes"], 1);
+    assert_eq!(after.count(), 1);
+    let bodies: Vec<String> = rx.received().iter().map(|r| r.body.clone()).collect();
+    assert!(bodies.len() >= 2 && bodies.iter().all(|b| *b == bodies[0]), "the retry after the restart changed the payload");
+    assert_eq!(server.deliveries(&id, "hook").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_100_events_against_a_flaky_receiver_keeps_the_statistics_exact() {
+    let server = Server::local("30s", "300ms");
+    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions { fail_first: 60, ..ReceiverOptions::default() }).await.unwrap();
+    let id = server.active_scenario(&webhook_scenario(&rx.url("/h"))).await;
+    let sampler = {
+        let base = server.base.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut samples = 0;
+            loop {
+                let stats: Value = http
+                    .get(format!("{base}/v1/scenarios/{id}/steps/hook/stats"))
+                    .bearer_auth(KEY1)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert!(invariant(&stats), "accepted + pending + failed != passes: {stats}");
+                samples += 1;
+                if stats["accepted"] == 100 {
+                    return samples;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let sends: Vec<_> = (0..100)
+        .map(|i| {
+            let base = server.base.clone();
+            tokio::spawn(async move {
+                let body = json!({"id": format!("burst-{i}"), "type": "group_added", "contact": contact(1000 + i), "context": {"groupId": 7}});
+                let resp = reqwest::Client::new().post(format!("{base}/v1/events")).bearer_auth(KEY1).json(&body).send().await.unwrap();
+                assert_eq!(resp.status(), 202);
+            })
+        })
+        .collect();
+    for s in sends {
+        s.await.unwrap();
+    }
+    let samples = tokio::time::timeout(Duration::from_secs(60), sampler).await.expect("not all accepted in time").unwrap();
+    assert!(samples > 3, "the invariant was sampled only {samples} times");
+    let stats = server.step_stats(&id, "hook").await;
+    assert_eq!(stats, json!({"stepId": "hook", "type": "send_webhook", "passes": 100, "uniqueContacts": 100,
+                             "accepted": 100, "pending": 0, "failed": 0}));
+    let mut ids: Vec<i64> = rx.received().iter().filter(|r| r.answered == 200).map(|r| r.json()["data"]["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 100, "not every contact's webhook was accepted exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_receiver_does_not_hold_up_the_others() {
+    let server = Server::local("30s", "1s");
+    let slow = receiver().await;
+    slow.set_delay(Duration::from_secs(4));
+    let fast = receiver().await;
+    let mut slow_def = webhook_scenario(&slow.url("/slow"));
+    slow_def["trigger"] = json!({"type": "form_subscribed"});
+    server.active_scenario(&slow_def).await;
+    server.active_scenario(&webhook_scenario(&fast.url("/fast"))).await;
+    for i in 0..10 {
+        server.event(&format!("s{i}"), "form_subscribed", contact(i), json!({})).await;
+    }
+    let start = std::time::Instant::now();
+    server.event("f", "group_added", contact(99), json!({"groupId": 7})).await;
+    let got = fast.wait_for(1, Duration::from_secs(3)).await;
+    assert_eq!(got.len(), 1, "the fast receiver waited behind the slow one");
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_in_flight_work_and_exits_cleanly() {
+    let mut server = Server::local("30s", "1s");
+    let rx = receiver().await;
+    rx.set_delay(Duration::from_millis(800));
+    let id = server.active_scenario(&webhook_scenario(&rx.url("/h"))).await;
+    server.event("e1", "group_added", contact(1), json!({"groupId": 7})).await;
+    rx.wait_for(1, Duration::from_secs(5)).await; // the attempt is in flight
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    server.restart();
+    let stats = server.step_stats(&id, "hook").await;
+    assert_eq!(stats["accepted"], 1, "the attempt in flight at SIGTERM was not recorded: {stats}");
+    assert_eq!(rx.count(), 1);
+}
+
+#[test]
+fn invalid_settings_stop_start_up_naming_the_setting() {
+    let bin = env!("CARGO_BIN_EXE_hookline");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let db = db.to_str().unwrap();
+    for (args, envs, needle) in [
+        (vec!["--retry-window", "forever"], vec![], "retry-window"),
+        (vec!["--retry-delays", "1s,,2s"], vec![], "retry-delays"),
+        (vec![], vec![("HOOKLINE_RETRY_WINDOW", "0s")], "HOOKLINE_RETRY_WINDOW"),
+        (vec![], vec![("HOOKLINE_ALLOW_PRIVATE_TARGETS", "maybe")], "allow-private-targets"),
+        (vec!["--api-key", "one:hk_0123456789abcdef"], vec![], "--api-key"),
+        (vec!["--listen", "not-an-address"], vec![], "--listen"),
+    ] {
+        let out = Command::new(bin)
+            .args(["serve", "--db", db, "--listen", "127.0.0.1:0"])
+            .args(&args)
+            .envs(envs)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_create_prints_a_working_key_once() {
+    let server = Server::local("8s", "1s");
+    let db = db_path(&server);
+    let out = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["keys", "create", "--account", "7", "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(key.starts_with("hk_") && key.len() > 30);
+    let (status, _) = server.request("GET", "/v1/scenarios", Some(&key), None).await;
+    assert_eq!(status, 200);
+    // account 7 sees its own (empty) list, not account 1's
+    let rx = receiver().await;
+    server.active_scenario(&webhook_scenario(&rx.url("/h"))).await;
+    let (_, list) = server.request("GET", "/v1/scenarios", Some(&key), None).await;
+    assert_eq!(list["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_process_per_database() {
+    let server = Server::local("8s", "1s");
+    let db = db_path(&server);
+    let out = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another hookline"));
+}
