@@ -47,11 +47,25 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn run(events: usize, concurrency: usize) -> anyhow::Result<()> {
-    println!("hookline bench: {events} requests, concurrency {concurrency}, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "hookline bench: {events} requests, concurrency {concurrency}, {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
 
     // 1. raw: reqwest → receiver, 1 KB JSON
-    let raw_receiver = Receiver::start("127.0.0.1:0", ReceiverOptions { keep: false, ..ReceiverOptions::default() }).await?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let raw_receiver = Receiver::start(
+        "127.0.0.1:0",
+        ReceiverOptions {
+            keep: false,
+            ..ReceiverOptions::default()
+        },
+    )
+    .await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
     let body = Arc::new(json!({"id": "evt_x", "data": {"pad": "x".repeat(1000)}}).to_string());
     let url = Arc::new(raw_receiver.url("/raw"));
     let raw_n = events.max(5000);
@@ -61,13 +75,21 @@ pub async fn run(events: usize, concurrency: usize) -> anyhow::Result<()> {
         in_parallel(raw_n, concurrency, move |_| {
             let (client, body, url) = (client.clone(), body.clone(), url.clone());
             async move {
-                let _ = client.post(url.as_str()).header("content-type", "application/json").body(body.to_string()).send().await;
+                let _ = client
+                    .post(url.as_str())
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await;
             }
         })
         .await;
     }
     let raw_rate = raw_n as f64 / start.elapsed().as_secs_f64();
-    println!("raw HTTP (reqwest → receiver, {} B body): {raw_rate:.0} req/s", body.len());
+    println!(
+        "raw HTTP (reqwest → receiver, {} B body): {raw_rate:.0} req/s",
+        body.len()
+    );
 
     // 2. end to end: POST /v1/events → webhook received
     let dir = tempfile::tempdir()?;
@@ -89,9 +111,21 @@ pub async fn run(events: usize, concurrency: usize) -> anyhow::Result<()> {
                    "fields": ["email", "firstname", "lastname"],
                    "additional": {"pad": "y".repeat(700)}, "next": null}]
     });
-    let created: serde_json::Value = client.post(format!("{base}/v1/scenarios")).bearer_auth(key).json(&scenario).send().await?.json().await?;
+    let created: serde_json::Value = client
+        .post(format!("{base}/v1/scenarios"))
+        .bearer_auth(key)
+        .json(&scenario)
+        .send()
+        .await?
+        .json()
+        .await?;
     let id = created["id"].as_str().context("scenario id")?.to_string();
-    client.post(format!("{base}/v1/scenarios/{id}/activate")).bearer_auth(key).send().await?.error_for_status()?;
+    client
+        .post(format!("{base}/v1/scenarios/{id}/activate"))
+        .bearer_auth(key)
+        .send()
+        .await?
+        .error_for_status()?;
 
     let sent: Arc<std::sync::Mutex<HashMap<i64, jiff::Timestamp>>> = Arc::default();
     let start = Instant::now();
@@ -124,8 +158,18 @@ pub async fn run(events: usize, concurrency: usize) -> anyhow::Result<()> {
     latencies.sort_by(|a, b| a.total_cmp(b));
     let e2e_rate = got.len() as f64 / e2e_secs;
     println!("intake alone: {:.0} events/s", events as f64 / intake_secs);
-    println!("end to end (event in → webhook received, first try): {} of {events} in {e2e_secs:.2} s = {e2e_rate:.0} webhooks/s", got.len());
-    println!("event→receipt latency: p50 {:.1} ms, p99 {:.1} ms", percentile(&latencies, 0.5), percentile(&latencies, 0.99));
-    println!("ratio end-to-end / raw: {:.1} %", 100.0 * e2e_rate / raw_rate);
+    println!(
+        "end to end (event in → webhook received, first try): {} of {events} in {e2e_secs:.2} s = {e2e_rate:.0} webhooks/s",
+        got.len()
+    );
+    println!(
+        "event→receipt latency: p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    println!(
+        "ratio end-to-end / raw: {:.1} %",
+        100.0 * e2e_rate / raw_rate
+    );
     server.stop().await
 }

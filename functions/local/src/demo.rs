@@ -62,8 +62,14 @@ pub async fn run() -> anyhow::Result<()> {
         workers: 8,
     };
     let server = serve::start(config).await?;
-    println!("Hookline demo: API on http://{}, a receiver on {} that answers 500 once, then 200.", server.addr, receiver.url("/"));
-    println!("Retry schedule shortened for the demo: window 1m, delay 2s (the defaults are 12h and 10s,1m,5m,…).\n");
+    println!(
+        "Hookline demo: API on http://{}, a receiver on {} that answers 500 once, then 200.",
+        server.addr,
+        receiver.url("/")
+    );
+    println!(
+        "Retry schedule shortened for the demo: window 1m, delay 2s (the defaults are 12h and 10s,1m,5m,…).\n"
+    );
     let api = Api {
         base: format!("http://{}", server.addr),
         key: key.into(),
@@ -89,7 +95,8 @@ pub async fn run() -> anyhow::Result<()> {
     println!("1. Create a scenario (a draft), then activate it:");
     let created = api.call("POST", "/v1/scenarios", Some(&scenario)).await?;
     let id = created["id"].as_str().context("scenario id")?.to_string();
-    api.call("POST", &format!("/v1/scenarios/{id}/activate"), None).await?;
+    api.call("POST", &format!("/v1/scenarios/{id}/activate"), None)
+        .await?;
 
     println!("2. The platform reports that a contact subscribed through form 12:");
     let event = json!({
@@ -103,21 +110,41 @@ pub async fn run() -> anyhow::Result<()> {
     println!("3. The receiver answers the first attempt 500; Hookline retries 2 s later:");
     let got = receiver.wait_for(2, Duration::from_secs(20)).await;
     for (i, r) in got.iter().enumerate() {
-        println!("   receiver got attempt {} at {} → answered {}", i + 1, hookline_core::domain::time::rfc3339_millis(r.at), r.answered);
+        println!(
+            "   receiver got attempt {} at {} → answered {}",
+            i + 1,
+            hookline_core::domain::time::rfc3339_millis(r.at),
+            r.answered
+        );
     }
     let first = got.first().context("no webhook arrived")?;
-    println!("   body: {}\n   headers: X-Api-Key: {}, User-Agent: {}\n",
-        first.body, first.header("x-api-key").unwrap_or("-"), first.header("user-agent").unwrap_or("-"));
-    anyhow::ensure!(got.len() >= 2 && got[0].body == got[1].body, "the retry did not resend the same bytes");
+    println!(
+        "   body: {}\n   headers: X-Api-Key: {}, User-Agent: {}\n",
+        first.body,
+        first.header("x-api-key").unwrap_or("-"),
+        first.header("user-agent").unwrap_or("-")
+    );
+    anyhow::ensure!(
+        got.len() >= 2 && got[0].body == got[1].body,
+        "the retry did not resend the same bytes"
+    );
 
     println!("4. The step's statistics and deliveries:");
     crate::eventually(Duration::from_secs(5), || async {
-        let stats = api.call_quiet(&format!("/v1/scenarios/{id}/steps/to-crm/stats")).await;
+        let stats = api
+            .call_quiet(&format!("/v1/scenarios/{id}/steps/to-crm/stats"))
+            .await;
         stats.is_ok_and(|s| s["accepted"] == 1)
     })
     .await;
-    api.call("GET", &format!("/v1/scenarios/{id}/stats"), None).await?;
-    api.call("GET", &format!("/v1/scenarios/{id}/steps/to-crm/deliveries"), None).await?;
+    api.call("GET", &format!("/v1/scenarios/{id}/stats"), None)
+        .await?;
+    api.call(
+        "GET",
+        &format!("/v1/scenarios/{id}/steps/to-crm/deliveries"),
+        None,
+    )
+    .await?;
     println!("Done: one contact reached, the webhook accepted on its second attempt, and counted.");
     server.stop().await
 }

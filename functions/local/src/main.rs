@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use hookline_core::domain::retry::{DEFAULT_DELAYS, DEFAULT_WINDOW, RetryPolicy};
 
 #[derive(Parser)]
-#[command(name = "hookline", version, about = "Hookline webhook engine, local mode (embedded SQLite).")]
+#[command(
+    name = "hookline",
+    version,
+    about = "Hookline webhook engine, local mode (embedded SQLite)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -104,15 +108,28 @@ enum KeysCommand {
 
 /// Logs go to stderr; `HOOKLINE_LOG` (e.g. `debug`, `hookline_core=debug`) overrides the level.
 fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| default.into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKLINE_LOG")
+        .unwrap_or_else(|_| default.into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // the demo and the bench print their own story; their logs are for problems only
-    init_tracing(if matches!(cli.command, Command::Demo | Command::Bench { .. }) { "warn" } else { "info" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    init_tracing(
+        if matches!(cli.command, Command::Demo | Command::Bench { .. }) {
+            "warn"
+        } else {
+            "info"
+        },
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hookline: cannot start the runtime: {e}");
@@ -160,7 +177,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("API key for account {account} created; it is shown only this once.");
             Ok(())
         }
-        Command::Receive { listen, fail_first, status } => {
+        Command::Receive {
+            listen,
+            fail_first,
+            status,
+        } => {
             let options = hookline_local::receiver::ReceiverOptions {
                 status,
                 fail_first,
@@ -168,17 +189,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 keep: false,
             };
             let receiver = hookline_local::receiver::Receiver::start(&listen, options).await?;
-            println!("receiving webhooks on {} (answering {status})", receiver.url("/"));
+            println!(
+                "receiving webhooks on {} (answering {status})",
+                receiver.url("/")
+            );
             serve::wait_for_signal().await;
             Ok(())
         }
         Command::Demo => demo::run().await,
-        Command::Bench { events, concurrency } => bench::run(events, concurrency.max(1)).await,
+        Command::Bench {
+            events,
+            concurrency,
+        } => bench::run(events, concurrency.max(1)).await,
     }
 }
 
 /// Waits up to `timeout` for `check` to hold, polling.
-pub async fn eventually<F: FnMut() -> Fut, Fut: std::future::Future<Output = bool>>(timeout: Duration, mut check: F) -> bool {
+pub async fn eventually<F: FnMut() -> Fut, Fut: std::future::Future<Output = bool>>(
+    timeout: Duration,
+    mut check: F,
+) -> bool {
     let end = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < end {
         if check().await {

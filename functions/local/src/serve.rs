@@ -31,10 +31,9 @@ pub fn parse_api_keys(raw: &[String]) -> anyhow::Result<Vec<(i64, String)>> {
             let (account, key) = pair
                 .split_once(':')
                 .with_context(|| "invalid setting --api-key: expected ACCOUNT:KEY")?;
-            let account = account
-                .trim()
-                .parse::<i64>()
-                .with_context(|| format!("invalid setting --api-key: account `{account}` is not an integer"))?;
+            let account = account.trim().parse::<i64>().with_context(|| {
+                format!("invalid setting --api-key: account `{account}` is not an integer")
+            })?;
             if key.len() < 16 {
                 bail!("invalid setting --api-key: a key is at least 16 characters");
             }
@@ -44,7 +43,11 @@ pub fn parse_api_keys(raw: &[String]) -> anyhow::Result<Vec<(i64, String)>> {
 }
 
 /// The engine over a database file, with the real clock, ids and sender.
-pub fn engine(db: &Db, allow_private: bool, policy: RetryPolicy) -> anyhow::Result<(Hookline, SqliteQueue)> {
+pub fn engine(
+    db: &Db,
+    allow_private: bool,
+    policy: RetryPolicy,
+) -> anyhow::Result<(Hookline, SqliteQueue)> {
     let store = SqliteStore::new(db.clone());
     let queue = SqliteQueue::new(db.clone());
     let sender = ReqwestSender::new(allow_private).context("building the HTTP client")?;
@@ -66,9 +69,13 @@ pub fn engine(db: &Db, allow_private: bool, policy: RetryPolicy) -> anyhow::Resu
 fn lock(db: &Path) -> anyhow::Result<File> {
     let mut path = db.as_os_str().to_owned();
     path.push(".lock");
-    let file = File::create(&path).with_context(|| format!("creating {}", Path::new(&path).display()))?;
+    let file =
+        File::create(&path).with_context(|| format!("creating {}", Path::new(&path).display()))?;
     if file.try_lock().is_err() {
-        bail!("another hookline is serving {}; one process per database", db.display());
+        bail!(
+            "another hookline is serving {}; one process per database",
+            db.display()
+        );
     }
     Ok(file)
 }
@@ -93,10 +100,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     }
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
-        .with_context(|| format!("invalid setting --listen: cannot listen on {}", config.listen))?;
+        .with_context(|| {
+            format!(
+                "invalid setting --listen: cannot listen on {}",
+                config.listen
+            )
+        })?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let workers = tokio::spawn(Runner::new(engine.clone(), queue, config.workers).run(stopped.clone()));
+    let workers =
+        tokio::spawn(Runner::new(engine.clone(), queue, config.workers).run(stopped.clone()));
     let app = hookline_http_api::router(engine.clone());
     let mut http_stopped = stopped;
     let http = tokio::spawn(async move {
@@ -107,7 +120,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             .await
     });
     if config.allow_private_targets {
-        tracing::warn!("private targets allowed: webhooks may reach loopback and private addresses");
+        tracing::warn!(
+            "private targets allowed: webhooks may reach loopback and private addresses"
+        );
     }
     Ok(Server {
         addr,
@@ -144,13 +159,14 @@ pub async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

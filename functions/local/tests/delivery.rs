@@ -25,7 +25,9 @@ async fn first_try_acceptance_sends_the_spec_payload() {
         .await;
     let mut c = contact(54321);
     c["stats"] = json!({"mailingsCount": 12, "openedMailingsCount": 8});
-    server.event("evt-1", "form_subscribed", c, json!({"formId": 12})).await;
+    server
+        .event("evt-1", "form_subscribed", c, json!({"formId": 12}))
+        .await;
 
     let got = rx.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 1);
@@ -36,17 +38,41 @@ async fn first_try_acceptance_sends_the_spec_payload() {
     assert!(r.header("user-agent").unwrap().starts_with("Hookline/"));
     let body: Value = r.json();
     // key order is part of the contract: id, event, timestamp, idClient, scenario, data
-    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["id", "event", "timestamp", "idClient", "scenario", "data"]);
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["id", "event", "timestamp", "idClient", "scenario", "data"]
+    );
     assert!(body["id"].as_str().unwrap().starts_with("evt_"));
     assert_eq!(body["event"], "automation.webhook.send");
     assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
     assert_eq!(body["idClient"], 1);
-    assert_eq!(body["scenario"], json!({"id": scenario, "stepId": "to-crm"}));
+    assert_eq!(
+        body["scenario"],
+        json!({"id": scenario, "stepId": "to-crm"})
+    );
     let data = body["data"].as_object().unwrap();
     assert_eq!(
         data.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["type", "id", "email", "firstname", "lastname", "consentType", "customFields", "mailingsCount", "full_name", "source", "opens", "groups"]
+        [
+            "type",
+            "id",
+            "email",
+            "firstname",
+            "lastname",
+            "consentType",
+            "customFields",
+            "mailingsCount",
+            "full_name",
+            "source",
+            "opens",
+            "groups"
+        ]
     );
     assert_eq!(
         Value::Object(data.clone()),
@@ -54,9 +80,14 @@ async fn first_try_acceptance_sends_the_spec_payload() {
                "consentType": "express", "customFields": {"plan": "gold"}, "mailingsCount": 12,
                "full_name": "John Doe", "source": "newsletter", "opens": 8, "groups": [{"id": 7, "name": "Newsletter"}]})
     );
-    let stats = server.wait_stats(&scenario, "to-crm", |s| s["accepted"] == 1).await;
-    assert_eq!(stats, json!({"stepId": "to-crm", "type": "send_webhook", "passes": 1, "uniqueContacts": 1,
-                             "accepted": 1, "pending": 0, "failed": 0}));
+    let stats = server
+        .wait_stats(&scenario, "to-crm", |s| s["accepted"] == 1)
+        .await;
+    assert_eq!(
+        stats,
+        json!({"stepId": "to-crm", "type": "send_webhook", "passes": 1, "uniqueContacts": 1,
+                             "accepted": 1, "pending": 0, "failed": 0})
+    );
     let deliveries = server.deliveries(&scenario, "to-crm").await;
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0]["status"], "accepted");
@@ -70,23 +101,45 @@ async fn retries_resend_the_same_bytes_until_accepted() {
     let server = Server::local("30s", "1s");
     let rx = receiver().await;
     rx.set_status(503);
-    let scenario = server.active_scenario(&webhook_scenario(&rx.url("/h"))).await;
-    server.event("evt-r", "group_added", contact(1), json!({"groupId": 7})).await;
+    let scenario = server
+        .active_scenario(&webhook_scenario(&rx.url("/h")))
+        .await;
+    server
+        .event("evt-r", "group_added", contact(1), json!({"groupId": 7}))
+        .await;
     let got = rx.wait_for(2, Duration::from_secs(10)).await;
     assert!(got.len() >= 2);
     let pending = server.step_stats(&scenario, "hook").await;
-    assert_eq!((pending["pending"].as_u64(), pending["accepted"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (pending["pending"].as_u64(), pending["accepted"].as_u64()),
+        (Some(1), Some(0))
+    );
     rx.set_status(200);
-    server.wait_stats(&scenario, "hook", |s| s["accepted"] == 1).await;
+    server
+        .wait_stats(&scenario, "hook", |s| s["accepted"] == 1)
+        .await;
     let got = rx.received();
-    assert!(got.iter().all(|r| r.body == got[0].body), "a retry changed the payload");
-    let gaps: Vec<f64> = got.windows(2).map(|w| w[1].at.duration_since(w[0].at).as_secs_f64()).collect();
-    assert!(gaps.iter().all(|g| *g >= 0.85), "a retry came before its 1 s delay (±10 %): {gaps:?}");
+    assert!(
+        got.iter().all(|r| r.body == got[0].body),
+        "a retry changed the payload"
+    );
+    let gaps: Vec<f64> = got
+        .windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at).as_secs_f64())
+        .collect();
+    assert!(
+        gaps.iter().all(|g| *g >= 0.85),
+        "a retry came before its 1 s delay (±10 %): {gaps:?}"
+    );
     let d = &server.deliveries(&scenario, "hook").await[0];
     let attempts = d["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), got.len());
     assert_eq!(attempts.last().unwrap()["status"], 200);
-    assert!(attempts[..attempts.len() - 1].iter().all(|a| a["status"] == 503 && a["error"].as_str().unwrap().contains("503")));
+    assert!(
+        attempts[..attempts.len() - 1]
+            .iter()
+            .all(|a| a["status"] == 503 && a["error"].as_str().unwrap().contains("503"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -94,10 +147,23 @@ async fn the_last_attempt_is_at_the_deadline_then_failed() {
     let server = Server::local("4s", "1500ms");
     let rx = receiver().await;
     rx.set_status(500);
-    let scenario = server.active_scenario(&webhook_scenario(&rx.url("/h"))).await;
-    server.event("evt-d", "group_added", contact(1), json!({"groupId": 7})).await;
-    let stats = server.wait_stats(&scenario, "hook", |s| s["failed"] == 1).await;
-    assert_eq!((stats["passes"].as_u64(), stats["pending"].as_u64(), stats["accepted"].as_u64()), (Some(1), Some(0), Some(0)));
+    let scenario = server
+        .active_scenario(&webhook_scenario(&rx.url("/h")))
+        .await;
+    server
+        .event("evt-d", "group_added", contact(1), json!({"groupId": 7}))
+        .await;
+    let stats = server
+        .wait_stats(&scenario, "hook", |s| s["failed"] == 1)
+        .await;
+    assert_eq!(
+        (
+            stats["passes"].as_u64(),
+            stats["pending"].as_u64(),
+            stats["accepted"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0))
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let got = rx.received();
     let d = &server.deliveries(&scenario, "hook").await[0];
@@ -111,10 +177,20 @@ async fn the_last_attempt_is_at_the_deadline_then_failed() {
     assert!((3..=5).contains(&got.len()), "{} attempts", got.len());
     let last = got.last().unwrap().at;
     let late = last.duration_since(deadline).as_secs_f64();
-    assert!(late >= -0.05 && late < 1.0, "the last attempt was {late:.3} s from the deadline");
+    assert!(
+        late >= -0.05 && late < 1.0,
+        "the last attempt was {late:.3} s from the deadline"
+    );
     let attempts = d["attempts"].as_array().unwrap();
-    let last_recorded: jiff::Timestamp = attempts.last().unwrap()["at"].as_str().unwrap().parse().unwrap();
-    assert!(last_recorded >= deadline, "the last attempt was not at the deadline");
+    let last_recorded: jiff::Timestamp = attempts.last().unwrap()["at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        last_recorded >= deadline,
+        "the last attempt was not at the deadline"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -134,16 +210,30 @@ async fn the_contact_moves_on_after_the_first_attempt_only() {
         }))
         .await;
     let sent = jiff::Timestamp::now();
-    server.event("evt-m", "group_added", contact(1), json!({"groupId": 1})).await;
+    server
+        .event("evt-m", "group_added", contact(1), json!({"groupId": 1}))
+        .await;
     let got = next.wait_for(1, Duration::from_secs(4)).await;
-    assert_eq!(got.len(), 1, "the contact did not move on after the first (failed) attempt");
+    assert_eq!(
+        got.len(),
+        1,
+        "the contact did not move on after the first (failed) attempt"
+    );
     let first = slow_fail.received();
     assert_eq!(first.len(), 1, "the next step waited for a retry");
     // the first attempt took 700 ms; the next step came only once it had ended
-    assert!(got[0].at.duration_since(sent).as_secs_f64() >= 0.7, "moved on before the first attempt ended");
+    assert!(
+        got[0].at.duration_since(sent).as_secs_f64() >= 0.7,
+        "moved on before the first attempt ended"
+    );
     let s1 = server.step_stats(&scenario, "first").await;
-    assert_eq!((s1["pending"].as_u64(), s1["passes"].as_u64()), (Some(1), Some(1)));
-    server.wait_stats(&scenario, "second", |s| s["accepted"] == 1).await;
+    assert_eq!(
+        (s1["pending"].as_u64(), s1["passes"].as_u64()),
+        (Some(1), Some(1))
+    );
+    server
+        .wait_stats(&scenario, "second", |s| s["accepted"] == 1)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -164,17 +254,30 @@ async fn conditions_choose_the_branch() {
             ]
         }))
         .await;
-    server.event("e1", "form_subscribed", contact(1), json!({})).await;
+    server
+        .event("e1", "form_subscribed", contact(1), json!({}))
+        .await;
     let mut silver = contact(2);
     silver["customFields"] = json!({"plan": "silver"});
-    server.event("e2", "form_subscribed", silver, json!({})).await;
+    server
+        .event("e2", "form_subscribed", silver, json!({}))
+        .await;
     let got = rx.wait_for(2, Duration::from_secs(10)).await;
-    let mut paths: Vec<(String, i64)> = got.iter().map(|r| (r.path.clone(), r.json()["data"]["id"].as_i64().unwrap())).collect();
+    let mut paths: Vec<(String, i64)> = got
+        .iter()
+        .map(|r| (r.path.clone(), r.json()["data"]["id"].as_i64().unwrap()))
+        .collect();
     paths.sort();
-    assert_eq!(paths, vec![("/gold".to_string(), 1), ("/other".to_string(), 2)]);
+    assert_eq!(
+        paths,
+        vec![("/gold".to_string(), 1), ("/other".to_string(), 2)]
+    );
     let (_, stats) = server.get(&format!("/v1/scenarios/{scenario}/stats")).await;
     let items = stats["items"].as_array().unwrap();
-    assert_eq!(items[0], json!({"stepId": "is-gold", "type": "condition", "passes": 2, "uniqueContacts": 2}));
+    assert_eq!(
+        items[0],
+        json!({"stepId": "is-gold", "type": "condition", "passes": 2, "uniqueContacts": 2})
+    );
     assert_eq!(items[1]["passes"], 1);
     assert_eq!(items[2]["passes"], 1);
 }
@@ -193,8 +296,12 @@ async fn waits_hold_the_contact_for_their_duration() {
         }))
         .await;
     let sent = jiff::Timestamp::now();
-    server.event("e1", "mailing_opened", contact(1), json!({"mailingId": 3})).await;
-    server.event("e2", "mailing_opened", contact(2), json!({"mailingId": 4})).await; // other mailing: no match
+    server
+        .event("e1", "mailing_opened", contact(1), json!({"mailingId": 3}))
+        .await;
+    server
+        .event("e2", "mailing_opened", contact(2), json!({"mailingId": 4}))
+        .await; // other mailing: no match
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(rx.count(), 0, "the wait was cut short");
     let wait = server.step_stats(&scenario, "pause").await;
@@ -210,25 +317,59 @@ async fn waits_hold_the_contact_for_their_duration() {
 async fn events_are_idempotent_and_reentry_is_opt_in() {
     let server = Server::local("8s", "1s");
     let rx = receiver().await;
-    let once = server.active_scenario(&webhook_scenario(&rx.url("/once"))).await;
+    let once = server
+        .active_scenario(&webhook_scenario(&rx.url("/once")))
+        .await;
     let mut again_def = webhook_scenario(&rx.url("/again"));
     again_def["allowReentry"] = json!(true);
     let again = server.active_scenario(&again_def).await;
 
-    let first = server.event("evt-same", "group_added", contact(5), json!({"groupId": 7})).await;
+    let first = server
+        .event("evt-same", "group_added", contact(5), json!({"groupId": 7}))
+        .await;
     assert_eq!(first["eventId"], "evt-same");
     assert_eq!(first["enrollments"].as_array().unwrap().len(), 2);
-    let repeat = server.event("evt-same", "group_added", contact(5), json!({"groupId": 7})).await;
+    let repeat = server
+        .event("evt-same", "group_added", contact(5), json!({"groupId": 7}))
+        .await;
     assert_eq!(repeat, first, "the same event id got another answer");
-    let second = server.event("evt-other", "group_added", contact(5), json!({"groupId": 7})).await;
-    let enrolled: Vec<&str> = second["enrollments"].as_array().unwrap().iter().map(|e| e["scenarioId"].as_str().unwrap()).collect();
+    let second = server
+        .event(
+            "evt-other",
+            "group_added",
+            contact(5),
+            json!({"groupId": 7}),
+        )
+        .await;
+    let enrolled: Vec<&str> = second["enrollments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["scenarioId"].as_str().unwrap())
+        .collect();
     assert_eq!(enrolled, vec![again.as_str()], "re-entry not as configured");
 
-    server.wait_stats(&again, "hook", |s| s["accepted"] == 2).await;
-    let once_stats = server.wait_stats(&once, "hook", |s| s["accepted"] == 1).await;
-    assert_eq!((once_stats["passes"].as_u64(), once_stats["uniqueContacts"].as_u64()), (Some(1), Some(1)));
+    server
+        .wait_stats(&again, "hook", |s| s["accepted"] == 2)
+        .await;
+    let once_stats = server
+        .wait_stats(&once, "hook", |s| s["accepted"] == 1)
+        .await;
+    assert_eq!(
+        (
+            once_stats["passes"].as_u64(),
+            once_stats["uniqueContacts"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
     let again_stats = server.step_stats(&again, "hook").await;
-    assert_eq!((again_stats["passes"].as_u64(), again_stats["uniqueContacts"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (
+            again_stats["passes"].as_u64(),
+            again_stats["uniqueContacts"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let paths: Vec<String> = rx.received().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths.iter().filter(|p| *p == "/once").count(), 1);
@@ -248,11 +389,17 @@ async fn the_snapshot_of_the_latest_event_is_used() {
             ]
         }))
         .await;
-    server.event("e1", "group_added", contact(9), json!({})).await;
+    server
+        .event("e1", "group_added", contact(9), json!({}))
+        .await;
     let mut renamed = contact(9);
     renamed["firstname"] = json!("Johnny");
-    server.event("e2", "contact_updated", renamed, json!({})).await;
+    server
+        .event("e2", "contact_updated", renamed, json!({}))
+        .await;
     let got = rx.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(got[0].json()["data"]["firstname"], "Johnny");
-    server.wait_stats(&scenario, "hook", |s| s["accepted"] == 1).await;
+    server
+        .wait_stats(&scenario, "hook", |s| s["accepted"] == 1)
+        .await;
 }

@@ -27,7 +27,9 @@ async fn kill_9_with_a_pending_delivery_loses_nothing_and_counts_nothing_twice()
                       {"id": "after", "type": "send_webhook", "url": after.url("/after"), "next": null}]
         }))
         .await;
-    server.event("e1", "group_added", contact(1), json!({})).await;
+    server
+        .event("e1", "group_added", contact(1), json!({}))
+        .await;
     rx.wait_for(1, Duration::from_secs(10)).await;
     server.wait_stats(&id, "pause", |s| s["passes"] == 1).await; // the contact is waiting
     server.kill9();
@@ -35,23 +37,47 @@ async fn kill_9_with_a_pending_delivery_loses_nothing_and_counts_nothing_twice()
     server.restart();
     server.wait_stats(&id, "hook", |s| s["accepted"] == 1).await;
     let got = after.wait_for(1, Duration::from_secs(15)).await;
-    assert_eq!(got.len(), 1, "the waiting contact did not resume after the restart");
+    assert_eq!(
+        got.len(),
+        1,
+        "the waiting contact did not resume after the restart"
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let hook = server.step_stats(&id, "hook").await;
-    assert_eq!((hook["passes"].as_u64(), hook["accepted"].as_u64(), hook["pending"].as_u64()), (Some(1), Some(1), Some(0)));
+    assert_eq!(
+        (
+            hook["passes"].as_u64(),
+            hook["accepted"].as_u64(),
+            hook["pending"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0))
+    );
     assert_eq!(server.step_stats(&id, "pause").await["passes"], 1);
     assert_eq!(server.step_stats(&id, "after").await["passes"], 1);
     assert_eq!(after.count(), 1);
     let bodies: Vec<String> = rx.received().iter().map(|r| r.body.clone()).collect();
-    assert!(bodies.len() >= 2 && bodies.iter().all(|b| *b == bodies[0]), "the retry after the restart changed the payload");
+    assert!(
+        bodies.len() >= 2 && bodies.iter().all(|b| *b == bodies[0]),
+        "the retry after the restart changed the payload"
+    );
     assert_eq!(server.deliveries(&id, "hook").await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_100_events_against_a_flaky_receiver_keeps_the_statistics_exact() {
     let server = Server::local("30s", "300ms");
-    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions { fail_first: 60, ..ReceiverOptions::default() }).await.unwrap();
-    let id = server.active_scenario(&webhook_scenario(&rx.url("/h"))).await;
+    let rx = Receiver::start(
+        "127.0.0.1:0",
+        ReceiverOptions {
+            fail_first: 60,
+            ..ReceiverOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = server
+        .active_scenario(&webhook_scenario(&rx.url("/h")))
+        .await;
     let sampler = {
         let base = server.base.clone();
         let id = id.clone();
@@ -68,7 +94,10 @@ async fn a_burst_of_100_events_against_a_flaky_receiver_keeps_the_statistics_exa
                     .json()
                     .await
                     .unwrap();
-                assert!(invariant(&stats), "accepted + pending + failed != passes: {stats}");
+                assert!(
+                    invariant(&stats),
+                    "accepted + pending + failed != passes: {stats}"
+                );
                 samples += 1;
                 if stats["accepted"] == 100 {
                     return samples;
@@ -90,15 +119,33 @@ async fn a_burst_of_100_events_against_a_flaky_receiver_keeps_the_statistics_exa
     for s in sends {
         s.await.unwrap();
     }
-    let samples = tokio::time::timeout(Duration::from_secs(60), sampler).await.expect("not all accepted in time").unwrap();
-    assert!(samples > 3, "the invariant was sampled only {samples} times");
+    let samples = tokio::time::timeout(Duration::from_secs(60), sampler)
+        .await
+        .expect("not all accepted in time")
+        .unwrap();
+    assert!(
+        samples > 3,
+        "the invariant was sampled only {samples} times"
+    );
     let stats = server.step_stats(&id, "hook").await;
-    assert_eq!(stats, json!({"stepId": "hook", "type": "send_webhook", "passes": 100, "uniqueContacts": 100,
-                             "accepted": 100, "pending": 0, "failed": 0}));
-    let mut ids: Vec<i64> = rx.received().iter().filter(|r| r.answered == 200).map(|r| r.json()["data"]["id"].as_i64().unwrap()).collect();
+    assert_eq!(
+        stats,
+        json!({"stepId": "hook", "type": "send_webhook", "passes": 100, "uniqueContacts": 100,
+                             "accepted": 100, "pending": 0, "failed": 0})
+    );
+    let mut ids: Vec<i64> = rx
+        .received()
+        .iter()
+        .filter(|r| r.answered == 200)
+        .map(|r| r.json()["data"]["id"].as_i64().unwrap())
+        .collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 100, "not every contact's webhook was accepted exactly once");
+    assert_eq!(
+        ids.len(),
+        100,
+        "not every contact's webhook was accepted exactly once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -110,12 +157,18 @@ async fn a_slow_receiver_does_not_hold_up_the_others() {
     let mut slow_def = webhook_scenario(&slow.url("/slow"));
     slow_def["trigger"] = json!({"type": "form_subscribed"});
     server.active_scenario(&slow_def).await;
-    server.active_scenario(&webhook_scenario(&fast.url("/fast"))).await;
+    server
+        .active_scenario(&webhook_scenario(&fast.url("/fast")))
+        .await;
     for i in 0..10 {
-        server.event(&format!("s{i}"), "form_subscribed", contact(i), json!({})).await;
+        server
+            .event(&format!("s{i}"), "form_subscribed", contact(i), json!({}))
+            .await;
     }
     let start = std::time::Instant::now();
-    server.event("f", "group_added", contact(99), json!({"groupId": 7})).await;
+    server
+        .event("f", "group_added", contact(99), json!({"groupId": 7}))
+        .await;
     let got = fast.wait_for(1, Duration::from_secs(3)).await;
     assert_eq!(got.len(), 1, "the fast receiver waited behind the slow one");
     assert!(start.elapsed() < Duration::from_secs(2));
@@ -126,14 +179,21 @@ async fn sigterm_finishes_in_flight_work_and_exits_cleanly() {
     let mut server = Server::local("30s", "1s");
     let rx = receiver().await;
     rx.set_delay(Duration::from_millis(800));
-    let id = server.active_scenario(&webhook_scenario(&rx.url("/h"))).await;
-    server.event("e1", "group_added", contact(1), json!({"groupId": 7})).await;
+    let id = server
+        .active_scenario(&webhook_scenario(&rx.url("/h")))
+        .await;
+    server
+        .event("e1", "group_added", contact(1), json!({"groupId": 7}))
+        .await;
     rx.wait_for(1, Duration::from_secs(5)).await; // the attempt is in flight
     let status = server.terminate();
     assert!(status.success(), "exit status {status}");
     server.restart();
     let stats = server.step_stats(&id, "hook").await;
-    assert_eq!(stats["accepted"], 1, "the attempt in flight at SIGTERM was not recorded: {stats}");
+    assert_eq!(
+        stats["accepted"], 1,
+        "the attempt in flight at SIGTERM was not recorded: {stats}"
+    );
     assert_eq!(rx.count(), 1);
 }
 
@@ -146,9 +206,21 @@ fn invalid_settings_stop_start_up_naming_the_setting() {
     for (args, envs, needle) in [
         (vec!["--retry-window", "forever"], vec![], "retry-window"),
         (vec!["--retry-delays", "1s,,2s"], vec![], "retry-delays"),
-        (vec![], vec![("HOOKLINE_RETRY_WINDOW", "0s")], "HOOKLINE_RETRY_WINDOW"),
-        (vec![], vec![("HOOKLINE_ALLOW_PRIVATE_TARGETS", "maybe")], "allow-private-targets"),
-        (vec!["--api-key", "one:hk_0123456789abcdef"], vec![], "--api-key"),
+        (
+            vec![],
+            vec![("HOOKLINE_RETRY_WINDOW", "0s")],
+            "HOOKLINE_RETRY_WINDOW",
+        ),
+        (
+            vec![],
+            vec![("HOOKLINE_ALLOW_PRIVATE_TARGETS", "maybe")],
+            "allow-private-targets",
+        ),
+        (
+            vec!["--api-key", "one:hk_0123456789abcdef"],
+            vec![],
+            "--api-key",
+        ),
         (vec!["--listen", "not-an-address"], vec![], "--listen"),
     ] {
         let out = Command::new(bin)
@@ -168,18 +240,35 @@ async fn keys_create_prints_a_working_key_once() {
     let server = Server::local("8s", "1s");
     let db = db_path(&server);
     let out = Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args(["keys", "create", "--account", "7", "--db", db.to_str().unwrap()])
+        .args([
+            "keys",
+            "create",
+            "--account",
+            "7",
+            "--db",
+            db.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(key.starts_with("hk_") && key.len() > 30);
-    let (status, _) = server.request("GET", "/v1/scenarios", Some(&key), None).await;
+    let (status, _) = server
+        .request("GET", "/v1/scenarios", Some(&key), None)
+        .await;
     assert_eq!(status, 200);
     // account 7 sees its own (empty) list, not account 1's
     let rx = receiver().await;
-    server.active_scenario(&webhook_scenario(&rx.url("/h"))).await;
-    let (_, list) = server.request("GET", "/v1/scenarios", Some(&key), None).await;
+    server
+        .active_scenario(&webhook_scenario(&rx.url("/h")))
+        .await;
+    let (_, list) = server
+        .request("GET", "/v1/scenarios", Some(&key), None)
+        .await;
     assert_eq!(list["items"], json!([]));
 }
 
@@ -188,7 +277,13 @@ async fn one_process_per_database() {
     let server = Server::local("8s", "1s");
     let db = db_path(&server);
     let out = Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db", db.to_str().unwrap()])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            db.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -27,12 +27,21 @@ async fn private_targets_are_refused_at_validation_and_by_the_test_button() {
         assert_eq!(body["error"]["field"], "steps[0].url", "{url}");
         assert_eq!(body["error"]["code"], "forbidden_target", "{url}");
         let (status, body) = server.post("/v1/webhooks/test", &json!({"url": url})).await;
-        assert_eq!((status, body["error"]["field"].as_str()), (400, Some("url")), "{url}: {body}");
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some("url")),
+            "{url}: {body}"
+        );
     }
     assert_eq!(rx.count(), 0, "a private target was reached");
     let (_, list) = server.get("/v1/scenarios").await;
     assert_eq!(list["items"], json!([]));
     // a public name that does not resolve here is accepted (checked again at every attempt)
-    let (status, _) = server.post("/v1/scenarios", &webhook_scenario("https://crm.example.com/hooks/new-lead")).await;
+    let (status, _) = server
+        .post(
+            "/v1/scenarios",
+            &webhook_scenario("https://crm.example.com/hooks/new-lead"),
+        )
+        .await;
     assert_eq!(status, 201);
 }

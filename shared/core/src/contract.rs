@@ -25,7 +25,13 @@ fn unique() -> String {
     UlidIds.new_id("t")
 }
 
-fn scenario(account: i64, id: &str, trigger: &str, status: ScenarioStatus, at: i64) -> ScenarioRecord {
+fn scenario(
+    account: i64,
+    id: &str,
+    trigger: &str,
+    status: ScenarioStatus,
+    at: i64,
+) -> ScenarioRecord {
     let def: ScenarioDef = serde_json::from_value(json!({
         "name": format!("scenario {id}"),
         "trigger": {"type": trigger, "formId": 12},
@@ -49,11 +55,32 @@ pub async fn scenario_store(store: &dyn ScenarioStore) {
     let other = account + 1;
     let ids: Vec<String> = (0..5).map(|i| format!("scn_{u}_{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
-        store.insert(&scenario(account, id, "form_subscribed", ScenarioStatus::Draft, i as i64)).await.unwrap();
+        store
+            .insert(&scenario(
+                account,
+                id,
+                "form_subscribed",
+                ScenarioStatus::Draft,
+                i as i64,
+            ))
+            .await
+            .unwrap();
     }
     let got = store.get(account, &ids[0]).await.unwrap().unwrap();
-    assert_eq!(got, scenario(account, &ids[0], "form_subscribed", ScenarioStatus::Draft, 0));
-    assert!(store.get(other, &ids[0]).await.unwrap().is_none(), "another account's scenario was visible");
+    assert_eq!(
+        got,
+        scenario(
+            account,
+            &ids[0],
+            "form_subscribed",
+            ScenarioStatus::Draft,
+            0
+        )
+    );
+    assert!(
+        store.get(other, &ids[0]).await.unwrap().is_none(),
+        "another account's scenario was visible"
+    );
     assert!(store.get(account, "scn_missing").await.unwrap().is_none());
 
     // compare-and-set on status
@@ -61,17 +88,44 @@ pub async fn scenario_store(store: &dyn ScenarioStore) {
     active.status = ScenarioStatus::Active;
     active.updated_at = ts(100);
     assert!(store.update(&active, ScenarioStatus::Draft).await.unwrap());
-    assert!(!store.update(&active, ScenarioStatus::Draft).await.unwrap(), "a stale update went through");
+    assert!(
+        !store.update(&active, ScenarioStatus::Draft).await.unwrap(),
+        "a stale update went through"
+    );
     let mut foreign = active.clone();
     foreign.account = other;
-    assert!(!store.update(&foreign, ScenarioStatus::Active).await.unwrap(), "updated another account's scenario");
+    assert!(
+        !store
+            .update(&foreign, ScenarioStatus::Active)
+            .await
+            .unwrap(),
+        "updated another account's scenario"
+    );
     assert_eq!(store.get(account, &ids[0]).await.unwrap().unwrap(), active);
 
     // only active scenarios of that account and trigger type
-    let found = store.active_for_trigger(account, "form_subscribed").await.unwrap();
-    assert_eq!(found.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec![ids[0].as_str()]);
-    assert!(store.active_for_trigger(account, "group_added").await.unwrap().is_empty());
-    assert!(store.active_for_trigger(other, "form_subscribed").await.unwrap().is_empty());
+    let found = store
+        .active_for_trigger(account, "form_subscribed")
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        vec![ids[0].as_str()]
+    );
+    assert!(
+        store
+            .active_for_trigger(account, "group_added")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .active_for_trigger(other, "form_subscribed")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // pages, newest first, every item once
     let mut seen = Vec::new();
@@ -94,13 +148,29 @@ pub async fn scenario_store(store: &dyn ScenarioStore) {
 pub async fn contact_store(store: &dyn ContactStore) {
     let account = 2_000;
     let id = (Timestamp::now().as_nanosecond() % 1_000_000_000_000) as i64;
-    let first = Contact::parse(json!({"id": id, "email": "a@example.org", "firstname": "Ann"}), "c").unwrap();
+    let first = Contact::parse(
+        json!({"id": id, "email": "a@example.org", "firstname": "Ann"}),
+        "c",
+    )
+    .unwrap();
     store.put(account, &first).await.unwrap();
     assert_eq!(store.get(account, id).await.unwrap(), Some(first));
-    let second = Contact::parse(json!({"id": id, "email": "b@example.org", "customFields": {"plan": "gold"}}), "c").unwrap();
+    let second = Contact::parse(
+        json!({"id": id, "email": "b@example.org", "customFields": {"plan": "gold"}}),
+        "c",
+    )
+    .unwrap();
     store.put(account, &second).await.unwrap();
-    assert_eq!(store.get(account, id).await.unwrap(), Some(second), "the snapshot was not replaced");
-    assert_eq!(store.get(account + 1, id).await.unwrap(), None, "another account's contact was visible");
+    assert_eq!(
+        store.get(account, id).await.unwrap(),
+        Some(second),
+        "the snapshot was not replaced"
+    );
+    assert_eq!(
+        store.get(account + 1, id).await.unwrap(),
+        None,
+        "another account's contact was visible"
+    );
 }
 
 fn enrollment(id: &str, scenario: &str, contact: i64) -> Enrollment {
@@ -133,32 +203,83 @@ pub async fn enrollment_store(store: &dyn EnrollmentStore) {
         enrollments: vec![],
     };
     assert_eq!(store.save_event_answer(3_000, &first).await.unwrap(), first);
-    assert_eq!(store.save_event_answer(3_000, &second).await.unwrap(), first);
-    assert_eq!(store.event_answer(3_000, &event_id).await.unwrap(), Some(first));
-    assert_eq!(store.event_answer(3_001, &event_id).await.unwrap(), None, "another account's event");
+    assert_eq!(
+        store.save_event_answer(3_000, &second).await.unwrap(),
+        first
+    );
+    assert_eq!(
+        store.event_answer(3_000, &event_id).await.unwrap(),
+        Some(first)
+    );
+    assert_eq!(
+        store.event_answer(3_001, &event_id).await.unwrap(),
+        None,
+        "another account's event"
+    );
 
     // at most one entry per (scenario, contact) without re-entry
     let scn = format!("scn_{u}");
     let e1 = enrollment(&format!("enr_{u}_1"), &scn, 7);
-    assert_eq!(store.create(&e1, false).await.unwrap(), EnrollOutcome::Created);
-    assert_eq!(store.create(&e1, false).await.unwrap(), EnrollOutcome::AlreadyExists);
+    assert_eq!(
+        store.create(&e1, false).await.unwrap(),
+        EnrollOutcome::Created
+    );
+    assert_eq!(
+        store.create(&e1, false).await.unwrap(),
+        EnrollOutcome::AlreadyExists
+    );
     let e2 = enrollment(&format!("enr_{u}_2"), &scn, 7);
-    assert_eq!(store.create(&e2, false).await.unwrap(), EnrollOutcome::AlreadyEntered);
+    assert_eq!(
+        store.create(&e2, false).await.unwrap(),
+        EnrollOutcome::AlreadyEntered
+    );
     assert_eq!(store.get(&e2.id).await.unwrap(), None);
-    assert_eq!(store.create(&e2, true).await.unwrap(), EnrollOutcome::Created);
+    assert_eq!(
+        store.create(&e2, true).await.unwrap(),
+        EnrollOutcome::Created
+    );
     let e3 = enrollment(&format!("enr_{u}_3"), &scn, 8);
-    assert_eq!(store.create(&e3, false).await.unwrap(), EnrollOutcome::Created);
+    assert_eq!(
+        store.create(&e3, false).await.unwrap(),
+        EnrollOutcome::Created
+    );
     assert_eq!(store.get(&e1.id).await.unwrap(), Some(e1.clone()));
 
     // moves are a compare-and-set on seq
-    assert!(store.advance(&e1.id, 0, Some("hook"), EnrollmentState::AwaitingDelivery).await.unwrap());
-    assert!(!store.advance(&e1.id, 0, Some("other"), EnrollmentState::Active).await.unwrap());
+    assert!(
+        store
+            .advance(&e1.id, 0, Some("hook"), EnrollmentState::AwaitingDelivery)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance(&e1.id, 0, Some("other"), EnrollmentState::Active)
+            .await
+            .unwrap()
+    );
     let got = store.get(&e1.id).await.unwrap().unwrap();
-    assert_eq!((got.seq, got.step_id.as_deref(), got.state), (1, Some("hook"), EnrollmentState::AwaitingDelivery));
-    assert!(store.advance(&e1.id, 1, None, EnrollmentState::Completed).await.unwrap());
+    assert_eq!(
+        (got.seq, got.step_id.as_deref(), got.state),
+        (1, Some("hook"), EnrollmentState::AwaitingDelivery)
+    );
+    assert!(
+        store
+            .advance(&e1.id, 1, None, EnrollmentState::Completed)
+            .await
+            .unwrap()
+    );
     let got = store.get(&e1.id).await.unwrap().unwrap();
-    assert_eq!((got.seq, got.step_id, got.state), (2, None, EnrollmentState::Completed));
-    assert!(!store.advance("enr_missing", 0, None, EnrollmentState::Completed).await.unwrap());
+    assert_eq!(
+        (got.seq, got.step_id, got.state),
+        (2, None, EnrollmentState::Completed)
+    );
+    assert!(
+        !store
+            .advance("enr_missing", 0, None, EnrollmentState::Completed)
+            .await
+            .unwrap()
+    );
 }
 
 fn delivery(id: &str, scenario: &str, contact: i64, created: i64) -> Delivery {
@@ -209,32 +330,132 @@ fn attempt(status: Option<u16>) -> Attempt {
 pub async fn delivery_store(store: &dyn DeliveryStore) {
     let u = unique();
     let scn = format!("scn_{u}");
-    let counts = |c: &[StepCounts], step: &str| c.iter().find(|x| x.step_id == step).cloned().unwrap_or_default();
+    let counts = |c: &[StepCounts], step: &str| {
+        c.iter()
+            .find(|x| x.step_id == step)
+            .cloned()
+            .unwrap_or_default()
+    };
 
     // passes are idempotent by key; a webhook pass carries its delivery
-    assert!(store.record_pass(&pass(&format!("{u}:a"), &scn, "cond", 1), None).await.unwrap());
-    assert!(!store.record_pass(&pass(&format!("{u}:a"), &scn, "cond", 1), None).await.unwrap());
-    assert!(store.record_pass(&pass(&format!("{u}:b"), &scn, "cond", 1), None).await.unwrap());
-    let d: Vec<Delivery> = (0..3).map(|i| delivery(&format!("dlv_{u}_{i}"), &scn, 10 + (i % 2), i)).collect();
+    assert!(
+        store
+            .record_pass(&pass(&format!("{u}:a"), &scn, "cond", 1), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_pass(&pass(&format!("{u}:a"), &scn, "cond", 1), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_pass(&pass(&format!("{u}:b"), &scn, "cond", 1), None)
+            .await
+            .unwrap()
+    );
+    let d: Vec<Delivery> = (0..3)
+        .map(|i| delivery(&format!("dlv_{u}_{i}"), &scn, 10 + (i % 2), i))
+        .collect();
     for (i, dl) in d.iter().enumerate() {
         let p = pass(&format!("{u}:hook:{i}"), &scn, "hook", dl.contact_id);
         assert!(store.record_pass(&p, Some(dl)).await.unwrap());
-        assert!(!store.record_pass(&p, Some(dl)).await.unwrap(), "a repeated pass was counted");
+        assert!(
+            !store.record_pass(&p, Some(dl)).await.unwrap(),
+            "a repeated pass was counted"
+        );
     }
     assert_eq!(store.get(&d[0].id).await.unwrap(), Some(d[0].clone()));
     assert_eq!(store.get("dlv_missing").await.unwrap(), None);
 
     let c = store.step_counts(4_000, &scn).await.unwrap();
-    assert_eq!(counts(&c, "cond"), StepCounts { step_id: "cond".into(), passes: 2, unique_contacts: 1, ..Default::default() });
-    assert_eq!(counts(&c, "hook"), StepCounts { step_id: "hook".into(), passes: 3, unique_contacts: 2, pending: 3, ..Default::default() });
-    assert!(store.step_counts(4_001, &scn).await.unwrap().iter().all(|c| c.passes == 0), "another account's counts");
+    assert_eq!(
+        counts(&c, "cond"),
+        StepCounts {
+            step_id: "cond".into(),
+            passes: 2,
+            unique_contacts: 1,
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        counts(&c, "hook"),
+        StepCounts {
+            step_id: "hook".into(),
+            passes: 3,
+            unique_contacts: 2,
+            pending: 3,
+            ..Default::default()
+        }
+    );
+    assert!(
+        store
+            .step_counts(4_001, &scn)
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.passes == 0),
+        "another account's counts"
+    );
 
     // attempts: a compare-and-set on the attempt count; statistics move with the status
-    assert!(store.record_attempt(&d[0].id, 0, Some(&attempt(Some(500))), DeliveryStatus::Pending, Some(ts(10))).await.unwrap());
-    assert!(!store.record_attempt(&d[0].id, 0, Some(&attempt(Some(500))), DeliveryStatus::Pending, Some(ts(10))).await.unwrap());
-    assert!(store.record_attempt(&d[0].id, 1, Some(&attempt(Some(200))), DeliveryStatus::Accepted, None).await.unwrap());
-    assert!(!store.record_attempt(&d[0].id, 2, Some(&attempt(Some(200))), DeliveryStatus::Accepted, None).await.unwrap(), "a settled delivery changed");
-    assert!(store.record_attempt(&d[1].id, 0, None, DeliveryStatus::Failed, None).await.unwrap());
+    assert!(
+        store
+            .record_attempt(
+                &d[0].id,
+                0,
+                Some(&attempt(Some(500))),
+                DeliveryStatus::Pending,
+                Some(ts(10))
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_attempt(
+                &d[0].id,
+                0,
+                Some(&attempt(Some(500))),
+                DeliveryStatus::Pending,
+                Some(ts(10))
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_attempt(
+                &d[0].id,
+                1,
+                Some(&attempt(Some(200))),
+                DeliveryStatus::Accepted,
+                None
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_attempt(
+                &d[0].id,
+                2,
+                Some(&attempt(Some(200))),
+                DeliveryStatus::Accepted,
+                None
+            )
+            .await
+            .unwrap(),
+        "a settled delivery changed"
+    );
+    assert!(
+        store
+            .record_attempt(&d[1].id, 0, None, DeliveryStatus::Failed, None)
+            .await
+            .unwrap()
+    );
     let got = store.get(&d[0].id).await.unwrap().unwrap();
     assert_eq!(got.status, DeliveryStatus::Accepted);
     assert_eq!(got.attempts, vec![attempt(Some(500)), attempt(Some(200))]);
@@ -256,17 +477,32 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
         limit,
     };
     let page = store.list(&filter(None, None, 2)).await.unwrap();
-    assert_eq!(page.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), vec![d[2].id.clone(), d[1].id.clone()]);
-    let rest = store.list(&filter(None, page.next_cursor.as_deref(), 2)).await.unwrap();
-    assert_eq!(rest.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), vec![d[0].id.clone()]);
+    assert_eq!(
+        page.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        vec![d[2].id.clone(), d[1].id.clone()]
+    );
+    let rest = store
+        .list(&filter(None, page.next_cursor.as_deref(), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        vec![d[0].id.clone()]
+    );
     assert_eq!(rest.next_cursor, None);
-    let accepted = store.list(&filter(Some(DeliveryStatus::Accepted), None, 10)).await.unwrap();
+    let accepted = store
+        .list(&filter(Some(DeliveryStatus::Accepted), None, 10))
+        .await
+        .unwrap();
     assert_eq!(accepted.items.len(), 1);
     assert_eq!(accepted.items[0].id, d[0].id);
     let mut foreign = filter(None, None, 10);
     foreign.account = 4_001;
     assert!(store.list(&foreign).await.unwrap().items.is_empty());
-    let bad = store.list(&filter(None, Some("not-a-cursor"), 2)).await.unwrap_err();
+    let bad = store
+        .list(&filter(None, Some("not-a-cursor"), 2))
+        .await
+        .unwrap_err();
     assert!(bad.is::<BadCursor>(), "{bad}");
 }
 
@@ -274,8 +510,15 @@ pub async fn key_store(store: &dyn KeyStore) {
     let hash = crate::domain::ids::hash_api_key(&unique());
     assert_eq!(store.account_for(&hash).await.unwrap(), None);
     assert!(store.insert(&hash, 5).await.unwrap());
-    assert!(!store.insert(&hash, 6).await.unwrap(), "a key was registered twice");
-    assert_eq!(store.account_for(&hash).await.unwrap(), Some(5), "an existing key changed account");
+    assert!(
+        !store.insert(&hash, 6).await.unwrap(),
+        "a key was registered twice"
+    );
+    assert_eq!(
+        store.account_for(&hash).await.unwrap(),
+        Some(5),
+        "an existing key changed account"
+    );
 }
 
 pub type Receive<'a> = &'a (dyn Fn() -> Pin<Box<dyn Future<Output = Vec<Task>> + Send>> + Sync);
@@ -294,7 +537,10 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
     let start = Timestamp::now();
     queue.enqueue(&now_task, start).await.unwrap();
     queue
-        .enqueue(&later_task, crate::domain::time::add(start, Duration::from_secs(2)))
+        .enqueue(
+            &later_task,
+            crate::domain::time::add(start, Duration::from_secs(2)),
+        )
         .await
         .unwrap();
     let mut got = Vec::new();
@@ -316,5 +562,8 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(later.contains(&later_task), "a delayed task never came");
-    assert!(Timestamp::now().duration_since(start).as_secs_f64() >= 1.9, "a delayed task came early");
+    assert!(
+        Timestamp::now().duration_since(start).as_secs_f64() >= 1.9,
+        "a delayed task came early"
+    );
 }

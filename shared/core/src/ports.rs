@@ -50,11 +50,24 @@ pub trait ScenarioStore: Send + Sync {
     async fn get(&self, account: i64, id: &str) -> StoreResult<Option<ScenarioRecord>>;
     /// Replaces the definition and status when the stored status is still `expected`
     /// (a compare-and-set); `false` when it was not.
-    async fn update(&self, scenario: &ScenarioRecord, expected: ScenarioStatus) -> StoreResult<bool>;
+    async fn update(
+        &self,
+        scenario: &ScenarioRecord,
+        expected: ScenarioStatus,
+    ) -> StoreResult<bool>;
     /// Newest first.
-    async fn list(&self, account: i64, cursor: Option<&str>, limit: usize) -> StoreResult<Page<ScenarioRecord>>;
+    async fn list(
+        &self,
+        account: i64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<ScenarioRecord>>;
     /// The active scenarios of an account whose trigger has this type.
-    async fn active_for_trigger(&self, account: i64, trigger_type: &str) -> StoreResult<Vec<ScenarioRecord>>;
+    async fn active_for_trigger(
+        &self,
+        account: i64,
+        trigger_type: &str,
+    ) -> StoreResult<Vec<ScenarioRecord>>;
 }
 
 #[async_trait]
@@ -87,9 +100,14 @@ impl EnrollmentState {
     }
 
     pub fn parse(s: &str) -> Option<EnrollmentState> {
-        [Self::Active, Self::AwaitingDelivery, Self::Completed, Self::Stopped]
-            .into_iter()
-            .find(|x| x.as_str() == s)
+        [
+            Self::Active,
+            Self::AwaitingDelivery,
+            Self::Completed,
+            Self::Stopped,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
     }
 
     pub fn is_final(self) -> bool {
@@ -123,15 +141,30 @@ pub enum EnrollOutcome {
 #[async_trait]
 pub trait EnrollmentStore: Send + Sync {
     /// The stored answer to an event id, if it was answered.
-    async fn event_answer(&self, account: i64, event_id: &str) -> StoreResult<Option<IntakeAnswer>>;
+    async fn event_answer(&self, account: i64, event_id: &str)
+    -> StoreResult<Option<IntakeAnswer>>;
     /// Stores the answer unless one is there; returns the stored one either way.
-    async fn save_event_answer(&self, account: i64, answer: &IntakeAnswer) -> StoreResult<IntakeAnswer>;
+    async fn save_event_answer(
+        &self,
+        account: i64,
+        answer: &IntakeAnswer,
+    ) -> StoreResult<IntakeAnswer>;
     /// Creates an enrollment. Without `allow_reentry`, at most one per (scenario, contact).
-    async fn create(&self, enrollment: &Enrollment, allow_reentry: bool) -> StoreResult<EnrollOutcome>;
+    async fn create(
+        &self,
+        enrollment: &Enrollment,
+        allow_reentry: bool,
+    ) -> StoreResult<EnrollOutcome>;
     async fn get(&self, id: &str) -> StoreResult<Option<Enrollment>>;
     /// Moves the enrollment from `from_seq` to `from_seq + 1` with a new step and state;
     /// `false` when its `seq` was not `from_seq`.
-    async fn advance(&self, id: &str, from_seq: u64, step_id: Option<&str>, state: EnrollmentState) -> StoreResult<bool>;
+    async fn advance(
+        &self,
+        id: &str,
+        from_seq: u64,
+        step_id: Option<&str>,
+        state: EnrollmentState,
+    ) -> StoreResult<bool>;
 }
 
 /// One contact passing one step: the unit of the statistics. `key` makes it idempotent.
@@ -220,7 +253,9 @@ impl Task {
     /// Two enqueues of the same key are the same work (the local queue keeps one).
     pub fn dedupe_key(&self) -> String {
         match self {
-            Task::AdvanceV1 { enrollment_id, seq, .. } => format!("adv:{enrollment_id}:{seq}"),
+            Task::AdvanceV1 {
+                enrollment_id, seq, ..
+            } => format!("adv:{enrollment_id}:{seq}"),
             Task::DeliverV1 { delivery_id } => format!("dlv:{delivery_id}"),
         }
     }

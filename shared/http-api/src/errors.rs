@@ -51,7 +51,9 @@ impl From<AppError> for ApiError {
                 message: inv.message,
                 field: inv.field,
             },
-            AppError::Unauthorized => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", err.to_string()),
+            AppError::Unauthorized => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", err.to_string())
+            }
             AppError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             AppError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "invalid_state", m),
             AppError::Unexpected(e) => {

@@ -6,7 +6,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use hookline_core::app::TestRequest;
-use hookline_core::app::views::{DeliveryView, ListView, PlaceholderView, ScenarioView, StepStatsView, TestAnswer, placeholders as catalogue};
+use hookline_core::app::views::{
+    DeliveryView, ListView, PlaceholderView, ScenarioView, StepStatsView, TestAnswer,
+    placeholders as catalogue,
+};
 use hookline_core::domain::event::{EventIn, IntakeAnswer};
 use hookline_core::domain::scenario::ScenarioDef;
 use serde::Serialize;
@@ -22,7 +25,11 @@ type ApiResult<T> = Result<T, ApiError>;
     responses((status = 202, body = IntakeAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn post_event(State(s): State<ApiState>, Account(account): Account, JsonBody(body): JsonBody) -> ApiResult<impl IntoResponse> {
+pub async fn post_event(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    JsonBody(body): JsonBody,
+) -> ApiResult<impl IntoResponse> {
     let answer = s.engine.intake(account, body).await?;
     Ok((StatusCode::ACCEPTED, Json(answer)))
 }
@@ -30,7 +37,11 @@ pub async fn post_event(State(s): State<ApiState>, Account(account): Account, Js
 #[utoipa::path(post, path = "/v1/scenarios", tag = "scenarios", request_body = ScenarioDef,
     responses((status = 201, body = ScenarioView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create_scenario(State(s): State<ApiState>, Account(account): Account, JsonBody(body): JsonBody) -> ApiResult<impl IntoResponse> {
+pub async fn create_scenario(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    JsonBody(body): JsonBody,
+) -> ApiResult<impl IntoResponse> {
     let view = s.engine.create_scenario(account, body).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -39,14 +50,26 @@ pub async fn create_scenario(State(s): State<ApiState>, Account(account): Accoun
     params(("limit" = Option<u32>, Query, description = "1 to 100, default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = ListView<ScenarioView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_scenarios(State(s): State<ApiState>, Account(account): Account, RawQuery(raw): RawQuery) -> ApiResult<Json<ListView<ScenarioView>>> {
+pub async fn list_scenarios(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<ListView<ScenarioView>>> {
     let q = query(raw.as_deref());
-    Ok(Json(s.engine.list_scenarios(account, param(&q, "cursor"), param(&q, "limit")).await?))
+    Ok(Json(
+        s.engine
+            .list_scenarios(account, param(&q, "cursor"), param(&q, "limit"))
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/scenarios/{id}", tag = "scenarios", params(("id" = String, Path)),
     responses((status = 200, body = ScenarioView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn get_scenario(State(s): State<ApiState>, Account(account): Account, Path(id): Path<String>) -> ApiResult<Json<ScenarioView>> {
+pub async fn get_scenario(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ScenarioView>> {
     Ok(Json(s.engine.get_scenario(account, &id).await?))
 }
 
@@ -64,25 +87,44 @@ pub async fn update_scenario(
 
 #[utoipa::path(post, path = "/v1/scenarios/{id}/activate", tag = "scenarios", params(("id" = String, Path)),
     responses((status = 200, body = ScenarioView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn activate(State(s): State<ApiState>, Account(account): Account, Path(id): Path<String>) -> ApiResult<Json<ScenarioView>> {
+pub async fn activate(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ScenarioView>> {
     Ok(Json(s.engine.activate_scenario(account, &id).await?))
 }
 
 #[utoipa::path(post, path = "/v1/scenarios/{id}/archive", tag = "scenarios", params(("id" = String, Path)),
     responses((status = 200, body = ScenarioView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn archive(State(s): State<ApiState>, Account(account): Account, Path(id): Path<String>) -> ApiResult<Json<ScenarioView>> {
+pub async fn archive(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ScenarioView>> {
     Ok(Json(s.engine.archive_scenario(account, &id).await?))
 }
 
 #[utoipa::path(post, path = "/v1/scenarios/{id}/duplicate", tag = "scenarios", params(("id" = String, Path)),
     responses((status = 201, body = ScenarioView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn duplicate(State(s): State<ApiState>, Account(account): Account, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
-    Ok((StatusCode::CREATED, Json(s.engine.duplicate_scenario(account, &id).await?)))
+pub async fn duplicate(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.engine.duplicate_scenario(account, &id).await?),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/test", tag = "webhooks", request_body = TestRequest,
     responses((status = 200, body = TestAnswer), (status = 400, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn test_webhook(State(s): State<ApiState>, Account(account): Account, JsonBody(body): JsonBody) -> ApiResult<Json<TestAnswer>> {
+pub async fn test_webhook(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<TestAnswer>> {
     Ok(Json(s.engine.test_webhook(account, body).await?))
 }
 
@@ -105,15 +147,26 @@ pub struct ScenarioStats {
 
 #[utoipa::path(get, path = "/v1/scenarios/{id}/stats", tag = "statistics", params(("id" = String, Path)),
     responses((status = 200, body = ScenarioStats), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn scenario_stats(State(s): State<ApiState>, Account(account): Account, Path(id): Path<String>) -> ApiResult<Json<ScenarioStats>> {
+pub async fn scenario_stats(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ScenarioStats>> {
     let items = s.engine.scenario_stats(account, &id).await?;
-    Ok(Json(ScenarioStats { items, next_cursor: None }))
+    Ok(Json(ScenarioStats {
+        items,
+        next_cursor: None,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/scenarios/{id}/steps/{step}/stats", tag = "statistics",
     params(("id" = String, Path), ("step" = String, Path)),
     responses((status = 200, body = StepStatsView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn step_stats(State(s): State<ApiState>, Account(account): Account, Path((id, step)): Path<(String, String)>) -> ApiResult<Json<StepStatsView>> {
+pub async fn step_stats(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Path((id, step)): Path<(String, String)>,
+) -> ApiResult<Json<StepStatsView>> {
     Ok(Json(s.engine.step_stats(account, &id, &step).await?))
 }
 
@@ -131,7 +184,14 @@ pub async fn step_deliveries(
     let q = query(raw.as_deref());
     let list = s
         .engine
-        .step_deliveries(account, &id, &step, param(&q, "status"), param(&q, "limit"), param(&q, "cursor"))
+        .step_deliveries(
+            account,
+            &id,
+            &step,
+            param(&q, "status"),
+            param(&q, "limit"),
+            param(&q, "cursor"),
+        )
         .await?;
     Ok(Json(list))
 }
@@ -151,5 +211,9 @@ pub async fn not_found() -> ApiError {
 }
 
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
 }

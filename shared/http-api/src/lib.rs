@@ -38,8 +38,14 @@ fn intake() -> Router<ApiState> {
 
 fn scenarios() -> Router<ApiState> {
     Router::new()
-        .route("/v1/scenarios", post(handlers::create_scenario).get(handlers::list_scenarios))
-        .route("/v1/scenarios/{id}", get(handlers::get_scenario).put(handlers::update_scenario))
+        .route(
+            "/v1/scenarios",
+            post(handlers::create_scenario).get(handlers::list_scenarios),
+        )
+        .route(
+            "/v1/scenarios/{id}",
+            get(handlers::get_scenario).put(handlers::update_scenario),
+        )
         .route("/v1/scenarios/{id}/activate", post(handlers::activate))
         .route("/v1/scenarios/{id}/archive", post(handlers::archive))
         .route("/v1/scenarios/{id}/duplicate", post(handlers::duplicate))
@@ -50,8 +56,14 @@ fn scenarios() -> Router<ApiState> {
 fn stats() -> Router<ApiState> {
     Router::new()
         .route("/v1/scenarios/{id}/stats", get(handlers::scenario_stats))
-        .route("/v1/scenarios/{id}/steps/{step}/stats", get(handlers::step_stats))
-        .route("/v1/scenarios/{id}/steps/{step}/deliveries", get(handlers::step_deliveries))
+        .route(
+            "/v1/scenarios/{id}/steps/{step}/stats",
+            get(handlers::step_stats),
+        )
+        .route(
+            "/v1/scenarios/{id}/steps/{step}/deliveries",
+            get(handlers::step_deliveries),
+        )
 }
 
 /// `POST /v1/events` only.

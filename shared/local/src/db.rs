@@ -103,7 +103,8 @@ pub struct Db {
 
 impl Db {
     pub fn open(path: &Path) -> anyhow::Result<Db> {
-        let conn = Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening database {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -121,7 +122,9 @@ impl Db {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| anyhow::anyhow!("database mutex poisoned"))?;
+            let mut guard = conn
+                .lock()
+                .map_err(|_| anyhow::anyhow!("database mutex poisoned"))?;
             f(&mut guard)
         })
         .await

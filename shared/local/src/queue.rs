@@ -45,7 +45,12 @@ impl SqliteQueue {
     }
 
     /// Leases up to `n` due jobs for `lease`.
-    pub async fn lease(&self, now: Timestamp, n: usize, lease: Duration) -> anyhow::Result<Vec<LeasedJob>> {
+    pub async fn lease(
+        &self,
+        now: Timestamp,
+        n: usize,
+        lease: Duration,
+    ) -> anyhow::Result<Vec<LeasedJob>> {
         let now_ms = to_millis(now);
         let until = now_ms + lease.as_millis() as i64;
         let rows = self
@@ -101,7 +106,12 @@ impl SqliteQueue {
     /// At start-up: this process is the only one, so no job is running.
     pub async fn release_all_leases(&self) -> anyhow::Result<usize> {
         self.db
-            .call(|c| Ok(c.execute("UPDATE jobs SET lease_until = NULL WHERE lease_until IS NOT NULL", [])?))
+            .call(|c| {
+                Ok(c.execute(
+                    "UPDATE jobs SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                    [],
+                )?)
+            })
             .await
     }
 
@@ -110,9 +120,13 @@ impl SqliteQueue {
         let ms: Option<i64> = self
             .db
             .call(|c| {
-                Ok(c.query_row("SELECT MIN(due_at) FROM jobs WHERE lease_until IS NULL", [], |r| r.get(0))
-                    .optional()?
-                    .flatten())
+                Ok(c.query_row(
+                    "SELECT MIN(due_at) FROM jobs WHERE lease_until IS NULL",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten())
             })
             .await?;
         Ok(ms.map(from_millis))
@@ -121,7 +135,9 @@ impl SqliteQueue {
     /// How many jobs are waiting or running.
     pub async fn len(&self) -> anyhow::Result<u64> {
         self.db
-            .call(|c| Ok(c.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get::<_, i64>(0))? as u64))
+            .call(|c| {
+                Ok(c.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get::<_, i64>(0))? as u64)
+            })
             .await
     }
 }

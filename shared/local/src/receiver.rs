@@ -78,7 +78,12 @@ impl Default for ReceiverOptions {
     }
 }
 
-async fn handle(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
     let n = inner.count.fetch_add(1, Ordering::SeqCst);
     let delay = inner.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
@@ -95,7 +100,12 @@ async fn handle(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, b
             path: uri.path().to_string(),
             headers: headers
                 .iter()
-                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect(),
             body: String::from_utf8_lossy(&body).into_owned(),
             answered: status,
@@ -104,7 +114,11 @@ async fn handle(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, b
             print_request(n + 1, &received);
         }
         if inner.keep {
-            inner.received.lock().unwrap_or_else(|e| e.into_inner()).push(received);
+            inner
+                .received
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(received);
         }
     }
     inner.arrived.notify_waiters();
@@ -163,7 +177,9 @@ impl Receiver {
 
     /// A pause before each answer (a slow receiver).
     pub fn set_delay(&self, delay: Duration) {
-        self.inner.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+        self.inner
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn count(&self) -> usize {
@@ -171,7 +187,11 @@ impl Receiver {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.inner.received.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Waits until at least `n` requests arrived (or `timeout` passed); returns what arrived.

@@ -35,7 +35,10 @@ impl Runner {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let released = self.queue.release_all_leases().await?;
         if released > 0 {
-            tracing::info!(released, "resuming jobs left running by the previous process");
+            tracing::info!(
+                released,
+                "resuming jobs left running by the previous process"
+            );
         }
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let ready = self.queue.notified();
@@ -63,7 +66,10 @@ impl Runner {
             };
             if jobs.is_empty() {
                 let wait = match self.queue.next_due().await {
-                    Ok(Some(due)) => due.duration_since(clock.now()).unsigned_abs().min(IDLE_POLL),
+                    Ok(Some(due)) => due
+                        .duration_since(clock.now())
+                        .unsigned_abs()
+                        .min(IDLE_POLL),
                     _ => IDLE_POLL,
                 };
                 tokio::select! {
@@ -74,7 +80,9 @@ impl Runner {
                 continue;
             }
             for job in jobs {
-                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let engine = self.engine.clone();
                 let queue = self.queue.clone();
                 tokio::spawn(async move {
@@ -84,7 +92,11 @@ impl Runner {
             }
         }
         // Graceful: let the jobs in flight finish (each is bounded by the request timeout).
-        let _ = tokio::time::timeout(Duration::from_secs(20), slots.acquire_many(self.concurrency as u32)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(20),
+            slots.acquire_many(self.concurrency as u32),
+        )
+        .await;
         Ok(())
     }
 }
@@ -102,7 +114,9 @@ async fn run_job(engine: &Hookline, queue: &SqliteQueue, job: crate::LeasedJob) 
             // may pass (a store hiccup): back off 1 s, 2 s, 4 s … up to a minute
             let backoff = Duration::from_secs(1 << job.tries.min(6));
             tracing::warn!(job = job.id, tries = job.tries + 1, error = %e, "job failed; will retry");
-            queue.reschedule(job.id, add(engine.ports.clock.now(), backoff), true).await
+            queue
+                .reschedule(job.id, add(engine.ports.clock.now(), backoff), true)
+                .await
         }
     };
     if let Err(e) = result {

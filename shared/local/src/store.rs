@@ -9,8 +9,8 @@ use hookline_core::domain::event::IntakeAnswer;
 use hookline_core::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
-    BadCursor, ContactStore, DeliveryFilter, DeliveryStore, EnrollOutcome, Enrollment, EnrollmentState,
-    EnrollmentStore, KeyStore, Page, Pass, ScenarioStore, StepCounts, StoreResult,
+    BadCursor, ContactStore, DeliveryFilter, DeliveryStore, EnrollOutcome, Enrollment,
+    EnrollmentState, EnrollmentStore, KeyStore, Page, Pass, ScenarioStore, StepCounts, StoreResult,
 };
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, params};
@@ -38,14 +38,23 @@ fn now_ms() -> i64 {
 const SCENARIO_COLS: &str = "id, account, status, def, created_at, updated_at";
 
 fn scenario_row(row: &Row<'_>) -> rusqlite::Result<(String, i64, String, String, i64, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
 }
 
 fn scenario_from(raw: (String, i64, String, String, i64, i64)) -> anyhow::Result<ScenarioRecord> {
     let (id, account, status, def, created, updated) = raw;
     Ok(ScenarioRecord {
-        status: ScenarioStatus::parse(&status).with_context(|| format!("scenario {id}: status {status}"))?,
-        def: serde_json::from_str::<ScenarioDef>(&def).with_context(|| format!("scenario {id}: definition"))?,
+        status: ScenarioStatus::parse(&status)
+            .with_context(|| format!("scenario {id}: status {status}"))?,
+        def: serde_json::from_str::<ScenarioDef>(&def)
+            .with_context(|| format!("scenario {id}: definition"))?,
         id,
         account,
         created_at: from_millis(created),
@@ -76,7 +85,9 @@ impl ScenarioStore for SqliteStore {
             .db
             .call(move |c| {
                 Ok(c.query_row(
-                    &format!("SELECT {SCENARIO_COLS} FROM scenarios WHERE account = ?1 AND id = ?2"),
+                    &format!(
+                        "SELECT {SCENARIO_COLS} FROM scenarios WHERE account = ?1 AND id = ?2"
+                    ),
                     params![account, id],
                     scenario_row,
                 )
@@ -94,14 +105,27 @@ impl ScenarioStore for SqliteStore {
                 let n = c.execute(
                     "UPDATE scenarios SET status = ?1, trigger_type = ?2, def = ?3, updated_at = ?4
                      WHERE id = ?5 AND account = ?6 AND status = ?7",
-                    params![s.status.as_str(), s.def.trigger.kind, def, to_millis(s.updated_at), s.id, s.account, expected.as_str()],
+                    params![
+                        s.status.as_str(),
+                        s.def.trigger.kind,
+                        def,
+                        to_millis(s.updated_at),
+                        s.id,
+                        s.account,
+                        expected.as_str()
+                    ],
                 )?;
                 Ok(n == 1)
             })
             .await
     }
 
-    async fn list(&self, account: i64, cursor: Option<&str>, limit: usize) -> StoreResult<Page<ScenarioRecord>> {
+    async fn list(
+        &self,
+        account: i64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<ScenarioRecord>> {
         if let Some(c) = cursor
             && !c.starts_with("scn_")
         {
@@ -121,7 +145,10 @@ impl ScenarioStore for SqliteStore {
                 Ok(rows)
             })
             .await?;
-        let mut items = rows.into_iter().map(scenario_from).collect::<anyhow::Result<Vec<_>>>()?;
+        let mut items = rows
+            .into_iter()
+            .map(scenario_from)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let next_cursor = (items.len() > limit).then(|| {
             items.truncate(limit);
             items.last().map(|s| s.id.clone()).unwrap_or_default()
@@ -129,7 +156,11 @@ impl ScenarioStore for SqliteStore {
         Ok(Page { items, next_cursor })
     }
 
-    async fn active_for_trigger(&self, account: i64, trigger_type: &str) -> StoreResult<Vec<ScenarioRecord>> {
+    async fn active_for_trigger(
+        &self,
+        account: i64,
+        trigger_type: &str,
+    ) -> StoreResult<Vec<ScenarioRecord>> {
         let trigger_type = trigger_type.to_string();
         let rows = self
             .db
@@ -178,7 +209,8 @@ impl ContactStore for SqliteStore {
             .await?;
         raw.map(|text| {
             let value: serde_json::Value = serde_json::from_str(&text)?;
-            Contact::parse(value, "contact").map_err(|e| anyhow::anyhow!("stored contact {id}: {e}"))
+            Contact::parse(value, "contact")
+                .map_err(|e| anyhow::anyhow!("stored contact {id}: {e}"))
         })
         .transpose()
     }
@@ -186,13 +218,28 @@ impl ContactStore for SqliteStore {
 
 // ---------------------------------------------------------------- enrollments and events
 
-fn enrollment_row(row: &Row<'_>) -> rusqlite::Result<(String, i64, String, i64, i64, Option<String>, String, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
+fn enrollment_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<(String, i64, String, i64, i64, Option<String>, String, i64)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    ))
 }
 
 #[async_trait]
 impl EnrollmentStore for SqliteStore {
-    async fn event_answer(&self, account: i64, event_id: &str) -> StoreResult<Option<IntakeAnswer>> {
+    async fn event_answer(
+        &self,
+        account: i64,
+        event_id: &str,
+    ) -> StoreResult<Option<IntakeAnswer>> {
         let event_id = event_id.to_string();
         let raw: Option<String> = self
             .db
@@ -208,7 +255,11 @@ impl EnrollmentStore for SqliteStore {
         Ok(raw.map(|t| serde_json::from_str(&t)).transpose()?)
     }
 
-    async fn save_event_answer(&self, account: i64, answer: &IntakeAnswer) -> StoreResult<IntakeAnswer> {
+    async fn save_event_answer(
+        &self,
+        account: i64,
+        answer: &IntakeAnswer,
+    ) -> StoreResult<IntakeAnswer> {
         let text = serde_json::to_string(answer)?;
         let event_id = answer.event_id.clone();
         let stored: String = self
@@ -277,22 +328,31 @@ impl EnrollmentStore for SqliteStore {
                 .optional()?)
             })
             .await?;
-        raw.map(|(id, account, scenario_id, contact_id, seq, step_id, state, created)| {
-            Ok(Enrollment {
-                state: EnrollmentState::parse(&state).with_context(|| format!("enrollment {id}: state {state}"))?,
-                id,
-                account,
-                scenario_id,
-                contact_id,
-                seq: seq as u64,
-                step_id,
-                created_at: from_millis(created),
-            })
-        })
+        raw.map(
+            |(id, account, scenario_id, contact_id, seq, step_id, state, created)| {
+                Ok(Enrollment {
+                    state: EnrollmentState::parse(&state)
+                        .with_context(|| format!("enrollment {id}: state {state}"))?,
+                    id,
+                    account,
+                    scenario_id,
+                    contact_id,
+                    seq: seq as u64,
+                    step_id,
+                    created_at: from_millis(created),
+                })
+            },
+        )
         .transpose()
     }
 
-    async fn advance(&self, id: &str, from_seq: u64, step_id: Option<&str>, state: EnrollmentState) -> StoreResult<bool> {
+    async fn advance(
+        &self,
+        id: &str,
+        from_seq: u64,
+        step_id: Option<&str>,
+        state: EnrollmentState,
+    ) -> StoreResult<bool> {
         let (id, step_id) = (id.to_string(), step_id.map(str::to_string));
         self.db
             .call(move |c| {
@@ -308,7 +368,8 @@ impl EnrollmentStore for SqliteStore {
 
 // ---------------------------------------------------------------- deliveries and statistics
 
-const DELIVERY_COLS: &str = "id, account, scenario_id, step_id, contact_id, handoff, url, headers, payload, status,
+const DELIVERY_COLS: &str =
+    "id, account, scenario_id, step_id, contact_id, handoff, url, headers, payload, status,
     created_at, deadline, next_attempt_at, attempts, handed_back";
 
 type DeliveryRow = (
@@ -350,11 +411,28 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
 }
 
 fn delivery_from(raw: DeliveryRow) -> anyhow::Result<Delivery> {
-    let (id, account, scenario_id, step_id, contact_id, handoff, url, headers, payload, status, created, deadline, next, attempts, handed_back) = raw;
+    let (
+        id,
+        account,
+        scenario_id,
+        step_id,
+        contact_id,
+        handoff,
+        url,
+        headers,
+        payload,
+        status,
+        created,
+        deadline,
+        next,
+        attempts,
+        handed_back,
+    ) = raw;
     Ok(Delivery {
         handoff: serde_json::from_str::<Handoff>(&handoff)?,
         headers: serde_json::from_str(&headers)?,
-        status: DeliveryStatus::parse(&status).with_context(|| format!("delivery {id}: status {status}"))?,
+        status: DeliveryStatus::parse(&status)
+            .with_context(|| format!("delivery {id}: status {status}"))?,
         attempts: serde_json::from_str::<Vec<Attempt>>(&attempts)?,
         id,
         account,
@@ -375,7 +453,12 @@ impl DeliveryStore for SqliteStore {
     async fn record_pass(&self, pass: &Pass, delivery: Option<&Delivery>) -> StoreResult<bool> {
         let pass = pass.clone();
         let delivery = match delivery {
-            Some(d) => Some((d.clone(), serde_json::to_string(&d.handoff)?, serde_json::to_string(&d.headers)?, serde_json::to_string(&d.attempts)?)),
+            Some(d) => Some((
+                d.clone(),
+                serde_json::to_string(&d.handoff)?,
+                serde_json::to_string(&d.headers)?,
+                serde_json::to_string(&d.attempts)?,
+            )),
             None => None,
         };
         self.db
@@ -410,8 +493,12 @@ impl DeliveryStore for SqliteStore {
         let raw = self
             .db
             .call(move |c| {
-                Ok(c.query_row(&format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = ?1"), params![id], delivery_row)
-                    .optional()?)
+                Ok(c.query_row(
+                    &format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = ?1"),
+                    params![id],
+                    delivery_row,
+                )
+                .optional()?)
             })
             .await?;
         raw.map(delivery_from).transpose()
@@ -456,7 +543,10 @@ impl DeliveryStore for SqliteStore {
         let id = id.to_string();
         self.db
             .call(move |c| {
-                c.execute("UPDATE deliveries SET handed_back = 1 WHERE id = ?1", params![id])?;
+                c.execute(
+                    "UPDATE deliveries SET handed_back = 1 WHERE id = ?1",
+                    params![id],
+                )?;
                 Ok(())
             })
             .await
@@ -471,7 +561,8 @@ impl DeliveryStore for SqliteStore {
                 Some((ms.parse::<i64>().map_err(|_| BadCursor)?, id.to_string()))
             }
         };
-        let (account, scenario, step) = (f.account, f.scenario_id.to_string(), f.step_id.to_string());
+        let (account, scenario, step) =
+            (f.account, f.scenario_id.to_string(), f.step_id.to_string());
         let status = f.status.map(|s| s.as_str());
         let limit = f.limit;
         let rows = self
@@ -490,7 +581,10 @@ impl DeliveryStore for SqliteStore {
                 Ok(rows)
             })
             .await?;
-        let mut items = rows.into_iter().map(delivery_from).collect::<anyhow::Result<Vec<_>>>()?;
+        let mut items = rows
+            .into_iter()
+            .map(delivery_from)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let next_cursor = (items.len() > limit).then(|| {
             items.truncate(limit);
             items
@@ -569,8 +663,12 @@ impl KeyStore for SqliteStore {
         let key_hash = key_hash.to_string();
         self.db
             .call(move |c| {
-                Ok(c.query_row("SELECT account FROM api_keys WHERE key_hash = ?1", params![key_hash], |r| r.get(0))
-                    .optional()?)
+                Ok(c.query_row(
+                    "SELECT account FROM api_keys WHERE key_hash = ?1",
+                    params![key_hash],
+                    |r| r.get(0),
+                )
+                .optional()?)
             })
             .await
     }

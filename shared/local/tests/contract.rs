@@ -51,7 +51,10 @@ async fn queue() {
     let receive = move || {
         let q = q.clone();
         Box::pin(async move {
-            let jobs = q.lease(jiff::Timestamp::now(), 10, Duration::from_secs(30)).await.unwrap();
+            let jobs = q
+                .lease(jiff::Timestamp::now(), 10, Duration::from_secs(30))
+                .await
+                .unwrap();
             let mut tasks = Vec::new();
             for job in jobs {
                 q.complete(job.id).await.unwrap();
@@ -71,19 +74,31 @@ async fn sqlite_queue_dedupes_and_survives_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
     let queue = SqliteQueue::new(Db::open(&path).unwrap());
-    let task = Task::DeliverV1 { delivery_id: "dlv_1".into() };
+    let task = Task::DeliverV1 {
+        delivery_id: "dlv_1".into(),
+    };
     let now = jiff::Timestamp::now();
     queue.enqueue(&task, now).await.unwrap();
     queue.enqueue(&task, now).await.unwrap();
     assert_eq!(queue.len().await.unwrap(), 1);
     let leased = queue.lease(now, 10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(leased.len(), 1);
-    assert!(queue.lease(now, 10, Duration::from_secs(60)).await.unwrap().is_empty(), "a leased job was handed out twice");
+    assert!(
+        queue
+            .lease(now, 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a leased job was handed out twice"
+    );
     drop(queue); // the process "dies" with the job leased
 
     let reopened = SqliteQueue::new(Db::open(&path).unwrap());
     assert_eq!(reopened.release_all_leases().await.unwrap(), 1);
-    let again = reopened.lease(jiff::Timestamp::now(), 10, Duration::from_secs(60)).await.unwrap();
+    let again = reopened
+        .lease(jiff::Timestamp::now(), 10, Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].task, Some(task));
     reopened.complete(again[0].id).await.unwrap();

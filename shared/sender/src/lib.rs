@@ -147,7 +147,11 @@ fn describe(err: &reqwest::Error) -> String {
 
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let text = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = text.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -160,7 +164,9 @@ fn truncate_utf8(bytes: &[u8], max: usize) -> String {
     let slice = &bytes[..bytes.len().min(max)];
     match std::str::from_utf8(slice) {
         Ok(s) => s.to_string(),
-        Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&slice[..e.valid_up_to()]).into_owned(),
+        Err(e) if e.error_len().is_none() => {
+            String::from_utf8_lossy(&slice[..e.valid_up_to()]).into_owned()
+        }
         Err(_) => String::from_utf8_lossy(slice).into_owned(),
     }
 }
@@ -210,7 +216,9 @@ impl WebhookSender for ReqwestSender {
         let mut read_error = None;
         while body.len() < MAX_READ {
             match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(MAX_READ - body.len())]),
+                Ok(Some(chunk)) => {
+                    body.extend_from_slice(&chunk[..chunk.len().min(MAX_READ - body.len())])
+                }
                 Ok(None) => break,
                 Err(e) => {
                     read_error = Some(describe(&e));
@@ -254,7 +262,9 @@ impl WebhookSender for ReqwestSender {
         };
         for ip in ips {
             if let Some(why) = blocked_reason(ip) {
-                return Err(format!("{host} resolves to {ip}, a {why} address; webhooks may only reach public addresses"));
+                return Err(format!(
+                    "{host} resolves to {ip}, a {why} address; webhooks may only reach public addresses"
+                ));
             }
         }
         Ok(())

@@ -31,12 +31,25 @@ async fn receiver() -> Receiver {
                 "thanks"
             }),
         )
-        .route("/fail", post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
-        .route("/redirect", post(|| async { (StatusCode::FOUND, [("location", "/ok")], "") }))
+        .route(
+            "/fail",
+            post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+        )
+        .route(
+            "/redirect",
+            post(|| async { (StatusCode::FOUND, [("location", "/ok")], "") }),
+        )
         .route("/big", post(|| async { "é".repeat(50_000) }))
         .route(
             "/busy",
-            post(|| async { (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "30")], "slow down").into_response() }),
+            post(|| async {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "30")],
+                    "slow down",
+                )
+                    .into_response()
+            }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -82,14 +95,27 @@ async fn non_2xx_redirects_and_refusals_are_not_accepted() {
     assert!(out.error.unwrap().contains("500"));
     assert_eq!(out.response_snippet.as_deref(), Some("boom"));
 
-    let out = sender.send(&req(&format!("{}/redirect", r.base), &[])).await;
+    let out = sender
+        .send(&req(&format!("{}/redirect", r.base), &[]))
+        .await;
     assert_eq!((out.accepted(), out.status), (false, Some(302)));
     assert!(out.error.unwrap().contains("not followed"));
-    assert_eq!(r.hits.load(Ordering::SeqCst), 0, "the redirect was followed");
+    assert_eq!(
+        r.hits.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
 
     // a closed port: bind, learn the port, close it
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
-    let out = sender.send(&req(&format!("http://127.0.0.1:{closed}/"), &[])).await;
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = sender
+        .send(&req(&format!("http://127.0.0.1:{closed}/"), &[]))
+        .await;
     assert_eq!((out.accepted(), out.status), (false, None));
     assert!(out.error.unwrap().contains("connect"));
 }
@@ -100,7 +126,11 @@ async fn keeps_1_kib_of_the_body_and_honours_retry_after() {
     let sender = ReqwestSender::new(true).unwrap();
     let out = sender.send(&req(&format!("{}/big", r.base), &[])).await;
     let snippet = out.response_snippet.unwrap();
-    assert!(snippet.len() <= SNIPPET && snippet.len() >= SNIPPET - 1, "{}", snippet.len());
+    assert!(
+        snippet.len() <= SNIPPET && snippet.len() >= SNIPPET - 1,
+        "{}",
+        snippet.len()
+    );
     assert!(snippet.chars().all(|c| c == 'é'));
 
     let out = sender.send(&req(&format!("{}/busy", r.base), &[])).await;
@@ -115,7 +145,10 @@ async fn private_targets_are_refused_at_the_attempt() {
         Box::pin(async move {
             match host.as_str() {
                 "rebind.test" => Ok(vec!["127.0.0.1".parse().unwrap()]),
-                "mixed.test" => Ok(vec!["93.184.216.34".parse().unwrap(), "10.0.0.1".parse().unwrap()]),
+                "mixed.test" => Ok(vec![
+                    "93.184.216.34".parse().unwrap(),
+                    "10.0.0.1".parse().unwrap(),
+                ]),
                 _ => Err(std::io::Error::other("no such host")),
             }
         })
@@ -128,18 +161,54 @@ async fn private_targets_are_refused_at_the_attempt() {
     ] {
         let out = sender.send(&req(&url, &[])).await;
         assert!(!out.accepted(), "{url}");
-        assert!(out.error.as_deref().unwrap_or("").contains("blocked"), "{url}: {out:?}");
+        assert!(
+            out.error.as_deref().unwrap_or("").contains("blocked"),
+            "{url}: {out:?}"
+        );
     }
     // `localhost`, resolved by the machine's real resolver, is refused after DNS too
     let real = ReqwestSender::new(false).unwrap();
-    let out = real.send(&req(&format!("http://localhost:{}/ok", r.port), &[])).await;
-    assert!(out.error.as_deref().unwrap_or("").contains("blocked"), "{out:?}");
-    assert_eq!(r.hits.load(Ordering::SeqCst), 0, "a private target was reached");
+    let out = real
+        .send(&req(&format!("http://localhost:{}/ok", r.port), &[]))
+        .await;
+    assert!(
+        out.error.as_deref().unwrap_or("").contains("blocked"),
+        "{out:?}"
+    );
+    assert_eq!(
+        r.hits.load(Ordering::SeqCst),
+        0,
+        "a private target was reached"
+    );
 
     let check = |u: &str| url::Url::parse(u).unwrap();
-    assert!(sender.check_target(&check("http://rebind.test/")).await.is_err());
-    assert!(sender.check_target(&check("http://mixed.test/")).await.is_err());
-    assert!(sender.check_target(&check("http://169.254.169.254/")).await.is_err());
-    assert!(sender.check_target(&check("http://unknown.test/")).await.is_ok());
-    assert!(real.check_target(&check("http://localhost/")).await.is_err());
+    assert!(
+        sender
+            .check_target(&check("http://rebind.test/"))
+            .await
+            .is_err()
+    );
+    assert!(
+        sender
+            .check_target(&check("http://mixed.test/"))
+            .await
+            .is_err()
+    );
+    assert!(
+        sender
+            .check_target(&check("http://169.254.169.254/"))
+            .await
+            .is_err()
+    );
+    assert!(
+        sender
+            .check_target(&check("http://unknown.test/"))
+            .await
+            .is_ok()
+    );
+    assert!(
+        real.check_target(&check("http://localhost/"))
+            .await
+            .is_err()
+    );
 }

@@ -45,7 +45,10 @@ impl Server {
             base: String::new(),
             dir,
             args,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
             starts: 0,
         };
         server.spawn();
@@ -54,12 +57,20 @@ impl Server {
 
     /// A server that delivers to 127.0.0.1 (the test receivers), with a short retry window.
     pub fn local(window: &str, delays: &str) -> Server {
-        Server::start(&["--allow-private-targets", "--retry-window", window, "--retry-delays", delays])
+        Server::start(&[
+            "--allow-private-targets",
+            "--retry-window",
+            window,
+            "--retry-delays",
+            delays,
+        ])
     }
 
     fn spawn(&mut self) {
         self.starts += 1;
-        let log = std::fs::File::create(self.dir.path().join(format!("server-{}.log", self.starts))).unwrap();
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("server-{}.log", self.starts)))
+                .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
             .args(&self.args)
             .env("HOOKLINE_LOG", "info")
@@ -70,7 +81,9 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let first = lines.next().expect("hookline printed nothing").unwrap();
-        let addr = first.strip_prefix("hookline listening on ").unwrap_or_else(|| panic!("unexpected first line: {first}"));
+        let addr = first
+            .strip_prefix("hookline listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"));
         self.base = addr.to_string();
         std::thread::spawn(move || for _ in lines {});
         self.child = Some(child);
@@ -78,7 +91,10 @@ impl Server {
 
     pub fn log(&self) -> String {
         (1..=self.starts)
-            .map(|i| std::fs::read_to_string(self.dir.path().join(format!("server-{i}.log"))).unwrap_or_default())
+            .map(|i| {
+                std::fs::read_to_string(self.dir.path().join(format!("server-{i}.log")))
+                    .unwrap_or_default()
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -98,7 +114,10 @@ impl Server {
     /// SIGTERM; returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         for _ in 0..300 {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
@@ -109,8 +128,16 @@ impl Server {
         panic!("hookline did not stop within 30 s of SIGTERM");
     }
 
-    pub async fn request(&self, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> (u16, Value) {
-        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
         if let Some(k) = key {
             req = req.bearer_auth(k);
         }
@@ -120,7 +147,10 @@ impl Server {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -136,33 +166,54 @@ impl Server {
         let (status, body) = self.post("/v1/scenarios", def).await;
         assert_eq!(status, 201, "{body}");
         let id = body["id"].as_str().unwrap().to_string();
-        let (status, body) = self.request("POST", &format!("/v1/scenarios/{id}/activate"), Some(KEY1), None).await;
+        let (status, body) = self
+            .request(
+                "POST",
+                &format!("/v1/scenarios/{id}/activate"),
+                Some(KEY1),
+                None,
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
         id
     }
 
     pub async fn event(&self, event_id: &str, kind: &str, contact: Value, context: Value) -> Value {
         let (status, body) = self
-            .post("/v1/events", &json!({"id": event_id, "type": kind, "contact": contact, "context": context}))
+            .post(
+                "/v1/events",
+                &json!({"id": event_id, "type": kind, "contact": contact, "context": context}),
+            )
             .await;
         assert_eq!(status, 202, "{body}");
         body
     }
 
     pub async fn step_stats(&self, scenario: &str, step: &str) -> Value {
-        let (status, body) = self.get(&format!("/v1/scenarios/{scenario}/steps/{step}/stats")).await;
+        let (status, body) = self
+            .get(&format!("/v1/scenarios/{scenario}/steps/{step}/stats"))
+            .await;
         assert_eq!(status, 200, "{body}");
         body
     }
 
     pub async fn deliveries(&self, scenario: &str, step: &str) -> Vec<Value> {
-        let (status, body) = self.get(&format!("/v1/scenarios/{scenario}/steps/{step}/deliveries?limit=100")).await;
+        let (status, body) = self
+            .get(&format!(
+                "/v1/scenarios/{scenario}/steps/{step}/deliveries?limit=100"
+            ))
+            .await;
         assert_eq!(status, 200, "{body}");
         body["items"].as_array().unwrap().clone()
     }
 
     /// Polls a step's stats until `check` holds (or 30 s pass).
-    pub async fn wait_stats(&self, scenario: &str, step: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_stats(
+        &self,
+        scenario: &str,
+        step: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         for _ in 0..300 {
             let stats = self.step_stats(scenario, step).await;
             if check(&stats) {
@@ -170,7 +221,11 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("stats never matched: {}\n{}", self.step_stats(scenario, step).await, self.log());
+        panic!(
+            "stats never matched: {}\n{}",
+            self.step_stats(scenario, step).await,
+            self.log()
+        );
     }
 }
 
@@ -184,7 +239,9 @@ impl Drop for Server {
 }
 
 pub async fn receiver() -> Receiver {
-    Receiver::start("127.0.0.1:0", ReceiverOptions::default()).await.unwrap()
+    Receiver::start("127.0.0.1:0", ReceiverOptions::default())
+        .await
+        .unwrap()
 }
 
 pub fn contact(id: i64) -> Value {

@@ -19,7 +19,12 @@ impl Hookline {
     /// a wait, a webhook or the end. Idempotent: passes are keyed by (enrollment, seq, step), the
     /// delivery id derives from the same, and the enrollment moves with a compare-and-set on `seq`.
     /// Order of writes: record, enqueue, then move — a crash before the move replays the task.
-    pub(crate) async fn advance(&self, enrollment_id: &str, step_id: Option<&str>, seq: u64) -> anyhow::Result<Outcome> {
+    pub(crate) async fn advance(
+        &self,
+        enrollment_id: &str,
+        step_id: Option<&str>,
+        seq: u64,
+    ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         let Some(enrollment) = p.enrollments.get(enrollment_id).await? else {
             tracing::warn!(enrollment_id, "advance for an unknown enrollment: dropped");
@@ -32,10 +37,18 @@ impl Hookline {
             // queued by a handler that has not yet recorded its own move: look again shortly
             return Ok(Outcome::RetryAt(add(p.clock.now(), NOT_YET)));
         }
-        let scenario = p.scenarios.get(enrollment.account, &enrollment.scenario_id).await?;
+        let scenario = p
+            .scenarios
+            .get(enrollment.account, &enrollment.scenario_id)
+            .await?;
         let Some(scenario) = scenario.filter(|s| s.status != ScenarioStatus::Archived) else {
             p.enrollments
-                .advance(&enrollment.id, seq, enrollment.step_id.as_deref(), EnrollmentState::Stopped)
+                .advance(
+                    &enrollment.id,
+                    seq,
+                    enrollment.step_id.as_deref(),
+                    EnrollmentState::Stopped,
+                )
                 .await?;
             return Ok(Outcome::Done);
         };
@@ -43,18 +56,30 @@ impl Hookline {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(scenario_id = %scenario.id, error = %e, "stored scenario no longer compiles: enrollment stopped");
-                p.enrollments.advance(&enrollment.id, seq, None, EnrollmentState::Stopped).await?;
+                p.enrollments
+                    .advance(&enrollment.id, seq, None, EnrollmentState::Stopped)
+                    .await?;
                 return Ok(Outcome::Done);
             }
         };
-        let Some(contact) = p.contacts.get(enrollment.account, enrollment.contact_id).await? else {
-            anyhow::bail!("contact {} of enrollment {} is missing", enrollment.contact_id, enrollment.id);
+        let Some(contact) = p
+            .contacts
+            .get(enrollment.account, enrollment.contact_id)
+            .await?
+        else {
+            anyhow::bail!(
+                "contact {} of enrollment {} is missing",
+                enrollment.contact_id,
+                enrollment.id
+            );
         };
         let now = p.clock.now();
         let mut current = step_id.map(str::to_string);
         for _ in 0..=MAX_STEPS {
             let Some(id) = current.take() else {
-                p.enrollments.advance(&enrollment.id, seq, None, EnrollmentState::Completed).await?;
+                p.enrollments
+                    .advance(&enrollment.id, seq, None, EnrollmentState::Completed)
+                    .await?;
                 return Ok(Outcome::Done);
             };
             let Some(step) = compiled.steps.get(&id) else {
@@ -71,7 +96,11 @@ impl Hookline {
             match step {
                 Step::Condition { rule, yes, no } => {
                     p.deliveries.record_pass(&pass, None).await?;
-                    current = if rule.matches(&contact.snapshot) { yes.clone() } else { no.clone() };
+                    current = if rule.matches(&contact.snapshot) {
+                        yes.clone()
+                    } else {
+                        no.clone()
+                    };
                 }
                 Step::Wait { duration, next } => {
                     p.deliveries.record_pass(&pass, None).await?;
@@ -86,24 +115,35 @@ impl Hookline {
                         seq: seq + 1,
                     };
                     p.queue.enqueue(&task, until).await?;
-                    p.enrollments.advance(&enrollment.id, seq, Some(&id), EnrollmentState::Active).await?;
+                    p.enrollments
+                        .advance(&enrollment.id, seq, Some(&id), EnrollmentState::Active)
+                        .await?;
                     return Ok(Outcome::Done);
                 }
                 Step::Webhook(step) => {
-                    let delivery = self.new_delivery(&enrollment, &scenario, step, &contact, seq, now);
+                    let delivery =
+                        self.new_delivery(&enrollment, &scenario, step, &contact, seq, now);
                     p.deliveries.record_pass(&pass, Some(&delivery)).await?;
                     let task = Task::DeliverV1 {
                         delivery_id: delivery.id.clone(),
                     };
                     p.queue.enqueue(&task, now).await?;
                     p.enrollments
-                        .advance(&enrollment.id, seq, Some(&id), EnrollmentState::AwaitingDelivery)
+                        .advance(
+                            &enrollment.id,
+                            seq,
+                            Some(&id),
+                            EnrollmentState::AwaitingDelivery,
+                        )
                         .await?;
                     return Ok(Outcome::Done);
                 }
             }
         }
-        anyhow::bail!("scenario {} walked more than {MAX_STEPS} steps", scenario.id)
+        anyhow::bail!(
+            "scenario {} walked more than {MAX_STEPS} steps",
+            scenario.id
+        )
     }
 
     /// The delivery of a webhook step for this pass, with its payload frozen now.

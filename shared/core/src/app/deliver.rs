@@ -32,9 +32,18 @@ impl Hookline {
         let attempts_before = delivery.attempts.len();
         if start > add(delivery.deadline, DEADLINE_GRACE) {
             // Picked up too late (Hookline was down at the deadline): no attempt after it.
-            tracing::warn!(delivery_id, "deadline passed before the last attempt could be made");
+            tracing::warn!(
+                delivery_id,
+                "deadline passed before the last attempt could be made"
+            );
             p.deliveries
-                .record_attempt(delivery_id, attempts_before, None, DeliveryStatus::Failed, None)
+                .record_attempt(
+                    delivery_id,
+                    attempts_before,
+                    None,
+                    DeliveryStatus::Failed,
+                    None,
+                )
                 .await?;
             return Ok(Outcome::Done);
         }

@@ -35,7 +35,11 @@ impl Hookline {
                     state: EnrollmentState::Active,
                     created_at: now,
                 };
-                match p.enrollments.create(&enrollment, scenario.def.allow_reentry).await? {
+                match p
+                    .enrollments
+                    .create(&enrollment, scenario.def.allow_reentry)
+                    .await?
+                {
                     EnrollOutcome::AlreadyEntered => continue,
                     EnrollOutcome::Created | EnrollOutcome::AlreadyExists => {}
                 }

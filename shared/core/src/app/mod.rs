@@ -85,7 +85,9 @@ impl Hookline {
     /// Registers a key (stored hashed); `false` when it was already there.
     pub async fn register_key(&self, key: &str, account: i64) -> Result<bool, AppError> {
         if key.len() < 16 {
-            return Err(Invalid::new("invalid_key", "key", "an API key is at least 16 characters").into());
+            return Err(
+                Invalid::new("invalid_key", "key", "an API key is at least 16 characters").into(),
+            );
         }
         Ok(self.ports.keys.insert(&hash_api_key(key), account).await?)
     }

@@ -17,7 +17,11 @@ pub fn page_limit(limit: Option<&str>) -> Result<usize, Invalid> {
         None => Ok(DEFAULT_PAGE),
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            _ => Err(Invalid::new("invalid_query", "limit", format!("must be a whole number from 1 to {MAX_PAGE}"))),
+            _ => Err(Invalid::new(
+                "invalid_query",
+                "limit",
+                format!("must be a whole number from 1 to {MAX_PAGE}"),
+            )),
         },
     }
 }
@@ -39,7 +43,8 @@ impl Hookline {
         let compiled = def.compile(sender.allows_private_targets())?;
         drop(compiled);
         for (field, url) in def.webhook_urls() {
-            let parsed = url::Url::parse(&url).map_err(|e| Invalid::new("invalid_url", &field, e.to_string()))?;
+            let parsed = url::Url::parse(&url)
+                .map_err(|e| Invalid::new("invalid_url", &field, e.to_string()))?;
             sender
                 .check_target(&parsed)
                 .await
@@ -48,7 +53,11 @@ impl Hookline {
         Ok(def)
     }
 
-    pub async fn create_scenario(&self, account: i64, body: Value) -> Result<ScenarioView, AppError> {
+    pub async fn create_scenario(
+        &self,
+        account: i64,
+        body: Value,
+    ) -> Result<ScenarioView, AppError> {
         let def = self.checked_def(body).await?;
         let now = self.ports.clock.now();
         let record = ScenarioRecord {
@@ -63,7 +72,11 @@ impl Hookline {
         Ok(record.into())
     }
 
-    pub(crate) async fn scenario(&self, account: i64, id: &str) -> Result<ScenarioRecord, AppError> {
+    pub(crate) async fn scenario(
+        &self,
+        account: i64,
+        id: &str,
+    ) -> Result<ScenarioRecord, AppError> {
         self.ports
             .scenarios
             .get(account, id)
@@ -75,9 +88,19 @@ impl Hookline {
         Ok(self.scenario(account, id).await?.into())
     }
 
-    pub async fn list_scenarios(&self, account: i64, cursor: Option<&str>, limit: Option<&str>) -> Result<ListView<ScenarioView>, AppError> {
+    pub async fn list_scenarios(
+        &self,
+        account: i64,
+        cursor: Option<&str>,
+        limit: Option<&str>,
+    ) -> Result<ListView<ScenarioView>, AppError> {
         let limit = page_limit(limit)?;
-        let page = self.ports.scenarios.list(account, cursor, limit).await.map_err(cursor_error)?;
+        let page = self
+            .ports
+            .scenarios
+            .list(account, cursor, limit)
+            .await
+            .map_err(cursor_error)?;
         Ok(ListView {
             items: page.items.into_iter().map(ScenarioView::from).collect(),
             next_cursor: page.next_cursor,
@@ -85,10 +108,18 @@ impl Hookline {
     }
 
     /// `PUT`: only a draft may be edited.
-    pub async fn update_scenario(&self, account: i64, id: &str, body: Value) -> Result<ScenarioView, AppError> {
+    pub async fn update_scenario(
+        &self,
+        account: i64,
+        id: &str,
+        body: Value,
+    ) -> Result<ScenarioView, AppError> {
         let mut record = self.scenario(account, id).await?;
         if record.status != ScenarioStatus::Draft {
-            return Err(AppError::Conflict(format!("only a draft can be edited; this scenario is {}", record.status.as_str())));
+            return Err(AppError::Conflict(format!(
+                "only a draft can be edited; this scenario is {}",
+                record.status.as_str()
+            )));
         }
         record.def = self.checked_def(body).await?;
         record.updated_at = self.ports.clock.now();
@@ -96,13 +127,21 @@ impl Hookline {
     }
 
     /// `draft` → `active`: new events enroll contacts.
-    pub async fn activate_scenario(&self, account: i64, id: &str) -> Result<ScenarioView, AppError> {
+    pub async fn activate_scenario(
+        &self,
+        account: i64,
+        id: &str,
+    ) -> Result<ScenarioView, AppError> {
         let mut record = self.scenario(account, id).await?;
         if record.status != ScenarioStatus::Draft {
-            return Err(AppError::Conflict(format!("only a draft can be activated; this scenario is {}", record.status.as_str())));
+            return Err(AppError::Conflict(format!(
+                "only a draft can be activated; this scenario is {}",
+                record.status.as_str()
+            )));
         }
         // Targets may have changed their DNS since the draft was saved.
-        self.checked_def(serde_json::to_value(&record.def).map_err(anyhow::Error::from)?).await?;
+        self.checked_def(serde_json::to_value(&record.def).map_err(anyhow::Error::from)?)
+            .await?;
         record.status = ScenarioStatus::Active;
         record.updated_at = self.ports.clock.now();
         self.save(record, ScenarioStatus::Draft).await
@@ -113,7 +152,9 @@ impl Hookline {
         let mut record = self.scenario(account, id).await?;
         let was = record.status;
         if was == ScenarioStatus::Archived {
-            return Err(AppError::Conflict("this scenario is already archived".into()));
+            return Err(AppError::Conflict(
+                "this scenario is already archived".into(),
+            ));
         }
         record.status = ScenarioStatus::Archived;
         record.updated_at = self.ports.clock.now();
@@ -121,7 +162,11 @@ impl Hookline {
     }
 
     /// Copies any scenario into a new draft.
-    pub async fn duplicate_scenario(&self, account: i64, id: &str) -> Result<ScenarioView, AppError> {
+    pub async fn duplicate_scenario(
+        &self,
+        account: i64,
+        id: &str,
+    ) -> Result<ScenarioView, AppError> {
         let source = self.scenario(account, id).await?;
         let now = self.ports.clock.now();
         let record = ScenarioRecord {
@@ -136,9 +181,15 @@ impl Hookline {
         Ok(record.into())
     }
 
-    async fn save(&self, record: ScenarioRecord, expected: ScenarioStatus) -> Result<ScenarioView, AppError> {
+    async fn save(
+        &self,
+        record: ScenarioRecord,
+        expected: ScenarioStatus,
+    ) -> Result<ScenarioView, AppError> {
         if !self.ports.scenarios.update(&record, expected).await? {
-            return Err(AppError::Conflict("the scenario changed meanwhile; read it again".into()));
+            return Err(AppError::Conflict(
+                "the scenario changed meanwhile; read it again".into(),
+            ));
         }
         Ok(record.into())
     }

@@ -10,15 +10,27 @@ use crate::ports::DeliveryFilter;
 
 impl Hookline {
     /// One entry per step of the scenario, in the scenario's order.
-    pub async fn scenario_stats(&self, account: i64, scenario_id: &str) -> Result<Vec<StepStatsView>, AppError> {
+    pub async fn scenario_stats(
+        &self,
+        account: i64,
+        scenario_id: &str,
+    ) -> Result<Vec<StepStatsView>, AppError> {
         let scenario = self.scenario(account, scenario_id).await?;
-        let counts = self.ports.deliveries.step_counts(account, scenario_id).await?;
+        let counts = self
+            .ports
+            .deliveries
+            .step_counts(account, scenario_id)
+            .await?;
         Ok(scenario
             .def
             .steps
             .iter()
             .map(|step| {
-                let c = counts.iter().find(|c| c.step_id == step.id()).cloned().unwrap_or_default();
+                let c = counts
+                    .iter()
+                    .find(|c| c.step_id == step.id())
+                    .cloned()
+                    .unwrap_or_default();
                 let webhook = matches!(step, StepDef::SendWebhook(_));
                 StepStatsView {
                     step_id: step.id().to_string(),
@@ -33,12 +45,19 @@ impl Hookline {
             .collect())
     }
 
-    pub async fn step_stats(&self, account: i64, scenario_id: &str, step_id: &str) -> Result<StepStatsView, AppError> {
+    pub async fn step_stats(
+        &self,
+        account: i64,
+        scenario_id: &str,
+        step_id: &str,
+    ) -> Result<StepStatsView, AppError> {
         self.scenario_stats(account, scenario_id)
             .await?
             .into_iter()
             .find(|s| s.step_id == step_id)
-            .ok_or_else(|| AppError::NotFound(format!("no step `{step_id}` in scenario `{scenario_id}`")))
+            .ok_or_else(|| {
+                AppError::NotFound(format!("no step `{step_id}` in scenario `{scenario_id}`"))
+            })
     }
 
     pub async fn step_deliveries(
@@ -53,13 +72,25 @@ impl Hookline {
         let scenario = self.scenario(account, scenario_id).await?;
         match scenario.def.step(step_id) {
             Some(StepDef::SendWebhook(_)) => {}
-            Some(_) => return Err(AppError::NotFound(format!("step `{step_id}` is not a webhook step"))),
-            None => return Err(AppError::NotFound(format!("no step `{step_id}` in scenario `{scenario_id}`"))),
+            Some(_) => {
+                return Err(AppError::NotFound(format!(
+                    "step `{step_id}` is not a webhook step"
+                )));
+            }
+            None => {
+                return Err(AppError::NotFound(format!(
+                    "no step `{step_id}` in scenario `{scenario_id}`"
+                )));
+            }
         }
         let status = match status {
             None | Some("") => None,
             Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
-                Invalid::new("invalid_query", "status", "must be pending, accepted or failed")
+                Invalid::new(
+                    "invalid_query",
+                    "status",
+                    "must be pending, accepted or failed",
+                )
             })?),
         };
         let limit = page_limit(limit)?;

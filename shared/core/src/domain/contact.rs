@@ -17,19 +17,37 @@ impl Contact {
     /// `path` is where the snapshot sits in the request (`contact`).
     pub fn parse(value: Value, path: &str) -> Result<Contact, Invalid> {
         let Value::Object(snapshot) = value else {
-            return Err(Invalid::new("invalid_contact", path, "must be a JSON object"));
+            return Err(Invalid::new(
+                "invalid_contact",
+                path,
+                "must be a JSON object",
+            ));
         };
         let id = match snapshot.get("id") {
             Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64().unwrap_or_default(),
             None | Some(Value::Null) => {
-                return Err(Invalid::new("missing_field", join(path, "id"), "is required"));
+                return Err(Invalid::new(
+                    "missing_field",
+                    join(path, "id"),
+                    "is required",
+                ));
             }
-            Some(_) => return Err(Invalid::new("invalid_field", join(path, "id"), "must be an integer")),
+            Some(_) => {
+                return Err(Invalid::new(
+                    "invalid_field",
+                    join(path, "id"),
+                    "must be an integer",
+                ));
+            }
         };
         let email = match snapshot.get("email") {
             Some(Value::String(s)) if looks_like_email(s) => s.clone(),
             None | Some(Value::Null) => {
-                return Err(Invalid::new("missing_field", join(path, "email"), "is required"));
+                return Err(Invalid::new(
+                    "missing_field",
+                    join(path, "email"),
+                    "is required",
+                ));
             }
             Some(_) => {
                 return Err(Invalid::new(
@@ -39,7 +57,11 @@ impl Contact {
                 ));
             }
         };
-        for (nested, kind) in [("consent", "consent"), ("stats", "stats"), ("customFields", "customFields")] {
+        for (nested, kind) in [
+            ("consent", "consent"),
+            ("stats", "stats"),
+            ("customFields", "customFields"),
+        ] {
             match snapshot.get(nested) {
                 None | Some(Value::Null) | Some(Value::Object(_)) => {}
                 Some(_) => {
@@ -51,8 +73,15 @@ impl Contact {
                 }
             }
         }
-        if !matches!(snapshot.get("groups"), None | Some(Value::Null) | Some(Value::Array(_))) {
-            return Err(Invalid::new("invalid_field", join(path, "groups"), "must be an array"));
+        if !matches!(
+            snapshot.get("groups"),
+            None | Some(Value::Null) | Some(Value::Array(_))
+        ) {
+            return Err(Invalid::new(
+                "invalid_field",
+                join(path, "groups"),
+                "must be an array",
+            ));
         }
         for def in FIELDS.iter().filter(|d| d.is_date) {
             let (value, at) = match def.source {
@@ -78,7 +107,11 @@ impl Contact {
                 }
             }
         }
-        Ok(Contact { id, email, snapshot })
+        Ok(Contact {
+            id,
+            email,
+            snapshot,
+        })
     }
 }
 

@@ -37,11 +37,18 @@ impl EventIn {
     pub fn validate(self) -> Result<Event, Invalid> {
         let id = self.id.trim().to_string();
         if id.is_empty() || id.len() > 200 {
-            return Err(Invalid::new("invalid_field", "id", "must be 1 to 200 characters"));
+            return Err(Invalid::new(
+                "invalid_field",
+                "id",
+                "must be 1 to 200 characters",
+            ));
         }
         if !EVENT_TYPES.iter().any(|(t, _)| *t == self.kind) {
             let message = if super::trigger::TIME_TRIGGERS.contains(&self.kind.as_str()) {
-                format!("`{}` is fired by Hookline itself, not sent as an event", self.kind)
+                format!(
+                    "`{}` is fired by Hookline itself, not sent as an event",
+                    self.kind
+                )
             } else {
                 format!("`{}` is not a known event type", self.kind)
             };
@@ -50,13 +57,23 @@ impl EventIn {
         let occurred_at = match self.occurred_at.as_deref() {
             None => None,
             Some(s) => Some(s.parse::<jiff::Timestamp>().map_err(|_| {
-                Invalid::new("invalid_field", "occurredAt", "must be an RFC 3339 date-time")
+                Invalid::new(
+                    "invalid_field",
+                    "occurredAt",
+                    "must be an RFC 3339 date-time",
+                )
             })?),
         };
         let context = match self.context {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m,
-            Some(_) => return Err(Invalid::new("invalid_field", "context", "must be a JSON object")),
+            Some(_) => {
+                return Err(Invalid::new(
+                    "invalid_field",
+                    "context",
+                    "must be a JSON object",
+                ));
+            }
         };
         let contact = Contact::parse(self.contact, "contact")?;
         Ok(Event {

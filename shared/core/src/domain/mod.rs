@@ -75,6 +75,10 @@ pub fn from_json_value<T: serde::de::DeserializeOwned>(
         {
             field = join(&field, name);
         }
-        Invalid::new("invalid_field", join(prefix, &field).trim_start_matches('.').to_string(), message)
+        Invalid::new(
+            "invalid_field",
+            join(prefix, &field).trim_start_matches('.').to_string(),
+            message,
+        )
     })
 }

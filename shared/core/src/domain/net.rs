@@ -20,11 +20,15 @@ pub fn blocked_reason(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn in4(ip: Ipv4Addr, net: &str) -> bool {
-    net.parse::<Ipv4Net>().map(|n| n.contains(&ip)).unwrap_or(false)
+    net.parse::<Ipv4Net>()
+        .map(|n| n.contains(&ip))
+        .unwrap_or(false)
 }
 
 fn in6(ip: Ipv6Addr, net: &str) -> bool {
-    net.parse::<Ipv6Net>().map(|n| n.contains(&ip)).unwrap_or(false)
+    net.parse::<Ipv6Net>()
+        .map(|n| n.contains(&ip))
+        .unwrap_or(false)
 }
 
 fn blocked_v4(ip: Ipv4Addr) -> Option<&'static str> {
@@ -41,7 +45,10 @@ fn blocked_v4(ip: Ipv4Addr) -> Option<&'static str> {
         ("224.0.0.0/4", "multicast"),
         ("240.0.0.0/4", "reserved"),
     ];
-    RANGES.iter().find(|(net, _)| in4(ip, net)).map(|(_, why)| *why)
+    RANGES
+        .iter()
+        .find(|(net, _)| in4(ip, net))
+        .map(|(_, why)| *why)
 }
 
 fn blocked_v6(ip: Ipv6Addr) -> Option<&'static str> {
@@ -79,7 +86,10 @@ fn blocked_v6(ip: Ipv6Addr) -> Option<&'static str> {
         ("100::/64", "discard"),
         ("2001:db8::/32", "documentation"),
     ];
-    RANGES.iter().find(|(net, _)| in6(ip, net)).map(|(_, why)| *why)
+    RANGES
+        .iter()
+        .find(|(net, _)| in6(ip, net))
+        .map(|(_, why)| *why)
 }
 
 /// The static checks of a webhook URL: absolute `http`/`https`, a host, at most 2048
@@ -93,8 +103,13 @@ pub fn check_url(text: &str, field: &str, allow_private: bool) -> Result<Url, In
             format!("must be at most {MAX_URL_LEN} characters"),
         ));
     }
-    let url = Url::parse(text)
-        .map_err(|e| Invalid::new("invalid_url", field, format!("is not an absolute URL ({e})")))?;
+    let url = Url::parse(text).map_err(|e| {
+        Invalid::new(
+            "invalid_url",
+            field,
+            format!("is not an absolute URL ({e})"),
+        )
+    })?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(Invalid::new("invalid_url", field, "must use http or https"));
     }
@@ -150,10 +165,25 @@ mod tests {
     #[test]
     fn private_and_special_addresses_are_blocked() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-            "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255",
-            "::1", "::", "fd00:ec2::254", "fe80::1", "ff02::1",
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::127.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
             "64:ff9b::a9fe:a9fe",
         ] {
             assert!(blocked(ip), "{ip} should be blocked");
@@ -162,7 +192,13 @@ mod tests {
 
     #[test]
     fn public_addresses_pass() {
-        for ip in ["93.184.216.34", "8.8.8.8", "172.32.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!blocked(ip), "{ip} should pass");
         }
     }
@@ -172,9 +208,15 @@ mod tests {
         let f = "steps[1].url";
         assert!(check_url("https://crm.example.com/hooks", f, false).is_ok());
         for bad in [
-            "ftp://x.example.com", "/relative", "http://", "http://127.0.0.1/",
-            "http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://localhost:8080/",
-            "http://169.254.169.254/latest/meta-data", "http://user:pw@example.com/",
+            "ftp://x.example.com",
+            "/relative",
+            "http://",
+            "http://127.0.0.1/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://localhost:8080/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://user:pw@example.com/",
         ] {
             let e = check_url(bad, f, false).unwrap_err();
             assert_eq!(e.field.as_deref(), Some(f), "{bad}");

@@ -37,7 +37,8 @@ impl Template {
                 pieces.push(Piece::Literal(rest[..open].to_string()));
             }
             let name = rest[open + 2..open + 2 + close].trim();
-            let key = FieldKey::parse(name).ok_or_else(|| format!("unknown placeholder `{{{{{name}}}}}`"))?;
+            let key = FieldKey::parse(name)
+                .ok_or_else(|| format!("unknown placeholder `{{{{{name}}}}}`"))?;
             pieces.push(Piece::Field(key));
             rest = &rest[open + 2 + close + 2..];
         }
@@ -69,11 +70,17 @@ impl Template {
 
 /// Builds `data`: `type`, `id`, the selected fields in their order (a missing one is `null`;
 /// `customFields.NAME` picks go into one `customFields` object), then `additional`.
-pub fn build_data(fields: &[FieldKey], additional: &[(String, Template)], contact: &Contact) -> Map<String, Value> {
+pub fn build_data(
+    fields: &[FieldKey],
+    additional: &[(String, Template)],
+    contact: &Contact,
+) -> Map<String, Value> {
     let mut data = Map::new();
     data.insert("type".into(), Value::String("member".into()));
     data.insert("id".into(), Value::from(contact.id));
-    let all_custom = fields.iter().any(|f| f.data_key() == "customFields" && matches!(f, FieldKey::Known(_)));
+    let all_custom = fields
+        .iter()
+        .any(|f| f.data_key() == "customFields" && matches!(f, FieldKey::Known(_)));
     for field in fields {
         match field {
             FieldKey::Custom(name) if !all_custom => {
@@ -81,12 +88,21 @@ pub fn build_data(fields: &[FieldKey], additional: &[(String, Template)], contac
                     .entry("customFields")
                     .or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(obj) = entry {
-                    obj.insert(name.clone(), field.read(&contact.snapshot).cloned().unwrap_or(Value::Null));
+                    obj.insert(
+                        name.clone(),
+                        field
+                            .read(&contact.snapshot)
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                    );
                 }
             }
             FieldKey::Custom(_) => {}
             FieldKey::Known(def) => {
-                let value = field.read(&contact.snapshot).cloned().unwrap_or(Value::Null);
+                let value = field
+                    .read(&contact.snapshot)
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 data.insert(def.key.to_string(), value);
             }
         }
@@ -155,14 +171,25 @@ mod tests {
     }
 
     fn additional(list: &[(&str, &str)]) -> Vec<(String, Template)> {
-        list.iter().map(|(k, v)| (k.to_string(), Template::parse(v).unwrap())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), Template::parse(v).unwrap()))
+            .collect()
     }
 
     #[test]
     fn spec_example_bytes() {
         let data = build_data(
-            &keys(&["email", "firstname", "lastname", "consentType", "customFields.plan"]),
-            &additional(&[("full_name", "{{firstname}} {{lastname}}"), ("source", "newsletter")]),
+            &keys(&[
+                "email",
+                "firstname",
+                "lastname",
+                "consentType",
+                "customFields.plan",
+            ]),
+            &additional(&[
+                ("full_name", "{{firstname}} {{lastname}}"),
+                ("source", "newsletter"),
+            ]),
             &john(),
         );
         let env = Envelope {
@@ -170,7 +197,10 @@ mod tests {
             event: EVENT_NAME,
             timestamp: "2026-11-26T12:00:03Z".into(),
             id_client: 3,
-            scenario: Some(ScenarioRef { id: "scn_1", step_id: "to-crm" }),
+            scenario: Some(ScenarioRef {
+                id: "scn_1",
+                step_id: "to-crm",
+            }),
             data,
         };
         assert_eq!(
@@ -183,9 +213,14 @@ mod tests {
     fn lone_placeholders_keep_their_type() {
         let data = build_data(
             &[],
-            &additional(&[("n", "{{mailingsCount}}"), ("g", "{{ groups }}"), ("c", "{{customFields}}"),
-                          ("missing", "{{company}}"), ("text_missing", "at {{company}}!"),
-                          ("count_text", "{{mailingsCount}} mails")]),
+            &additional(&[
+                ("n", "{{mailingsCount}}"),
+                ("g", "{{ groups }}"),
+                ("c", "{{customFields}}"),
+                ("missing", "{{company}}"),
+                ("text_missing", "at {{company}}!"),
+                ("count_text", "{{mailingsCount}} mails"),
+            ]),
             &john(),
         );
         assert_eq!(data["n"], json!(12));
@@ -198,14 +233,25 @@ mod tests {
 
     #[test]
     fn missing_selected_fields_are_null_and_all_custom_fields_win() {
-        let data = build_data(&keys(&["company", "customFields.plan", "customFields"]), &[], &john());
+        let data = build_data(
+            &keys(&["company", "customFields.plan", "customFields"]),
+            &[],
+            &john(),
+        );
         assert_eq!(data["company"], Value::Null);
-        assert_eq!(data["customFields"], json!({"favoriteColor": "blue", "plan": "gold"}));
+        assert_eq!(
+            data["customFields"],
+            json!({"favoriteColor": "blue", "plan": "gold"})
+        );
     }
 
     #[test]
     fn unknown_placeholder_and_unclosed_braces() {
-        assert!(Template::parse("hi {{nickname}}").unwrap_err().contains("nickname"));
+        assert!(
+            Template::parse("hi {{nickname}}")
+                .unwrap_err()
+                .contains("nickname")
+        );
         assert_eq!(
             Template::parse("a {{ b").unwrap(),
             Template::Text(vec![Piece::Literal("a {{ b".into())])

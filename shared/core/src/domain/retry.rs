@@ -17,7 +17,9 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             window: Duration::from_secs(12 * 3600),
-            delays: [10, 60, 300, 900, 1800, 3600, 7200].map(Duration::from_secs).to_vec(),
+            delays: [10, 60, 300, 900, 1800, 3600, 7200]
+                .map(Duration::from_secs)
+                .to_vec(),
         }
     }
 }
@@ -52,8 +54,13 @@ impl RetryPolicy {
 
     /// The delay after the `attempts_made`-th failed attempt, before jitter.
     pub fn base_delay(&self, attempts_made: usize) -> Duration {
-        let i = attempts_made.saturating_sub(1).min(self.delays.len().saturating_sub(1));
-        self.delays.get(i).copied().unwrap_or(Duration::from_secs(7200))
+        let i = attempts_made
+            .saturating_sub(1)
+            .min(self.delays.len().saturating_sub(1));
+        self.delays
+            .get(i)
+            .copied()
+            .unwrap_or(Duration::from_secs(7200))
     }
 
     /// When to try again after a failed attempt made at `now`, or `None` when that attempt
@@ -113,9 +120,13 @@ mod tests {
     fn retry_after_is_a_minimum_capped_by_the_deadline() {
         let p = RetryPolicy::default();
         let d = p.deadline(t(0));
-        let next = p.next_attempt(1, t(0), d, Some(Duration::from_secs(120)), 0.5).unwrap();
+        let next = p
+            .next_attempt(1, t(0), d, Some(Duration::from_secs(120)), 0.5)
+            .unwrap();
         assert_eq!(next, t(120));
-        let next = p.next_attempt(1, t(0), d, Some(Duration::from_secs(99 * 3600)), 0.5).unwrap();
+        let next = p
+            .next_attempt(1, t(0), d, Some(Duration::from_secs(99 * 3600)), 0.5)
+            .unwrap();
         assert_eq!(next, d);
     }
 
@@ -124,7 +135,10 @@ mod tests {
         let p = RetryPolicy::parse("8s", "1s").unwrap();
         assert_eq!(p.window, Duration::from_secs(8));
         assert_eq!(p.delays, vec![Duration::from_secs(1)]);
-        assert_eq!(RetryPolicy::parse(DEFAULT_WINDOW, DEFAULT_DELAYS).unwrap(), RetryPolicy::default());
+        assert_eq!(
+            RetryPolicy::parse(DEFAULT_WINDOW, DEFAULT_DELAYS).unwrap(),
+            RetryPolicy::default()
+        );
         assert!(RetryPolicy::parse("0s", "1s").is_err());
         assert!(RetryPolicy::parse("1h", "1s,,2s").is_err());
         assert!(RetryPolicy::parse("1h", "0s").is_err());

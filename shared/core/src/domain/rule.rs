@@ -45,7 +45,11 @@ impl Op {
 pub enum Rule {
     All(Vec<Rule>),
     Any(Vec<Rule>),
-    Test { field: FieldKey, op: Op, value: Value },
+    Test {
+        field: FieldKey,
+        op: Op,
+        value: Value,
+    },
 }
 
 const MAX_DEPTH: usize = 10;
@@ -79,14 +83,25 @@ fn parse(value: &Value, path: &str, depth: usize, count: &mut usize) -> Result<R
     let Value::Object(obj) = value else {
         return Err(Invalid::new("invalid_rule", path, "must be a rule object"));
     };
-    for (key, ctor) in [("all", Rule::All as fn(Vec<Rule>) -> Rule), ("any", Rule::Any)] {
+    for (key, ctor) in [
+        ("all", Rule::All as fn(Vec<Rule>) -> Rule),
+        ("any", Rule::Any),
+    ] {
         if let Some(list) = obj.get(key) {
             let at = join(path, key);
             let Value::Array(items) = list else {
-                return Err(Invalid::new("invalid_rule", at, "must be an array of rules"));
+                return Err(Invalid::new(
+                    "invalid_rule",
+                    at,
+                    "must be an array of rules",
+                ));
             };
             if items.is_empty() {
-                return Err(Invalid::new("invalid_rule", at, "must hold at least one rule"));
+                return Err(Invalid::new(
+                    "invalid_rule",
+                    at,
+                    "must hold at least one rule",
+                ));
             }
             let rules = items
                 .iter()
@@ -98,7 +113,11 @@ fn parse(value: &Value, path: &str, depth: usize, count: &mut usize) -> Result<R
     }
     let field = match obj.get("field") {
         Some(Value::String(s)) => FieldKey::parse(s).ok_or_else(|| {
-            Invalid::new("unknown_field", join(path, "field"), format!("`{s}` is not a catalogue field"))
+            Invalid::new(
+                "unknown_field",
+                join(path, "field"),
+                format!("`{s}` is not a catalogue field"),
+            )
         })?,
         _ => {
             return Err(Invalid::new(
@@ -110,19 +129,37 @@ fn parse(value: &Value, path: &str, depth: usize, count: &mut usize) -> Result<R
     };
     let op = match obj.get("op") {
         Some(Value::String(s)) => Op::parse(s).ok_or_else(|| {
-            Invalid::new("invalid_rule", join(path, "op"), format!("`{s}` is not a known operator"))
+            Invalid::new(
+                "invalid_rule",
+                join(path, "op"),
+                format!("`{s}` is not a known operator"),
+            )
         })?,
-        _ => return Err(Invalid::new("invalid_rule", join(path, "op"), "is required")),
+        _ => {
+            return Err(Invalid::new(
+                "invalid_rule",
+                join(path, "op"),
+                "is required",
+            ));
+        }
     };
     let value = obj.get("value").cloned().unwrap_or(Value::Null);
     if op.needs_value() {
         match &value {
             Value::String(_) | Value::Number(_) | Value::Bool(_) => {}
             Value::Null => {
-                return Err(Invalid::new("invalid_rule", join(path, "value"), "is required for this operator"));
+                return Err(Invalid::new(
+                    "invalid_rule",
+                    join(path, "value"),
+                    "is required for this operator",
+                ));
             }
             _ => {
-                return Err(Invalid::new("invalid_rule", join(path, "value"), "must be text, a number or a boolean"));
+                return Err(Invalid::new(
+                    "invalid_rule",
+                    join(path, "value"),
+                    "must be text, a number or a boolean",
+                ));
             }
         }
     }
@@ -207,8 +244,14 @@ fn test(actual: Option<&Value>, op: Op, expected: &Value) -> bool {
         Op::LessThan => ordering(actual, expected) == Some(std::cmp::Ordering::Less),
         Op::InGroup => match actual {
             Value::Array(groups) => groups.iter().any(|g| {
-                let id_match = g.get("id").and_then(as_number).zip(as_number(expected)).is_some_and(|(a, b)| a == b);
-                let name_match = g.get("name").is_some_and(|n| lower(&text_of(Some(n))) == want);
+                let id_match = g
+                    .get("id")
+                    .and_then(as_number)
+                    .zip(as_number(expected))
+                    .is_some_and(|(a, b)| a == b);
+                let name_match = g
+                    .get("name")
+                    .is_some_and(|n| lower(&text_of(Some(n))) == want);
                 id_match || name_match
             }),
             _ => false,
@@ -238,24 +281,54 @@ mod tests {
 
     #[test]
     fn every_operator() {
-        assert!(eval(json!({"field": "email", "op": "equals", "value": "tester@example.org"})));
-        assert!(!eval(json!({"field": "email", "op": "notEquals", "value": "TESTER@example.org"})));
-        assert!(eval(json!({"field": "lastname", "op": "notEquals", "value": "x"})));
-        assert!(eval(json!({"field": "email", "op": "contains", "value": "@EXAMPLE"})));
-        assert!(eval(json!({"field": "firstname", "op": "startsWith", "value": "jo"})));
-        assert!(eval(json!({"field": "email", "op": "endsWith", "value": ".ORG"})));
+        assert!(eval(
+            json!({"field": "email", "op": "equals", "value": "tester@example.org"})
+        ));
+        assert!(!eval(
+            json!({"field": "email", "op": "notEquals", "value": "TESTER@example.org"})
+        ));
+        assert!(eval(
+            json!({"field": "lastname", "op": "notEquals", "value": "x"})
+        ));
+        assert!(eval(
+            json!({"field": "email", "op": "contains", "value": "@EXAMPLE"})
+        ));
+        assert!(eval(
+            json!({"field": "firstname", "op": "startsWith", "value": "jo"})
+        ));
+        assert!(eval(
+            json!({"field": "email", "op": "endsWith", "value": ".ORG"})
+        ));
         assert!(eval(json!({"field": "note", "op": "isEmpty"})));
         assert!(eval(json!({"field": "lastname", "op": "isEmpty"})));
         assert!(eval(json!({"field": "firstname", "op": "isNotEmpty"})));
-        assert!(eval(json!({"field": "mailingsCount", "op": "greaterThan", "value": 10})));
-        assert!(!eval(json!({"field": "mailingsCount", "op": "greaterThan", "value": "12"})));
-        assert!(eval(json!({"field": "averageOpenRate", "op": "lessThan", "value": 0.7})));
-        assert!(eval(json!({"field": "birthDate", "op": "lessThan", "value": "1990-01-01"})));
-        assert!(eval(json!({"field": "groups", "op": "inGroup", "value": 7})));
-        assert!(eval(json!({"field": "groups", "op": "inGroup", "value": "newsletter"})));
-        assert!(!eval(json!({"field": "groups", "op": "inGroup", "value": 8})));
-        assert!(eval(json!({"field": "customFields.plan", "op": "equals", "value": "GOLD"})));
-        assert!(eval(json!({"field": "mailingsCount", "op": "equals", "value": "12"})));
+        assert!(eval(
+            json!({"field": "mailingsCount", "op": "greaterThan", "value": 10})
+        ));
+        assert!(!eval(
+            json!({"field": "mailingsCount", "op": "greaterThan", "value": "12"})
+        ));
+        assert!(eval(
+            json!({"field": "averageOpenRate", "op": "lessThan", "value": 0.7})
+        ));
+        assert!(eval(
+            json!({"field": "birthDate", "op": "lessThan", "value": "1990-01-01"})
+        ));
+        assert!(eval(
+            json!({"field": "groups", "op": "inGroup", "value": 7})
+        ));
+        assert!(eval(
+            json!({"field": "groups", "op": "inGroup", "value": "newsletter"})
+        ));
+        assert!(!eval(
+            json!({"field": "groups", "op": "inGroup", "value": 8})
+        ));
+        assert!(eval(
+            json!({"field": "customFields.plan", "op": "equals", "value": "GOLD"})
+        ));
+        assert!(eval(
+            json!({"field": "mailingsCount", "op": "equals", "value": "12"})
+        ));
     }
 
     #[test]
@@ -272,7 +345,10 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (json!({"field": "nope", "op": "equals", "value": 1}), "r.field"),
+            (
+                json!({"field": "nope", "op": "equals", "value": 1}),
+                "r.field",
+            ),
             (json!({"field": "email", "op": "like", "value": 1}), "r.op"),
             (json!({"field": "email", "op": "equals"}), "r.value"),
             (json!({"all": []}), "r.all"),

@@ -148,8 +148,15 @@ pub struct Compiled {
 #[derive(Debug, Clone)]
 pub enum Step {
     Webhook(WebhookStep),
-    Condition { rule: Rule, yes: Option<String>, no: Option<String> },
-    Wait { duration: jiff::Span, next: Option<String> },
+    Condition {
+        rule: Rule,
+        yes: Option<String>,
+        no: Option<String>,
+    },
+    Wait {
+        duration: jiff::Span,
+        next: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -163,12 +170,21 @@ pub struct WebhookStep {
 }
 
 /// Header names a step may not set (case-insensitive), besides every `webhook-*`.
-const RESERVED_HEADERS: &[&str] = &["host", "content-length", "content-type", "transfer-encoding", "connection"];
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+];
 
 /// Checks one custom header (SPEC §4). `path` is the `headers` object's path.
 pub fn check_header(name: &str, value: &str, path: &str) -> Result<(), Invalid> {
     let at = join(path, name);
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    if name.is_empty()
+        || name.len() > 64
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
         return Err(Invalid::new(
             "invalid_header",
             at,
@@ -177,18 +193,33 @@ pub fn check_header(name: &str, value: &str, path: &str) -> Result<(), Invalid> 
     }
     let lower = name.to_ascii_lowercase();
     if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") {
-        return Err(Invalid::new("reserved_header", at, format!("`{name}` is set by Hookline and cannot be overridden")));
+        return Err(Invalid::new(
+            "reserved_header",
+            at,
+            format!("`{name}` is set by Hookline and cannot be overridden"),
+        ));
     }
     if value.chars().count() > 1024 {
-        return Err(Invalid::new("invalid_header", at, "a header value is at most 1024 characters"));
+        return Err(Invalid::new(
+            "invalid_header",
+            at,
+            "a header value is at most 1024 characters",
+        ));
     }
     if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
-        return Err(Invalid::new("invalid_header", at, "a header value may not contain CR, LF or NUL"));
+        return Err(Invalid::new(
+            "invalid_header",
+            at,
+            "a header value may not contain CR, LF or NUL",
+        ));
     }
     Ok(())
 }
 
-pub fn check_headers(headers: &BTreeMap<String, String>, path: &str) -> Result<Vec<(String, String)>, Invalid> {
+pub fn check_headers(
+    headers: &BTreeMap<String, String>,
+    path: &str,
+) -> Result<Vec<(String, String)>, Invalid> {
     if headers.len() > 50 {
         return Err(Invalid::new("invalid_header", path, "at most 50 headers"));
     }
@@ -199,7 +230,12 @@ pub fn check_headers(headers: &BTreeMap<String, String>, path: &str) -> Result<V
 }
 
 fn check_step_id(id: &str, path: &str) -> Result<(), Invalid> {
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return Err(Invalid::new(
             "invalid_step_id",
             join(path, "id"),
@@ -211,13 +247,21 @@ fn check_step_id(id: &str, path: &str) -> Result<(), Invalid> {
 
 /// Parses an ISO 8601 duration (`PT2H`, `P1DT12H`, `P1W`); it must be positive and at most a year.
 pub fn parse_wait(text: &str, path: &str) -> Result<jiff::Span, Invalid> {
-    let bad = || Invalid::new("invalid_duration", path, "must be a positive ISO 8601 duration such as PT2H or P1D, at most a year");
+    let bad = || {
+        Invalid::new(
+            "invalid_duration",
+            path,
+            "must be a positive ISO 8601 duration such as PT2H or P1D, at most a year",
+        )
+    };
     if !text.starts_with('P') {
         return Err(bad());
     }
     let span: jiff::Span = text.parse().map_err(|_| bad())?;
     let reference = jiff::civil::date(2026, 1, 1);
-    let total = span.total((jiff::Unit::Second, reference)).map_err(|_| bad())?;
+    let total = span
+        .total((jiff::Unit::Second, reference))
+        .map_err(|_| bad())?;
     if total <= 0.0 || total > 366.0 * 86400.0 {
         return Err(bad());
     }
@@ -235,27 +279,53 @@ impl ScenarioDef {
     pub fn compile(&self, allow_private: bool) -> Result<Compiled, Invalid> {
         let name = self.name.trim();
         if name.is_empty() || self.name.chars().count() > 200 {
-            return Err(Invalid::new("invalid_field", "name", "must be 1 to 200 characters"));
+            return Err(Invalid::new(
+                "invalid_field",
+                "name",
+                "must be 1 to 200 characters",
+            ));
         }
         self.trigger.validate("trigger")?;
         if self.steps.is_empty() {
-            return Err(Invalid::new("invalid_field", "steps", "a scenario needs at least one step"));
+            return Err(Invalid::new(
+                "invalid_field",
+                "steps",
+                "a scenario needs at least one step",
+            ));
         }
         if self.steps.len() > MAX_STEPS {
-            return Err(Invalid::new("too_many_steps", "steps", format!("at most {MAX_STEPS} steps")));
+            return Err(Invalid::new(
+                "too_many_steps",
+                "steps",
+                format!("at most {MAX_STEPS} steps"),
+            ));
         }
         let mut index = HashMap::new();
         for (i, step) in self.steps.iter().enumerate() {
             let path = format!("steps[{i}]");
             check_step_id(step.id(), &path)?;
             if index.insert(step.id().to_string(), i).is_some() {
-                return Err(Invalid::new("duplicate_step_id", join(&path, "id"), format!("`{}` is used by another step", step.id())));
+                return Err(Invalid::new(
+                    "duplicate_step_id",
+                    join(&path, "id"),
+                    format!("`{}` is used by another step", step.id()),
+                ));
             }
         }
         match &self.start {
-            None => return Err(Invalid::new("invalid_field", "start", "must name the first step")),
+            None => {
+                return Err(Invalid::new(
+                    "invalid_field",
+                    "start",
+                    "must name the first step",
+                ));
+            }
             Some(s) if !index.contains_key(s) => {
-                return Err(Invalid::new("unknown_step", "start", format!("`{s}` is not a step of this scenario")));
+                return Err(Invalid::new(
+                    "unknown_step",
+                    "start",
+                    format!("`{s}` is not a step of this scenario"),
+                ));
             }
             Some(_) => {}
         }
@@ -264,7 +334,11 @@ impl ScenarioDef {
                 if let Some(t) = target
                     && !index.contains_key(t)
                 {
-                    return Err(Invalid::new("unknown_step", format!("steps[{i}].{key}"), format!("`{t}` is not a step of this scenario")));
+                    return Err(Invalid::new(
+                        "unknown_step",
+                        format!("steps[{i}].{key}"),
+                        format!("`{t}` is not a step of this scenario"),
+                    ));
                 }
             }
         }
@@ -344,15 +418,29 @@ impl ScenarioDef {
     }
 }
 
-fn compile_webhook(w: &WebhookStepDef, path: &str, allow_private: bool) -> Result<WebhookStep, Invalid> {
+fn compile_webhook(
+    w: &WebhookStepDef,
+    path: &str,
+    allow_private: bool,
+) -> Result<WebhookStep, Invalid> {
     let url = check_url(&w.url, &join(path, "url"), allow_private)?;
     let mut fields = Vec::new();
     let mut data_keys: HashSet<String> = ["type".to_string(), "id".to_string()].into();
     for (j, key) in w.fields.iter().enumerate() {
         let at = format!("{path}.fields[{j}]");
-        let field = FieldKey::parse(key).ok_or_else(|| Invalid::new("unknown_field", &at, format!("`{key}` is not a catalogue field")))?;
+        let field = FieldKey::parse(key).ok_or_else(|| {
+            Invalid::new(
+                "unknown_field",
+                &at,
+                format!("`{key}` is not a catalogue field"),
+            )
+        })?;
         if fields.contains(&field) {
-            return Err(Invalid::new("duplicate_field", at, format!("`{key}` is selected twice")));
+            return Err(Invalid::new(
+                "duplicate_field",
+                at,
+                format!("`{key}` is selected twice"),
+            ));
         }
         if field.key() != "id" {
             data_keys.insert(field.data_key().to_string());
@@ -360,24 +448,43 @@ fn compile_webhook(w: &WebhookStepDef, path: &str, allow_private: bool) -> Resul
         fields.push(field);
     }
     if w.additional.len() > 100 {
-        return Err(Invalid::new("invalid_field", join(path, "additional"), "at most 100 additional keys"));
+        return Err(Invalid::new(
+            "invalid_field",
+            join(path, "additional"),
+            "at most 100 additional keys",
+        ));
     }
     let mut additional = Vec::new();
     for (key, value) in &w.additional {
         let at = join(&join(path, "additional"), key);
         if key.is_empty() || key.len() > 100 {
-            return Err(Invalid::new("invalid_field", at, "a key is 1 to 100 characters"));
+            return Err(Invalid::new(
+                "invalid_field",
+                at,
+                "a key is 1 to 100 characters",
+            ));
         }
         if data_keys.contains(key) {
-            return Err(Invalid::new("key_collision", at, format!("`{key}` is already in the payload's data (`type`, `id` or a selected field)")));
+            return Err(Invalid::new(
+                "key_collision",
+                at,
+                format!(
+                    "`{key}` is already in the payload's data (`type`, `id` or a selected field)"
+                ),
+            ));
         }
         let Value::String(text) = value else {
-            return Err(Invalid::new("invalid_field", at, "must be text (with optional {{placeholders}})"));
+            return Err(Invalid::new(
+                "invalid_field",
+                at,
+                "must be text (with optional {{placeholders}})",
+            ));
         };
         if text.chars().count() > 4096 {
             return Err(Invalid::new("invalid_field", at, "at most 4096 characters"));
         }
-        let template = Template::parse(text).map_err(|e| Invalid::new("unknown_placeholder", &at, e))?;
+        let template =
+            Template::parse(text).map_err(|e| Invalid::new("unknown_placeholder", &at, e))?;
         additional.push((key.clone(), template));
     }
     let headers = check_headers(&w.headers, &join(path, "headers"))?;
@@ -438,26 +545,108 @@ mod tests {
     fn each_rule_names_its_field() {
         let cases: Vec<(Box<dyn FnOnce(&mut Value)>, &str, &str)> = vec![
             (Box::new(|v| v["name"] = json!("")), "name", "invalid_field"),
-            (Box::new(|v| { v.as_object_mut().unwrap().remove("name"); }), "name", "invalid_field"),
-            (Box::new(|v| v["steps"][1]["url"] = json!("ftp://x")), "steps[1].url", "invalid_url"),
-            (Box::new(|v| v["steps"][1]["url"] = json!("http://10.0.0.1/")), "steps[1].url", "forbidden_target"),
-            (Box::new(|v| v["steps"][1]["fields"][0] = json!("shoeSize")), "steps[1].fields[0]", "unknown_field"),
-            (Box::new(|v| v["steps"][1]["additional"]["x"] = json!("{{nickname}}")), "steps[1].additional.x", "unknown_placeholder"),
-            (Box::new(|v| v["steps"][1]["additional"]["email"] = json!("x")), "steps[1].additional.email", "key_collision"),
-            (Box::new(|v| v["steps"][1]["additional"]["type"] = json!("x")), "steps[1].additional.type", "key_collision"),
-            (Box::new(|v| v["steps"][1]["additional"]["id"] = json!("x")), "steps[1].additional.id", "key_collision"),
-            (Box::new(|v| v["steps"][1]["headers"]["Bad Name"] = json!("x")), "steps[1].headers.Bad Name", "invalid_header"),
-            (Box::new(|v| v["steps"][1]["headers"]["Content-Type"] = json!("x")), "steps[1].headers.Content-Type", "reserved_header"),
-            (Box::new(|v| v["steps"][1]["headers"]["webhook-signature"] = json!("x")), "steps[1].headers.webhook-signature", "reserved_header"),
-            (Box::new(|v| v["steps"][1]["headers"]["X-A"] = json!("a\r\nb")), "steps[1].headers.X-A", "invalid_header"),
-            (Box::new(|v| v["steps"][1]["headers"]["X-A"] = json!("a".repeat(1025))), "steps[1].headers.X-A", "invalid_header"),
-            (Box::new(|v| v["steps"][1]["next"] = json!("nowhere")), "steps[1].next", "unknown_step"),
-            (Box::new(|v| v["steps"][2]["next"] = json!("only-me")), "steps[2].next", "cycle"),
-            (Box::new(|v| v["steps"][2]["id"] = json!("to-crm")), "steps[2].id", "duplicate_step_id"),
-            (Box::new(|v| v["steps"][2]["duration"] = json!("2 hours")), "steps[2].duration", "invalid_duration"),
-            (Box::new(|v| v["start"] = json!("nope")), "start", "unknown_step"),
-            (Box::new(|v| v["trigger"]["type"] = json!("date_reached")), "trigger.type", "unsupported_trigger"),
-            (Box::new(|v| v["steps"][0]["rule"]["op"] = json!("like")), "steps[0].rule.op", "invalid_rule"),
+            (
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("name");
+                }),
+                "name",
+                "invalid_field",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["url"] = json!("ftp://x")),
+                "steps[1].url",
+                "invalid_url",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["url"] = json!("http://10.0.0.1/")),
+                "steps[1].url",
+                "forbidden_target",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["fields"][0] = json!("shoeSize")),
+                "steps[1].fields[0]",
+                "unknown_field",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["additional"]["x"] = json!("{{nickname}}")),
+                "steps[1].additional.x",
+                "unknown_placeholder",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["additional"]["email"] = json!("x")),
+                "steps[1].additional.email",
+                "key_collision",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["additional"]["type"] = json!("x")),
+                "steps[1].additional.type",
+                "key_collision",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["additional"]["id"] = json!("x")),
+                "steps[1].additional.id",
+                "key_collision",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["headers"]["Bad Name"] = json!("x")),
+                "steps[1].headers.Bad Name",
+                "invalid_header",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["headers"]["Content-Type"] = json!("x")),
+                "steps[1].headers.Content-Type",
+                "reserved_header",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["headers"]["webhook-signature"] = json!("x")),
+                "steps[1].headers.webhook-signature",
+                "reserved_header",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["headers"]["X-A"] = json!("a\r\nb")),
+                "steps[1].headers.X-A",
+                "invalid_header",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["headers"]["X-A"] = json!("a".repeat(1025))),
+                "steps[1].headers.X-A",
+                "invalid_header",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["next"] = json!("nowhere")),
+                "steps[1].next",
+                "unknown_step",
+            ),
+            (
+                Box::new(|v| v["steps"][2]["next"] = json!("only-me")),
+                "steps[2].next",
+                "cycle",
+            ),
+            (
+                Box::new(|v| v["steps"][2]["id"] = json!("to-crm")),
+                "steps[2].id",
+                "duplicate_step_id",
+            ),
+            (
+                Box::new(|v| v["steps"][2]["duration"] = json!("2 hours")),
+                "steps[2].duration",
+                "invalid_duration",
+            ),
+            (
+                Box::new(|v| v["start"] = json!("nope")),
+                "start",
+                "unknown_step",
+            ),
+            (
+                Box::new(|v| v["trigger"]["type"] = json!("date_reached")),
+                "trigger.type",
+                "unsupported_trigger",
+            ),
+            (
+                Box::new(|v| v["steps"][0]["rule"]["op"] = json!("like")),
+                "steps[0].rule.op",
+                "invalid_rule",
+            ),
         ];
         for (patch, field, code) in cases {
             let e = error_for(patch);
@@ -473,7 +662,10 @@ mod tests {
             .collect();
         v["steps"] = Value::Array(steps);
         v["start"] = json!("w0");
-        let e = ScenarioDef::from_json(v).unwrap().compile(false).unwrap_err();
+        let e = ScenarioDef::from_json(v)
+            .unwrap()
+            .compile(false)
+            .unwrap_err();
         assert_eq!(e.code, "too_many_steps");
     }
 

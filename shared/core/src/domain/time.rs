@@ -60,7 +60,9 @@ fn parse_compact(text: &str) -> Result<jiff::Span, ()> {
         }
         let n: i64 = rest[..digits].parse().map_err(|_| ())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         span = match unit {
@@ -83,10 +85,16 @@ mod tests {
     #[test]
     fn human_durations() {
         assert_eq!(parse_human_duration("8s"), Ok(Duration::from_secs(8)));
-        assert_eq!(parse_human_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(
+            parse_human_duration("12h"),
+            Ok(Duration::from_secs(12 * 3600))
+        );
         assert_eq!(parse_human_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_human_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_human_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(
+            parse_human_duration("250ms"),
+            Ok(Duration::from_millis(250))
+        );
         assert!(parse_human_duration("").is_err());
         assert!(parse_human_duration("soon").is_err());
         assert!(parse_human_duration("10x").is_err());

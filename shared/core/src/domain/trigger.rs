@@ -66,11 +66,19 @@ impl TriggerDef {
                 return Err(Invalid::new(
                     "invalid_trigger",
                     at,
-                    format!("is not a filter of `{}` (allowed: {})", self.kind, allowed.join(", ")),
+                    format!(
+                        "is not a filter of `{}` (allowed: {})",
+                        self.kind,
+                        allowed.join(", ")
+                    ),
                 ));
             }
             if !matches!(value, Value::Number(_) | Value::String(_) | Value::Null) {
-                return Err(Invalid::new("invalid_trigger", at, "must be a number or text"));
+                return Err(Invalid::new(
+                    "invalid_trigger",
+                    at,
+                    "must be a number or text",
+                ));
             }
         }
         Ok(())
@@ -119,14 +127,29 @@ mod tests {
 
     #[test]
     fn validation() {
-        assert!(trigger(json!({"type": "form_subscribed", "formId": 12})).validate("trigger").is_ok());
-        let e = trigger(json!({"type": "date_reached", "field": "birthDate"})).validate("trigger").unwrap_err();
-        assert_eq!((e.code, e.field.as_deref()), ("unsupported_trigger", Some("trigger.type")));
-        let e = trigger(json!({"type": "form_subscribed", "groupId": 1})).validate("trigger").unwrap_err();
+        assert!(
+            trigger(json!({"type": "form_subscribed", "formId": 12}))
+                .validate("trigger")
+                .is_ok()
+        );
+        let e = trigger(json!({"type": "date_reached", "field": "birthDate"}))
+            .validate("trigger")
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("unsupported_trigger", Some("trigger.type"))
+        );
+        let e = trigger(json!({"type": "form_subscribed", "groupId": 1}))
+            .validate("trigger")
+            .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("trigger.groupId"));
-        let e = trigger(json!({"type": "nope"})).validate("trigger").unwrap_err();
+        let e = trigger(json!({"type": "nope"}))
+            .validate("trigger")
+            .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("trigger.type"));
-        let e = trigger(json!({"type": "contact_updated"})).validate("trigger").unwrap_err();
+        let e = trigger(json!({"type": "contact_updated"}))
+            .validate("trigger")
+            .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("trigger.type"));
     }
 }
