@@ -1,7 +1,6 @@
 //! One SQLite database file shared by the stores and the queue.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use rusqlite::Connection;
@@ -94,11 +93,20 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_by_due ON jobs (due_at);
 "#;
 
-/// The database: one connection behind a mutex (SQLite has one writer anyway), used from
-/// blocking threads so the async workers never wait on disk.
+type Reply = Box<dyn FnOnce(Option<&anyhow::Error>) + Send>;
+type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
+
+/// Most operations folded into one transaction.
+const MAX_BATCH: usize = 512;
+
+/// The database: one connection owned by one thread that **group-commits**. Callers send
+/// operations over a channel; the thread runs every waiting operation inside one transaction,
+/// each in its own savepoint (a failing operation rolls back only itself), commits once, and
+/// only then answers each caller. A caller therefore never sees a write that is not durable,
+/// and a burst of small operations costs one commit instead of hundreds.
 #[derive(Clone)]
 pub struct Db {
-    conn: Arc<Mutex<Connection>>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl Db {
@@ -108,26 +116,103 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(SCHEMA).context("creating the schema")?;
-        Ok(Db {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("hookline-db".into())
+            .spawn(move || serve(conn, queue))
+            .context("starting the database thread")?;
+        Ok(Db { jobs })
     }
 
-    /// Runs `f` on the connection, on a blocking thread.
+    /// Runs `f` atomically on the database thread; answers once its batch is committed.
     pub async fn call<R, F>(&self, f: F) -> anyhow::Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> anyhow::Result<R> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| anyhow::anyhow!("database mutex poisoned"))?;
-            f(&mut guard)
-        })
-        .await
-        .context("database task")?
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |commit_error: Option<&anyhow::Error>| {
+                let result = match commit_error {
+                    Some(e) => Err(anyhow::anyhow!("commit failed: {e:#}")),
+                    None => result,
+                };
+                let _ = answer.send(result);
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("the database thread has stopped"))?;
+        answered
+            .await
+            .context("the database thread dropped an operation")?
+    }
+}
+
+/// `execute` through the prepared-statement cache (SQL is parsed once per connection).
+pub(crate) fn exec(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
+
+/// `query_row` through the prepared-statement cache.
+pub(crate) fn row<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(params, f)
+}
+
+fn in_savepoint<R>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> anyhow::Result<R>,
+) -> anyhow::Result<R> {
+    exec(conn, "SAVEPOINT op", [])?;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("a database operation panicked")));
+    if result.is_err() {
+        exec(conn, "ROLLBACK TO op", [])?;
+    }
+    exec(conn, "RELEASE op", [])?;
+    result
+}
+
+fn serve(mut conn: Connection, queue: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let began = exec(&conn, "BEGIN IMMEDIATE", [])
+            .map(drop)
+            .map_err(anyhow::Error::from);
+        let replies: Vec<Reply> = match &began {
+            Ok(()) => batch.into_iter().map(|job| job(&mut conn)).collect(),
+            Err(_) => Vec::new(),
+        };
+        let outcome = began.and_then(|()| {
+            exec(&conn, "COMMIT", [])
+                .map(drop)
+                .map_err(anyhow::Error::from)
+        });
+        match outcome {
+            Ok(()) => replies.into_iter().for_each(|reply| reply(None)),
+            Err(e) => {
+                tracing::error!(error = %e, "a database batch failed; its operations will be retried");
+                let _ = conn.execute_batch("ROLLBACK");
+                replies.into_iter().for_each(|reply| reply(Some(&e)));
+            }
+        }
     }
 }

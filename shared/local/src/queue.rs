@@ -15,6 +15,7 @@ use rusqlite::{OptionalExtension, params};
 use tokio::sync::Notify;
 
 use crate::Db;
+use crate::db::{exec, row};
 
 #[derive(Clone)]
 pub struct SqliteQueue {
@@ -83,7 +84,7 @@ impl SqliteQueue {
     pub async fn complete(&self, id: i64) -> anyhow::Result<()> {
         self.db
             .call(move |c| {
-                c.execute("DELETE FROM jobs WHERE id = ?1", params![id])?;
+                exec(c, "DELETE FROM jobs WHERE id = ?1", params![id])?;
                 Ok(())
             })
             .await
@@ -94,7 +95,7 @@ impl SqliteQueue {
         let due_ms = to_millis(due);
         self.db
             .call(move |c| {
-                c.execute(
+                exec(c,
                     "UPDATE jobs SET due_at = ?1, lease_until = NULL, tries = tries + ?2 WHERE id = ?3",
                     params![due_ms, failed as i64, id],
                 )?;
@@ -107,7 +108,8 @@ impl SqliteQueue {
     pub async fn release_all_leases(&self) -> anyhow::Result<usize> {
         self.db
             .call(|c| {
-                Ok(c.execute(
+                Ok(exec(
+                    c,
                     "UPDATE jobs SET lease_until = NULL WHERE lease_until IS NOT NULL",
                     [],
                 )?)
@@ -120,7 +122,8 @@ impl SqliteQueue {
         let ms: Option<i64> = self
             .db
             .call(|c| {
-                Ok(c.query_row(
+                Ok(row(
+                    c,
                     "SELECT MIN(due_at) FROM jobs WHERE lease_until IS NULL",
                     [],
                     |r| r.get(0),
@@ -135,9 +138,7 @@ impl SqliteQueue {
     /// How many jobs are waiting or running.
     pub async fn len(&self) -> anyhow::Result<u64> {
         self.db
-            .call(|c| {
-                Ok(c.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get::<_, i64>(0))? as u64)
-            })
+            .call(|c| Ok(row(c, "SELECT COUNT(*) FROM jobs", [], |r| r.get::<_, i64>(0))? as u64))
             .await
     }
 }
@@ -150,7 +151,7 @@ impl Queue for SqliteQueue {
         let due_ms = to_millis(due);
         self.db
             .call(move |c| {
-                c.execute(
+                exec(c,
                     "INSERT INTO jobs (dedupe_key, task, due_at) VALUES (?1, ?2, ?3) ON CONFLICT (dedupe_key) DO NOTHING",
                     params![key, text, due_ms],
                 )?;

@@ -1,5 +1,6 @@
-//! The store ports on SQLite. Each port method is one transaction, so every compare-and-set
-//! and every "record the pass and its delivery together" is atomic.
+//! The store ports on SQLite. Each port method runs atomically (in a savepoint of the
+//! database thread's batch, see [`Db`]), so every compare-and-set and every "record the pass
+//! and its delivery together" is all or nothing.
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::Db;
+use crate::db::{exec, row};
 
 /// Every store port of the engine on one SQLite database.
 #[derive(Clone)]
@@ -69,7 +71,7 @@ impl ScenarioStore for SqliteStore {
         let s = s.clone();
         self.db
             .call(move |c| {
-                c.execute(
+                exec(c,
                     "INSERT INTO scenarios (id, account, status, trigger_type, def, created_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![s.id, s.account, s.status.as_str(), s.def.trigger.kind, def, to_millis(s.created_at), to_millis(s.updated_at)],
@@ -84,7 +86,8 @@ impl ScenarioStore for SqliteStore {
         let raw = self
             .db
             .call(move |c| {
-                Ok(c.query_row(
+                Ok(row(
+                    c,
                     &format!(
                         "SELECT {SCENARIO_COLS} FROM scenarios WHERE account = ?1 AND id = ?2"
                     ),
@@ -102,7 +105,8 @@ impl ScenarioStore for SqliteStore {
         let s = s.clone();
         self.db
             .call(move |c| {
-                let n = c.execute(
+                let n = exec(
+                    c,
                     "UPDATE scenarios SET status = ?1, trigger_type = ?2, def = ?3, updated_at = ?4
                      WHERE id = ?5 AND account = ?6 AND status = ?7",
                     params![
@@ -185,7 +189,7 @@ impl ContactStore for SqliteStore {
         let id = contact.id;
         self.db
             .call(move |c| {
-                c.execute(
+                exec(c,
                     "INSERT INTO contacts (account, id, snapshot, updated_at) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (account, id) DO UPDATE SET snapshot = excluded.snapshot, updated_at = excluded.updated_at",
                     params![account, id, snapshot, now_ms()],
@@ -199,7 +203,8 @@ impl ContactStore for SqliteStore {
         let raw: Option<String> = self
             .db
             .call(move |c| {
-                Ok(c.query_row(
+                Ok(row(
+                    c,
                     "SELECT snapshot FROM contacts WHERE account = ?1 AND id = ?2",
                     params![account, id],
                     |r| r.get(0),
@@ -244,7 +249,8 @@ impl EnrollmentStore for SqliteStore {
         let raw: Option<String> = self
             .db
             .call(move |c| {
-                Ok(c.query_row(
+                Ok(row(
+                    c,
                     "SELECT answer FROM events WHERE account = ?1 AND event_id = ?2",
                     params![account, event_id],
                     |r| r.get(0),
@@ -265,18 +271,16 @@ impl EnrollmentStore for SqliteStore {
         let stored: String = self
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
-                tx.execute(
+                exec(c,
                     "INSERT INTO events (account, event_id, answer, created_at) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT DO NOTHING",
                     params![account, event_id, text, now_ms()],
                 )?;
-                let stored = tx.query_row(
+                let stored = row(c,
                     "SELECT answer FROM events WHERE account = ?1 AND event_id = ?2",
                     params![account, event_id],
                     |r| r.get(0),
                 )?;
-                tx.commit()?;
                 Ok(stored)
             })
             .await?;
@@ -287,16 +291,14 @@ impl EnrollmentStore for SqliteStore {
         let e = e.clone();
         self.db
             .call(move |c| {
-                let tx = c.transaction()?;
-                let exists: bool = tx
-                    .query_row("SELECT 1 FROM enrollments WHERE id = ?1", params![e.id], |_| Ok(()))
+                let exists: bool = row(c, "SELECT 1 FROM enrollments WHERE id = ?1", params![e.id], |_| Ok(()))
                     .optional()?
                     .is_some();
                 if exists {
                     return Ok(EnrollOutcome::AlreadyExists);
                 }
                 if !allow_reentry {
-                    let entered = tx.execute(
+                    let entered = exec(c,
                         "INSERT INTO entries (scenario_id, contact_id, enrollment_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                         params![e.scenario_id, e.contact_id, e.id],
                     )?;
@@ -304,12 +306,11 @@ impl EnrollmentStore for SqliteStore {
                         return Ok(EnrollOutcome::AlreadyEntered);
                     }
                 }
-                tx.execute(
+                exec(c,
                     "INSERT INTO enrollments (id, account, scenario_id, contact_id, seq, step_id, state, created_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
                     params![e.id, e.account, e.scenario_id, e.contact_id, e.seq as i64, e.step_id, e.state.as_str(), to_millis(e.created_at)],
                 )?;
-                tx.commit()?;
                 Ok(EnrollOutcome::Created)
             })
             .await
@@ -320,7 +321,7 @@ impl EnrollmentStore for SqliteStore {
         let raw = self
             .db
             .call(move |c| {
-                Ok(c.query_row(
+                Ok(row(c,
                     "SELECT id, account, scenario_id, contact_id, seq, step_id, state, created_at FROM enrollments WHERE id = ?1",
                     params![id],
                     enrollment_row,
@@ -356,7 +357,7 @@ impl EnrollmentStore for SqliteStore {
         let (id, step_id) = (id.to_string(), step_id.map(str::to_string));
         self.db
             .call(move |c| {
-                let n = c.execute(
+                let n = exec(c,
                     "UPDATE enrollments SET seq = ?1, step_id = ?2, state = ?3, updated_at = ?4 WHERE id = ?5 AND seq = ?6",
                     params![from_seq as i64 + 1, step_id, state.as_str(), now_ms(), id, from_seq as i64],
                 )?;
@@ -463,8 +464,7 @@ impl DeliveryStore for SqliteStore {
         };
         self.db
             .call(move |c| {
-                let tx = c.transaction()?;
-                let new = tx.execute(
+                let new = exec(c,
                     "INSERT INTO passes (key, account, scenario_id, step_id, contact_id, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT DO NOTHING",
                     params![pass.key, pass.account, pass.scenario_id, pass.step_id, pass.contact_id, to_millis(pass.at)],
@@ -473,7 +473,7 @@ impl DeliveryStore for SqliteStore {
                     return Ok(false);
                 }
                 if let Some((d, handoff, headers, attempts)) = delivery {
-                    tx.execute(
+                    exec(c,
                         &format!("INSERT INTO deliveries ({DELIVERY_COLS}, attempt_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
                         params![
                             d.id, d.account, d.scenario_id, d.step_id, d.contact_id, handoff, d.url, headers, d.payload,
@@ -482,7 +482,6 @@ impl DeliveryStore for SqliteStore {
                         ],
                     )?;
                 }
-                tx.commit()?;
                 Ok(true)
             })
             .await
@@ -493,7 +492,8 @@ impl DeliveryStore for SqliteStore {
         let raw = self
             .db
             .call(move |c| {
-                Ok(c.query_row(
+                Ok(row(
+                    c,
                     &format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = ?1"),
                     params![id],
                     delivery_row,
@@ -516,9 +516,8 @@ impl DeliveryStore for SqliteStore {
         let attempt = attempt.map(serde_json::to_value).transpose()?;
         self.db
             .call(move |c| {
-                let tx = c.transaction()?;
-                let current: Option<String> = tx
-                    .query_row(
+                let current: Option<String> = row(
+                        c,
                         "SELECT attempts FROM deliveries WHERE id = ?1 AND status = 'pending' AND attempt_count = ?2",
                         params![id, attempts_before as i64],
                         |r| r.get(0),
@@ -529,11 +528,10 @@ impl DeliveryStore for SqliteStore {
                 };
                 let mut attempts: Vec<serde_json::Value> = serde_json::from_str(&current)?;
                 attempts.extend(attempt);
-                tx.execute(
+                exec(c,
                     "UPDATE deliveries SET attempts = ?1, attempt_count = ?2, status = ?3, next_attempt_at = ?4 WHERE id = ?5",
                     params![serde_json::to_string(&attempts)?, attempts.len() as i64, status.as_str(), next_attempt_at.map(to_millis), id],
                 )?;
-                tx.commit()?;
                 Ok(true)
             })
             .await
@@ -543,7 +541,8 @@ impl DeliveryStore for SqliteStore {
         let id = id.to_string();
         self.db
             .call(move |c| {
-                c.execute(
+                exec(
+                    c,
                     "UPDATE deliveries SET handed_back = 1 WHERE id = ?1",
                     params![id],
                 )?;
@@ -600,10 +599,9 @@ impl DeliveryStore for SqliteStore {
         self.db
             .call(move |c| {
                 // one read transaction: passes and delivery statuses from the same moment
-                let tx = c.transaction()?;
                 let mut counts: Vec<StepCounts> = Vec::new();
                 {
-                    let mut stmt = tx.prepare_cached(
+                    let mut stmt = c.prepare_cached(
                         "SELECT step_id, COUNT(*), COUNT(DISTINCT contact_id) FROM passes
                          WHERE scenario_id = ?1 AND account = ?2 GROUP BY step_id",
                     )?;
@@ -618,7 +616,7 @@ impl DeliveryStore for SqliteStore {
                     for row in rows {
                         counts.push(row?);
                     }
-                    let mut stmt = tx.prepare_cached(
+                    let mut stmt = c.prepare_cached(
                         "SELECT step_id, status, COUNT(*) FROM deliveries WHERE scenario_id = ?1 AND account = ?2 GROUP BY step_id, status",
                     )?;
                     let rows = stmt.query_map(params![scenario_id, account], |r| {
@@ -635,7 +633,6 @@ impl DeliveryStore for SqliteStore {
                         }
                     }
                 }
-                tx.commit()?;
                 Ok(counts)
             })
             .await
@@ -650,7 +647,7 @@ impl KeyStore for SqliteStore {
         let key_hash = key_hash.to_string();
         self.db
             .call(move |c| {
-                let n = c.execute(
+                let n = exec(c,
                     "INSERT INTO api_keys (key_hash, account, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                     params![key_hash, account, now_ms()],
                 )?;
@@ -663,7 +660,8 @@ impl KeyStore for SqliteStore {
         let key_hash = key_hash.to_string();
         self.db
             .call(move |c| {
-                Ok(c.query_row(
+                Ok(row(
+                    c,
                     "SELECT account FROM api_keys WHERE key_hash = ?1",
                     params![key_hash],
                     |r| r.get(0),

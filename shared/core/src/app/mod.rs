@@ -8,6 +8,9 @@ mod stats;
 mod test_webhook;
 pub mod views;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use jiff::Timestamp;
 
 use crate::domain::Invalid;
@@ -46,16 +49,25 @@ pub enum Outcome {
     RetryAt(Timestamp),
 }
 
+/// Known keys kept in memory (hash → account). A key never changes account and there is no
+/// revocation yet, so a positive answer stays true; unknown keys are always asked again.
+const KEY_CACHE_MAX: usize = 10_000;
+
 /// The engine: every use case over one set of ports.
 #[derive(Clone)]
 pub struct Hookline {
     pub ports: Ports,
     pub policy: RetryPolicy,
+    known_keys: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl Hookline {
     pub fn new(ports: Ports, policy: RetryPolicy) -> Self {
-        Hookline { ports, policy }
+        Hookline {
+            ports,
+            policy,
+            known_keys: Arc::default(),
+        }
     }
 
     /// Runs one queued task. `Err` is a failure that may pass: the task is tried again.
@@ -75,11 +87,28 @@ impl Hookline {
         if key.is_empty() || key.len() > 200 {
             return Err(AppError::Unauthorized);
         }
-        self.ports
+        let hash = hash_api_key(key);
+        let cached = self
+            .known_keys
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&hash).copied());
+        if let Some(account) = cached {
+            return Ok(account);
+        }
+        let account = self
+            .ports
             .keys
-            .account_for(&hash_api_key(key))
+            .account_for(&hash)
             .await?
-            .ok_or(AppError::Unauthorized)
+            .ok_or(AppError::Unauthorized)?;
+        if let Ok(mut known) = self.known_keys.lock() {
+            if known.len() >= KEY_CACHE_MAX {
+                known.clear();
+            }
+            known.insert(hash, account);
+        }
+        Ok(account)
     }
 
     /// Registers a key (stored hashed); `false` when it was already there.
