@@ -401,11 +401,11 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
     );
 
     // attempts: a compare-and-set on the attempt count; statistics move with the status
+    let fresh = d[0].clone();
     assert!(
         store
             .record_attempt(
-                &d[0].id,
-                0,
+                &fresh,
                 Some(&attempt(Some(500))),
                 DeliveryStatus::Pending,
                 Some(ts(10))
@@ -416,20 +416,24 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
     assert!(
         !store
             .record_attempt(
-                &d[0].id,
-                0,
+                &fresh,
                 Some(&attempt(Some(500))),
                 DeliveryStatus::Pending,
                 Some(ts(10))
             )
             .await
-            .unwrap()
+            .unwrap(),
+        "a stale attempt was recorded"
+    );
+    let once = store.get(&d[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (once.attempts.len(), once.next_attempt_at),
+        (1, Some(ts(10)))
     );
     assert!(
         store
             .record_attempt(
-                &d[0].id,
-                1,
+                &once,
                 Some(&attempt(Some(200))),
                 DeliveryStatus::Accepted,
                 None
@@ -437,11 +441,11 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
             .await
             .unwrap()
     );
+    let settled = store.get(&d[0].id).await.unwrap().unwrap();
     assert!(
         !store
             .record_attempt(
-                &d[0].id,
-                2,
+                &settled,
                 Some(&attempt(Some(200))),
                 DeliveryStatus::Accepted,
                 None
@@ -452,7 +456,7 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
     );
     assert!(
         store
-            .record_attempt(&d[1].id, 0, None, DeliveryStatus::Failed, None)
+            .record_attempt(&d[1], None, DeliveryStatus::Failed, None)
             .await
             .unwrap()
     );

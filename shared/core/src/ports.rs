@@ -206,13 +206,12 @@ pub trait DeliveryStore: Send + Sync {
     async fn record_pass(&self, pass: &Pass, delivery: Option<&Delivery>) -> StoreResult<bool>;
     async fn get(&self, id: &str) -> StoreResult<Option<Delivery>>;
     /// Appends an attempt (`None`: the deadline passed before one could be made) and sets
-    /// the status and next attempt time, when the delivery is still pending with exactly
-    /// `attempts_before` attempts (a compare-and-set); `false` otherwise. Statistics move
-    /// with it, atomically.
+    /// the status and next attempt time, when the stored delivery is still pending with as many
+    /// attempts as `delivery` (as read) has — a compare-and-set; `false` otherwise. Statistics
+    /// move with it, atomically.
     async fn record_attempt(
         &self,
-        id: &str,
-        attempts_before: usize,
+        delivery: &Delivery,
         attempt: Option<&Attempt>,
         status: DeliveryStatus,
         next_attempt_at: Option<Timestamp>,

@@ -506,29 +506,30 @@ impl DeliveryStore for SqliteStore {
 
     async fn record_attempt(
         &self,
-        id: &str,
-        attempts_before: usize,
+        delivery: &Delivery,
         attempt: Option<&Attempt>,
         status: DeliveryStatus,
         next_attempt_at: Option<Timestamp>,
     ) -> StoreResult<bool> {
-        let id = id.to_string();
+        let id = delivery.id.clone();
+        let attempts_before = delivery.attempts.len();
         let attempt = attempt.map(serde_json::to_value).transpose()?;
         self.db
             .call(move |c| {
                 let current: Option<String> = row(
-                        c,
-                        "SELECT attempts FROM deliveries WHERE id = ?1 AND status = 'pending' AND attempt_count = ?2",
-                        params![id, attempts_before as i64],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
+                    c,
+                    "SELECT attempts FROM deliveries WHERE id = ?1 AND status = 'pending' AND attempt_count = ?2",
+                    params![id, attempts_before as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
                 let Some(current) = current else {
                     return Ok(false);
                 };
                 let mut attempts: Vec<serde_json::Value> = serde_json::from_str(&current)?;
                 attempts.extend(attempt);
-                exec(c,
+                exec(
+                    c,
                     "UPDATE deliveries SET attempts = ?1, attempt_count = ?2, status = ?3, next_attempt_at = ?4 WHERE id = ?5",
                     params![serde_json::to_string(&attempts)?, attempts.len() as i64, status.as_str(), next_attempt_at.map(to_millis), id],
                 )?;

@@ -37,13 +37,7 @@ impl Hookline {
                 "deadline passed before the last attempt could be made"
             );
             p.deliveries
-                .record_attempt(
-                    delivery_id,
-                    attempts_before,
-                    None,
-                    DeliveryStatus::Failed,
-                    None,
-                )
+                .record_attempt(&delivery, None, DeliveryStatus::Failed, None)
                 .await?;
             return Ok(Outcome::Done);
         }
@@ -82,7 +76,7 @@ impl Hookline {
         let attempt = outcome.into_attempt(start);
         let recorded = p
             .deliveries
-            .record_attempt(delivery_id, attempts_before, Some(&attempt), status, next)
+            .record_attempt(&delivery, Some(&attempt), status, next)
             .await?;
         if !recorded {
             return Ok(Outcome::Done); // another worker recorded this attempt

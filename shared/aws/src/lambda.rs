@@ -1,0 +1,241 @@
+//! What every Lambda binary shares: settings read once from the environment, clients built
+//! once per cold start, and the SQS batch handler.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use hookline_core::Hookline;
+use hookline_core::app::Outcome;
+use hookline_core::domain::retry::{DEFAULT_DELAYS, DEFAULT_WINDOW, RetryPolicy};
+use hookline_core::ports::{Ports, Queue, SystemClock, Task, UlidIds};
+use hookline_sender::ReqwestSender;
+
+use crate::{DynamoStore, QueueRef, SqsQueue};
+
+/// The settings the SAM template passes in (SPEC §10).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub table: String,
+    pub advance_queue: QueueRef,
+    pub deliver_queue: QueueRef,
+    pub schedule_group: String,
+    pub scheduler_role_arn: String,
+    pub policy: RetryPolicy,
+    pub allow_private_targets: bool,
+}
+
+pub const ENV_TABLE: &str = "HOOKLINE_TABLE";
+pub const ENV_ADVANCE_URL: &str = "HOOKLINE_ADVANCE_QUEUE_URL";
+pub const ENV_ADVANCE_ARN: &str = "HOOKLINE_ADVANCE_QUEUE_ARN";
+pub const ENV_DELIVER_URL: &str = "HOOKLINE_DELIVER_QUEUE_URL";
+pub const ENV_DELIVER_ARN: &str = "HOOKLINE_DELIVER_QUEUE_ARN";
+pub const ENV_SCHEDULE_GROUP: &str = "HOOKLINE_SCHEDULE_GROUP";
+pub const ENV_SCHEDULER_ROLE: &str = "HOOKLINE_SCHEDULER_ROLE_ARN";
+
+/// Every environment variable a function reads.
+pub const ENV_VARS: &[&str] = &[
+    ENV_TABLE,
+    ENV_ADVANCE_URL,
+    ENV_ADVANCE_ARN,
+    ENV_DELIVER_URL,
+    ENV_DELIVER_ARN,
+    ENV_SCHEDULE_GROUP,
+    ENV_SCHEDULER_ROLE,
+    "HOOKLINE_RETRY_WINDOW",
+    "HOOKLINE_RETRY_DELAYS",
+    "HOOKLINE_ALLOW_PRIVATE_TARGETS",
+];
+
+impl Settings {
+    /// Reads the settings; an invalid or missing one is an error naming it.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+        let required = |name: &str| {
+            get(name)
+                .filter(|v| !v.is_empty())
+                .with_context(|| format!("setting {name} is missing"))
+        };
+        let window = get("HOOKLINE_RETRY_WINDOW").unwrap_or_else(|| DEFAULT_WINDOW.into());
+        let delays = get("HOOKLINE_RETRY_DELAYS").unwrap_or_else(|| DEFAULT_DELAYS.into());
+        let policy = RetryPolicy::parse(&window, &delays).map_err(|e| {
+            let name = if e.starts_with("retry window") {
+                "HOOKLINE_RETRY_WINDOW"
+            } else {
+                "HOOKLINE_RETRY_DELAYS"
+            };
+            anyhow::anyhow!("invalid setting {name}: {e}")
+        })?;
+        let allow_private_targets = match get("HOOKLINE_ALLOW_PRIVATE_TARGETS")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("") | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => anyhow::bail!(
+                "invalid setting HOOKLINE_ALLOW_PRIVATE_TARGETS: `{other}` is not true or false"
+            ),
+        };
+        Ok(Settings {
+            table: required(ENV_TABLE)?,
+            advance_queue: QueueRef {
+                url: required(ENV_ADVANCE_URL)?,
+                arn: required(ENV_ADVANCE_ARN)?,
+            },
+            deliver_queue: QueueRef {
+                url: required(ENV_DELIVER_URL)?,
+                arn: required(ENV_DELIVER_ARN)?,
+            },
+            schedule_group: required(ENV_SCHEDULE_GROUP)?,
+            scheduler_role_arn: required(ENV_SCHEDULER_ROLE)?,
+            policy,
+            allow_private_targets,
+        })
+    }
+}
+
+/// The engine over DynamoDB, SQS and Scheduler, from an SDK config (region, credentials and
+/// an optional endpoint override come from the environment, as aws-config reads them).
+pub fn engine(
+    config: &aws_config::SdkConfig,
+    settings: &Settings,
+) -> anyhow::Result<(Hookline, Arc<SqsQueue>)> {
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(config), &settings.table);
+    let clock = Arc::new(SystemClock);
+    let queue = Arc::new(SqsQueue {
+        sqs: aws_sdk_sqs::Client::new(config),
+        scheduler: aws_sdk_scheduler::Client::new(config),
+        advance: settings.advance_queue.clone(),
+        deliver: settings.deliver_queue.clone(),
+        schedule_group: settings.schedule_group.clone(),
+        scheduler_role_arn: settings.scheduler_role_arn.clone(),
+        clock: clock.clone(),
+    });
+    let sender =
+        ReqwestSender::new(settings.allow_private_targets).context("building the HTTP client")?;
+    let ports = Ports {
+        scenarios: Arc::new(store.clone()),
+        contacts: Arc::new(store.clone()),
+        enrollments: Arc::new(store.clone()),
+        deliveries: Arc::new(store.clone()),
+        keys: Arc::new(store),
+        queue: queue.clone(),
+        sender: Arc::new(sender),
+        clock,
+        ids: Arc::new(UlidIds),
+    };
+    Ok((Hookline::new(ports, settings.policy.clone()), queue))
+}
+
+/// A cold start: JSON logs, settings, SDK config, clients. Called once per process.
+pub async fn init() -> anyhow::Result<(Hookline, Arc<SqsQueue>)> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_current_span(false)
+        .without_time()
+        .try_init()
+        .ok();
+    let settings = Settings::from_env(|k| std::env::var(k).ok())?;
+    let config = aws_config::load_from_env().await;
+    engine(&config, &settings)
+}
+
+/// Handles an SQS batch concurrently, one span per message. A message that fails with an
+/// error that may pass is reported in `batchItemFailures` (SQS redelivers it); a message that
+/// can never succeed (not a task) is logged and acknowledged; a task that asks to run again
+/// later is re-enqueued for that time and acknowledged.
+pub async fn handle_batch(
+    engine: &Hookline,
+    queue: &dyn Queue,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    use tracing::Instrument;
+    let work = event.records.into_iter().map(|record| {
+        let id = record.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("message", message_id = %id);
+        async move {
+            let Some(task) = record
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<Task>(b).ok())
+            else {
+                tracing::error!("a message that is not a task was dropped");
+                return None;
+            };
+            let result = match engine.handle(&task).await {
+                Ok(Outcome::Done) => Ok(()),
+                Ok(Outcome::RetryAt(at)) => queue.enqueue(&task, at).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "message failed; SQS will redeliver it"
+                    );
+                    Some(id)
+                }
+            }
+        }
+        .instrument(span)
+    });
+    let failed = futures::future::join_all(work).await;
+    let mut response = SqsBatchResponse::default();
+    for id in failed.into_iter().flatten() {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const ALL: &[(&str, &str)] = &[
+        (ENV_TABLE, "t"),
+        (ENV_ADVANCE_URL, "u1"),
+        (ENV_ADVANCE_ARN, "a1"),
+        (ENV_DELIVER_URL, "u2"),
+        (ENV_DELIVER_ARN, "a2"),
+        (ENV_SCHEDULE_GROUP, "g"),
+        (ENV_SCHEDULER_ROLE, "r"),
+    ];
+
+    #[test]
+    fn settings_name_what_is_wrong() {
+        let s = Settings::from_env(env(ALL)).unwrap();
+        assert_eq!(s.policy, RetryPolicy::default());
+        assert!(!s.allow_private_targets);
+        let missing = Settings::from_env(env(&ALL[1..])).unwrap_err().to_string();
+        assert!(missing.contains(ENV_TABLE), "{missing}");
+        let mut bad = ALL.to_vec();
+        bad.push(("HOOKLINE_RETRY_DELAYS", "10s,soon"));
+        assert!(
+            Settings::from_env(env(&bad))
+                .unwrap_err()
+                .to_string()
+                .contains("HOOKLINE_RETRY_DELAYS")
+        );
+        let mut bad = ALL.to_vec();
+        bad.push(("HOOKLINE_ALLOW_PRIVATE_TARGETS", "maybe"));
+        assert!(
+            Settings::from_env(env(&bad))
+                .unwrap_err()
+                .to_string()
+                .contains("HOOKLINE_ALLOW_PRIVATE_TARGETS")
+        );
+    }
+}

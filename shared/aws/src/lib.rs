@@ -1,0 +1,12 @@
+//! Hookline on AWS: the store ports on DynamoDB ([`DynamoStore`]), the queue port on SQS and
+//! EventBridge Scheduler ([`SqsQueue`]), and what the Lambda binaries share ([`lambda`]).
+
+mod dynamo;
+pub mod lambda;
+mod queue;
+
+pub use dynamo::{DynamoStore, SHARDS};
+pub use queue::{MAX_SQS_DELAY, QueueRef, SqsQueue, at_expression, schedule_name};
+
+pub use aws_lambda_events;
+pub use hookline_http_api as http_api;

@@ -1,0 +1,144 @@
+//! The queue port on SQS, with EventBridge Scheduler for delays past SQS's 15 minutes.
+//!
+//! A task due within 900 s is sent with `DelaySeconds`; a later one becomes a one-time
+//! schedule (`at(...)`, flexible window off, target: the queue, deleted after it fires) whose
+//! name derives from the task and its due time, so enqueueing it twice creates it once.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use aws_sdk_scheduler::types::{
+    ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, Target,
+};
+use hookline_core::ports::{Clock, Queue, StoreResult, Task};
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// SQS's longest delay.
+pub const MAX_SQS_DELAY: Duration = Duration::from_secs(900);
+
+/// A queue the engine sends to: its URL (for SQS) and ARN (as a schedule's target).
+#[derive(Debug, Clone)]
+pub struct QueueRef {
+    pub url: String,
+    pub arn: String,
+}
+
+#[derive(Clone)]
+pub struct SqsQueue {
+    pub sqs: aws_sdk_sqs::Client,
+    pub scheduler: aws_sdk_scheduler::Client,
+    pub advance: QueueRef,
+    pub deliver: QueueRef,
+    pub schedule_group: String,
+    /// The role EventBridge Scheduler assumes to send to the queues.
+    pub scheduler_role_arn: String,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// `hl-` + 40 hex characters of SHA-256(task key, due time): stable across retries.
+pub fn schedule_name(task: &Task, due: Timestamp) -> String {
+    let digest =
+        Sha256::digest(format!("{}@{}", task.dedupe_key(), due.as_millisecond()).as_bytes());
+    format!("hl-{}", &hex::encode(digest)[..40])
+}
+
+/// `at(2026-11-26T12:00:00)` in UTC, rounded up to the second (never early).
+pub fn at_expression(due: Timestamp) -> String {
+    let secs = due.as_second() + i64::from(due.subsec_nanosecond() > 0);
+    let due = Timestamp::from_second(secs).unwrap_or(due);
+    format!(
+        "at({})",
+        jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S", due).unwrap_or_default()
+    )
+}
+
+impl SqsQueue {
+    fn target(&self, task: &Task) -> &QueueRef {
+        match task {
+            Task::AdvanceV1 { .. } => &self.advance,
+            Task::DeliverV1 { .. } => &self.deliver,
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn enqueue(&self, task: &Task, due: Timestamp) -> StoreResult<()> {
+        let body = serde_json::to_string(task)?;
+        let target = self.target(task);
+        let wait = due.duration_since(self.clock.now());
+        let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
+        if wait <= MAX_SQS_DELAY {
+            // round up: a message never arrives before its time
+            let delay = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            self.sqs
+                .send_message()
+                .queue_url(&target.url)
+                .message_body(body)
+                .delay_seconds(delay.min(900) as i32)
+                .send()
+                .await
+                .context("SQS SendMessage")?;
+            return Ok(());
+        }
+        let window = FlexibleTimeWindow::builder()
+            .mode(FlexibleTimeWindowMode::Off)
+            .build()?;
+        let schedule_target = Target::builder()
+            .arn(&target.arn)
+            .role_arn(&self.scheduler_role_arn)
+            .input(body)
+            .build()?;
+        let result = self
+            .scheduler
+            .create_schedule()
+            .name(schedule_name(task, due))
+            .group_name(&self.schedule_group)
+            .schedule_expression(at_expression(due))
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window(window)
+            .target(schedule_target)
+            .action_after_completion(ActionAfterCompletion::Delete)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // the same task for the same time was scheduled already: a repeat is a no-op
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conflict_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(anyhow::Error::from(e).context("Scheduler CreateSchedule")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_names_and_times() {
+        let task = Task::DeliverV1 {
+            delivery_id: "dlv_1".into(),
+        };
+        let due: Timestamp = "2026-11-26T12:00:00.250Z".parse().unwrap();
+        let name = schedule_name(&task, due);
+        assert_eq!(name, schedule_name(&task, due));
+        assert_ne!(
+            name,
+            schedule_name(&task, "2026-11-26T12:00:01Z".parse().unwrap())
+        );
+        assert!(name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        assert_eq!(at_expression(due), "at(2026-11-26T12:00:01)");
+        assert_eq!(
+            at_expression("2026-11-26T12:00:00Z".parse().unwrap()),
+            "at(2026-11-26T12:00:00)"
+        );
+    }
+}
