@@ -655,7 +655,9 @@ impl DeliveryStore for DynamoStore {
                     // the contact passed this step before: record it without counting it anew
                 }
                 Err(err) => {
-                    return Err(anyhow::Error::from(err).context("DynamoDB TransactWriteItems pass"));
+                    return Err(
+                        anyhow::Error::from(err).context("DynamoDB TransactWriteItems pass")
+                    );
                 }
             }
         }

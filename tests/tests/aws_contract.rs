@@ -1,0 +1,151 @@
+//! The port contract suites of hookline-core against the AWS adapters on moto — the same
+//! assertions the SQLite adapters pass.
+
+mod support;
+
+use std::time::Duration;
+
+use hookline_core::contract;
+use hookline_core::domain::retry::RetryPolicy;
+use hookline_core::ports::{Queue, Task};
+use support::Aws;
+
+#[tokio::test]
+async fn scenario_store() {
+    contract::scenario_store(&Aws::fresh(RetryPolicy::default()).await.store()).await;
+}
+
+#[tokio::test]
+async fn contact_store() {
+    contract::contact_store(&Aws::fresh(RetryPolicy::default()).await.store()).await;
+}
+
+#[tokio::test]
+async fn enrollment_store() {
+    contract::enrollment_store(&Aws::fresh(RetryPolicy::default()).await.store()).await;
+}
+
+#[tokio::test]
+async fn delivery_store() {
+    contract::delivery_store(&Aws::fresh(RetryPolicy::default()).await.store()).await;
+}
+
+#[tokio::test]
+async fn key_store() {
+    contract::key_store(&Aws::fresh(RetryPolicy::default()).await.store()).await;
+}
+
+#[tokio::test]
+async fn queue() {
+    let aws = std::sync::Arc::new(Aws::fresh(RetryPolicy::default()).await);
+    let queue = aws.queue();
+    let receive = {
+        let aws = aws.clone();
+        move || {
+            let aws = aws.clone();
+            Box::pin(async move {
+                let mut tasks = Vec::new();
+                for q in [&aws.settings.advance_queue, &aws.settings.deliver_queue] {
+                    for (receipt, _, body) in aws.receive(q).await {
+                        aws.delete(q, &receipt).await;
+                        tasks.push(serde_json::from_str::<Task>(&body).unwrap());
+                    }
+                }
+                tasks
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Task>> + Send>>
+        }
+    };
+    contract::queue(&queue, &receive).await;
+}
+
+/// Past SQS's 15 minutes: exactly one one-time schedule at the right time, targeting the right
+/// queue with the task as input, deleted after it fires; a shorter delay uses DelaySeconds.
+#[tokio::test]
+async fn long_delays_become_one_schedule_and_short_ones_use_delay_seconds() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let queue = aws.queue();
+    let scheduler = aws_sdk_scheduler::Client::new(&aws.config);
+    let now = jiff::Timestamp::now();
+    let task = Task::DeliverV1 {
+        delivery_id: "dlv_long".into(),
+    };
+    let due = hookline_core::domain::time::add(now, Duration::from_secs(2 * 3600));
+    queue.enqueue(&task, due).await.unwrap();
+    queue.enqueue(&task, due).await.unwrap(); // a repeat (a redelivered handler): no second schedule
+    let listed = scheduler
+        .list_schedules()
+        .group_name(&aws.settings.schedule_group)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.schedules.len(), 1, "{:?}", listed.schedules);
+    let name = hookline_aws::schedule_name(&task, due);
+    let got = scheduler
+        .get_schedule()
+        .group_name(&aws.settings.schedule_group)
+        .name(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.schedule_expression.as_deref(),
+        Some(hookline_aws::at_expression(due).as_str())
+    );
+    assert_eq!(got.schedule_expression_timezone.as_deref(), Some("UTC"));
+    let target = got.target.unwrap();
+    assert_eq!(target.arn, aws.settings.deliver_queue.arn);
+    assert_eq!(target.role_arn, aws.settings.scheduler_role_arn);
+    assert_eq!(
+        serde_json::from_str::<Task>(target.input.as_deref().unwrap()).unwrap(),
+        task
+    );
+    assert_eq!(
+        got.flexible_time_window.unwrap().mode,
+        aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off
+    );
+    assert_eq!(
+        got.action_after_completion,
+        Some(aws_sdk_scheduler::types::ActionAfterCompletion::Delete)
+    );
+    assert!(
+        aws.receive(&aws.settings.deliver_queue).await.is_empty(),
+        "a long delay went to SQS"
+    );
+
+    // 10 minutes: SQS with DelaySeconds, no schedule
+    let short = Task::AdvanceV1 {
+        enrollment_id: "enr_short".into(),
+        step_id: None,
+        seq: 1,
+    };
+    queue
+        .enqueue(
+            &short,
+            hookline_core::domain::time::add(now, Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
+    let listed = scheduler
+        .list_schedules()
+        .group_name(&aws.settings.schedule_group)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.schedules.len(),
+        1,
+        "a short delay created a schedule"
+    );
+    let sqs = aws_sdk_sqs::Client::new(&aws.config);
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&aws.settings.advance_queue.url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let delayed = attrs.attributes.unwrap()
+        [&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed]
+        .clone();
+    assert_eq!(delayed, "1");
+}

@@ -1,0 +1,246 @@
+//! The AWS APIs through moto_server on 127.0.0.1 (started by scripts/test.sh, which sets
+//! HOOKLINE_TEST_AWS_ENDPOINT). Every test makes its own table, queues and schedule group.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use hookline_aws::lambda::Settings;
+use hookline_aws::{DynamoStore, QueueRef, SqsQueue};
+use hookline_core::domain::retry::RetryPolicy;
+use hookline_core::ports::SystemClock;
+
+pub fn endpoint() -> String {
+    std::env::var("HOOKLINE_TEST_AWS_ENDPOINT").expect(
+        "HOOKLINE_TEST_AWS_ENDPOINT is not set: run scripts/test.sh, which starts moto_server",
+    )
+}
+
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "moto",
+        ))
+        .load()
+        .await
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid_like())
+}
+
+fn ulid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_millisecond(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The table layout the SAM template declares.
+pub async fn create_table(config: &aws_config::SdkConfig) -> String {
+    let client = aws_sdk_dynamodb::Client::new(config);
+    let name = unique("hookline");
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .attribute_definitions(attr("gsi1pk"))
+        .attribute_definitions(attr("gsi1sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("gsi1")
+                .key_schema(key("gsi1pk", KeyType::Hash))
+                .key_schema(key("gsi1sk", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    name
+}
+
+pub async fn create_queue(config: &aws_config::SdkConfig, prefix: &str) -> QueueRef {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let url = sqs
+        .create_queue()
+        .queue_name(unique(prefix))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn = attrs.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    QueueRef { url, arn }
+}
+
+pub struct Aws {
+    pub config: aws_config::SdkConfig,
+    pub settings: Settings,
+}
+
+impl Aws {
+    /// A fresh table, two queues and a schedule group.
+    pub async fn fresh(policy: RetryPolicy) -> Aws {
+        let config = sdk_config().await;
+        let table = create_table(&config).await;
+        let advance_queue = create_queue(&config, "advance").await;
+        let deliver_queue = create_queue(&config, "deliver").await;
+        let group = unique("hookline");
+        aws_sdk_scheduler::Client::new(&config)
+            .create_schedule_group()
+            .name(&group)
+            .send()
+            .await
+            .unwrap();
+        Aws {
+            settings: Settings {
+                table,
+                advance_queue,
+                deliver_queue,
+                schedule_group: group,
+                scheduler_role_arn: "arn:aws:iam::123456789012:role/hookline-scheduler".into(),
+                policy,
+                allow_private_targets: true,
+            },
+            config,
+        }
+    }
+
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.config),
+            &self.settings.table,
+        )
+    }
+
+    pub fn queue(&self) -> SqsQueue {
+        SqsQueue {
+            sqs: aws_sdk_sqs::Client::new(&self.config),
+            scheduler: aws_sdk_scheduler::Client::new(&self.config),
+            advance: self.settings.advance_queue.clone(),
+            deliver: self.settings.deliver_queue.clone(),
+            schedule_group: self.settings.schedule_group.clone(),
+            scheduler_role_arn: self.settings.scheduler_role_arn.clone(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Receives (without deleting) what is visible on a queue now: (receipt handle, id, body).
+    pub async fn receive(&self, queue: &QueueRef) -> Vec<(String, String, String)> {
+        let out = aws_sdk_sqs::Client::new(&self.config)
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .unwrap();
+        out.messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                (
+                    m.receipt_handle.unwrap(),
+                    m.message_id.unwrap(),
+                    m.body.unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn delete(&self, queue: &QueueRef, receipt: &str) {
+        aws_sdk_sqs::Client::new(&self.config)
+            .delete_message()
+            .queue_url(&queue.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// An SQS event as Lambda's event source mapping hands it to a function.
+pub fn sqs_event(queue_arn: &str, messages: &[(String, String, String)]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(receipt, id, body)| {
+            serde_json::json!({
+                "messageId": id, "receiptHandle": receipt, "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1798286400000",
+                               "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1798286400001"},
+                "messageAttributes": {}, "md5OfBody": "0", "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn, "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// An API Gateway HTTP API (payload v2.0) request event.
+pub fn http_event(
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> String {
+    let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut headers = serde_json::json!({"content-type": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"});
+    if let Some(k) = key {
+        headers["authorization"] = format!("Bearer {k}").into();
+    }
+    serde_json::json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path_only, "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123", "requestId": "req-1", "routeKey": "$default", "stage": "$default",
+            "time": "26/Nov/2026:12:00:00 +0000", "timeEpoch": 1798286400000u64,
+            "http": {"method": method, "path": path_only, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1", "userAgent": "test"}
+        },
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
