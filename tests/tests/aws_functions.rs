@@ -1,0 +1,469 @@
+//! The Lambda handlers with real event JSON (API Gateway HTTP API v2 requests, SQS events),
+//! over DynamoDB, SQS and Scheduler on moto, delivering to a real receiver on 127.0.0.1.
+//! A small loop plays Lambda's event source mapping: receive from a queue, invoke the
+//! handler, delete what it did not report as failed.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use async_trait::async_trait;
+use hookline_aws::aws_lambda_events::event::sqs::SqsEvent;
+use hookline_aws::lambda::handle_batch;
+use hookline_aws::{DynamoStore, SqsQueue};
+use hookline_core::Hookline;
+use hookline_core::domain::contact::Contact;
+use hookline_core::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+use hookline_core::domain::event::IntakeAnswer;
+use hookline_core::domain::retry::RetryPolicy;
+use hookline_core::ports::*;
+use hookline_local::receiver::{Receiver, ReceiverOptions};
+use serde_json::{Value, json};
+use support::{Aws, http_event, sqs_event};
+use tower::ServiceExt;
+
+const KEY: &str = "hk_aws_test_key_account_1";
+
+async fn call(router: &axum::Router, event: String) -> (u16, Value) {
+    let request = lambda_http::request::from_str(&event).expect("an API Gateway v2 event");
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Plays the event source mapping once over both queues; returns how many messages it handled.
+async fn pump(aws: &Aws, engine: &Hookline, queue: &dyn Queue) -> usize {
+    let mut handled = 0;
+    for q in [&aws.settings.advance_queue, &aws.settings.deliver_queue] {
+        let messages = aws.receive(q).await;
+        if messages.is_empty() {
+            continue;
+        }
+        handled += messages.len();
+        let event: SqsEvent = serde_json::from_value(sqs_event(&q.arn, &messages)).unwrap();
+        let response = handle_batch(engine, queue, event).await;
+        let failed: Vec<String> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        let sqs = aws_sdk_sqs::Client::new(&aws.config);
+        for (receipt, id, _) in &messages {
+            if failed.contains(id) {
+                // visible again at once: SQS would redeliver it after the visibility timeout
+                sqs.change_message_visibility()
+                    .queue_url(&q.url)
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .unwrap();
+            } else {
+                aws.delete(q, receipt).await;
+            }
+        }
+    }
+    handled
+}
+
+fn scenario(url: &str) -> Value {
+    json!({
+        "name": "to the CRM", "trigger": {"type": "form_subscribed", "formId": 12}, "start": "hook",
+        "steps": [{"id": "hook", "type": "send_webhook", "url": url,
+                   "fields": ["email", "firstname"], "additional": {"full_name": "{{firstname}} {{lastname}}"},
+                   "headers": {"X-Api-Key": "abc123"}, "next": "pause"},
+                  {"id": "pause", "type": "wait", "duration": "PT1S", "next": null}]
+    })
+}
+
+fn event(id: &str) -> Value {
+    json!({"id": id, "type": "form_subscribed",
+           "contact": {"id": 54321, "email": "john.doe@example.org", "firstname": "John", "lastname": "Doe"},
+           "context": {"formId": 12}})
+}
+
+/// Creates and activates the scenario through the scenario-api routes; returns its id.
+async fn setup(engine: &Hookline, url: &str) -> String {
+    engine.register_key(KEY, 1).await.unwrap();
+    let api = hookline_aws::http_api::scenario_routes(engine.clone());
+    let (status, created) = call(
+        &api,
+        http_event("POST", "/v1/scenarios", Some(KEY), Some(&scenario(url))),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let (status, _) = call(
+        &api,
+        http_event(
+            "POST",
+            &format!("/v1/scenarios/{id}/activate"),
+            Some(KEY),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    id
+}
+
+async fn stats(engine: &Hookline, id: &str, step: &str) -> Value {
+    let stats = hookline_aws::http_api::stats_routes(engine.clone());
+    let (status, body) = call(
+        &stats,
+        http_event(
+            "GET",
+            &format!("/v1/scenarios/{id}/steps/{step}/stats"),
+            Some(KEY),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_walks_through_every_function_to_a_real_receiver() {
+    let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
+    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+    let rx = Receiver::start(
+        "127.0.0.1:0",
+        ReceiverOptions {
+            fail_first: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = setup(&engine, &rx.url("/hooks")).await;
+
+    let intake = hookline_aws::http_api::intake_routes(engine.clone());
+    let (status, answer) = call(
+        &intake,
+        http_event("POST", "/v1/events", Some(KEY), Some(&event("evt-1"))),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["enrollments"][0]["scenarioId"], json!(id));
+    let (status, _) = call(
+        &intake,
+        http_event("POST", "/v1/events", None, Some(&event("evt-2"))),
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    for _ in 0..60 {
+        pump(&aws, &engine, queue.as_ref()).await;
+        if stats(&engine, &id, "pause").await["passes"] == 1 && rx.count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let got = rx.received();
+    assert_eq!(
+        got.len(),
+        2,
+        "first attempt refused (500), the retry accepted"
+    );
+    assert_eq!(got[0].body, got[1].body, "the retry changed the payload");
+    let body = got[0].json();
+    assert_eq!(
+        body["data"],
+        json!({"type": "member", "id": 54321, "email": "john.doe@example.org", "firstname": "John", "full_name": "John Doe"})
+    );
+    assert_eq!(body["scenario"], json!({"id": id, "stepId": "hook"}));
+    assert_eq!(got[0].header("x-api-key"), Some("abc123"));
+    let hook = stats(&engine, &id, "hook").await;
+    assert_eq!(
+        hook,
+        json!({"stepId": "hook", "type": "send_webhook", "passes": 1, "uniqueContacts": 1, "accepted": 1, "pending": 0, "failed": 0})
+    );
+    // the deliveries list through stats-query
+    let stats_api = hookline_aws::http_api::stats_routes(engine.clone());
+    let (_, list) = call(
+        &stats_api,
+        http_event(
+            "GET",
+            &format!("/v1/scenarios/{id}/steps/hook/deliveries?status=accepted"),
+            Some(KEY),
+            None,
+        ),
+    )
+    .await;
+    let attempts = list["items"][0]["attempts"].as_array().unwrap();
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|a| a["status"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![500, 200]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_message_handled_twice_changes_nothing() {
+    let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
+    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
+        .await
+        .unwrap();
+    let id = setup(&engine, &rx.url("/hooks")).await;
+    engine.intake(1, event("evt-1")).await.unwrap();
+    for _ in 0..40 {
+        // every message is handled twice before it is deleted (an SQS redelivery)
+        for q in [&aws.settings.advance_queue, &aws.settings.deliver_queue] {
+            let messages = aws.receive(q).await;
+            for _ in 0..2 {
+                let event: SqsEvent = serde_json::from_value(sqs_event(&q.arn, &messages)).unwrap();
+                assert!(
+                    handle_batch(&engine, queue.as_ref(), event)
+                        .await
+                        .batch_item_failures
+                        .is_empty()
+                );
+            }
+            for (receipt, _, _) in &messages {
+                aws.delete(q, receipt).await;
+            }
+        }
+        if stats(&engine, &id, "pause").await["passes"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        rx.count(),
+        1,
+        "a redelivered message sent the webhook again"
+    );
+    let hook = stats(&engine, &id, "hook").await;
+    assert_eq!(
+        (
+            hook["passes"].as_u64(),
+            hook["accepted"].as_u64(),
+            hook["pending"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0))
+    );
+    assert_eq!(stats(&engine, &id, "pause").await["passes"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_bad_message_never_fails_the_batch() {
+    let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
+    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
+        .await
+        .unwrap();
+    let id = setup(&engine, &rx.url("/hooks")).await;
+    engine.intake(1, event("evt-1")).await.unwrap();
+    let mut messages = aws.receive(&aws.settings.advance_queue).await;
+    assert_eq!(messages.len(), 1);
+    messages.push(("r-bad".into(), "m-bad".into(), "not a task".into()));
+    messages.push((
+        "r-gone".into(),
+        "m-gone".into(),
+        r#"{"type":"deliver.v1","delivery_id":"dlv_unknown"}"#.into(),
+    ));
+    let event: SqsEvent =
+        serde_json::from_value(sqs_event(&aws.settings.advance_queue.arn, &messages)).unwrap();
+    let response = handle_batch(&engine, queue.as_ref(), event).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "messages that can never succeed are acknowledged"
+    );
+    assert_eq!(
+        stats(&engine, &id, "hook").await["passes"],
+        1,
+        "the good message was not processed"
+    );
+}
+
+/// Fails once, right after the n-th write of the whole flow (the write itself lands).
+struct Faulty {
+    store: DynamoStore,
+    queue: Arc<SqsQueue>,
+    writes: AtomicUsize,
+    fail_after: usize,
+}
+
+impl Faulty {
+    fn after<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        let value = result?;
+        if self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_after {
+            return Err(anyhow!("injected fault after write {}", self.fail_after));
+        }
+        Ok(value)
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for Faulty {
+    async fn record_pass(&self, pass: &Pass, delivery: Option<&Delivery>) -> StoreResult<bool> {
+        self.after(self.store.record_pass(pass, delivery).await)
+    }
+    async fn get(&self, id: &str) -> StoreResult<Option<Delivery>> {
+        DeliveryStore::get(&self.store, id).await
+    }
+    async fn record_attempt(
+        &self,
+        d: &Delivery,
+        a: Option<&Attempt>,
+        s: DeliveryStatus,
+        n: Option<jiff::Timestamp>,
+    ) -> StoreResult<bool> {
+        self.after(self.store.record_attempt(d, a, s, n).await)
+    }
+    async fn mark_handed_back(&self, id: &str) -> StoreResult<()> {
+        self.after(self.store.mark_handed_back(id).await)
+    }
+    async fn list(&self, f: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>> {
+        DeliveryStore::list(&self.store, f).await
+    }
+    async fn step_counts(&self, account: i64, scenario: &str) -> StoreResult<Vec<StepCounts>> {
+        self.store.step_counts(account, scenario).await
+    }
+}
+
+#[async_trait]
+impl EnrollmentStore for Faulty {
+    async fn event_answer(&self, account: i64, id: &str) -> StoreResult<Option<IntakeAnswer>> {
+        self.store.event_answer(account, id).await
+    }
+    async fn save_event_answer(
+        &self,
+        account: i64,
+        answer: &IntakeAnswer,
+    ) -> StoreResult<IntakeAnswer> {
+        self.after(self.store.save_event_answer(account, answer).await)
+    }
+    async fn create(&self, e: &Enrollment, reentry: bool) -> StoreResult<EnrollOutcome> {
+        self.after(self.store.create(e, reentry).await)
+    }
+    async fn get(&self, id: &str) -> StoreResult<Option<Enrollment>> {
+        EnrollmentStore::get(&self.store, id).await
+    }
+    async fn advance(
+        &self,
+        id: &str,
+        from: u64,
+        step: Option<&str>,
+        state: EnrollmentState,
+    ) -> StoreResult<bool> {
+        self.after(self.store.advance(id, from, step, state).await)
+    }
+}
+
+#[async_trait]
+impl ContactStore for Faulty {
+    async fn put(&self, account: i64, c: &Contact) -> StoreResult<()> {
+        self.after(ContactStore::put(&self.store, account, c).await)
+    }
+    async fn get(&self, account: i64, id: i64) -> StoreResult<Option<Contact>> {
+        ContactStore::get(&self.store, account, id).await
+    }
+}
+
+#[async_trait]
+impl Queue for Faulty {
+    async fn enqueue(&self, task: &Task, due: jiff::Timestamp) -> StoreResult<()> {
+        self.after(self.queue.enqueue(task, due).await)
+    }
+}
+
+/// A crash after each write of the flow in turn (the handler fails, SQS redelivers, the
+/// platform re-sends the event): every run ends with one delivery and exact statistics.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_after_any_write_ends_with_one_delivery_and_exact_stats() {
+    let mut fault_points_hit = 0;
+    for fail_after in 1..=14 {
+        let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
+        let (plain, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+        let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
+            .await
+            .unwrap();
+        let id = setup(&plain, &rx.url("/hooks")).await;
+        let faulty = Arc::new(Faulty {
+            store: aws.store(),
+            queue: queue.clone(),
+            writes: AtomicUsize::new(0),
+            fail_after,
+        });
+        let mut ports = plain.ports.clone();
+        ports.deliveries = faulty.clone();
+        ports.enrollments = faulty.clone();
+        ports.contacts = faulty.clone();
+        ports.queue = faulty.clone();
+        let engine = Hookline::new(ports, plain.policy.clone());
+        // the platform re-sends an event until it is accepted
+        let mut sent = false;
+        for _ in 0..3 {
+            if engine.intake(1, event("evt-1")).await.is_ok() {
+                sent = true;
+                break;
+            }
+        }
+        assert!(sent);
+        for _ in 0..60 {
+            pump(&aws, &engine, faulty.as_ref()).await;
+            if stats(&plain, &id, "pause").await["passes"] == 1
+                && stats(&plain, &id, "hook").await["accepted"] == 1
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if faulty.writes.load(Ordering::SeqCst) >= fail_after {
+            fault_points_hit += 1;
+        }
+        let hook = stats(&plain, &id, "hook").await;
+        assert_eq!(
+            (
+                hook["passes"].as_u64(),
+                hook["uniqueContacts"].as_u64(),
+                hook["accepted"].as_u64(),
+                hook["pending"].as_u64(),
+                hook["failed"].as_u64()
+            ),
+            (Some(1), Some(1), Some(1), Some(0), Some(0)),
+            "fault after write {fail_after}: {hook}"
+        );
+        assert_eq!(
+            stats(&plain, &id, "pause").await["passes"],
+            1,
+            "fault after write {fail_after}"
+        );
+        assert!(
+            rx.count() >= 1,
+            "fault after write {fail_after}: the webhook was lost"
+        );
+        let deliveries = DeliveryStore::list(
+            &aws.store(),
+            &DeliveryFilter {
+                account: 1,
+                scenario_id: &id,
+                step_id: "hook",
+                status: None,
+                cursor: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(deliveries.items.len(), 1, "fault after write {fail_after}");
+    }
+    assert!(
+        fault_points_hit >= 10,
+        "only {fault_points_hit} fault points were reached"
+    );
+}
