@@ -23,7 +23,7 @@ if ! .venv-moto/bin/python -c 'import moto, flask' 2>/dev/null; then
 fi
 mkdir -p target
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-.venv-moto/bin/moto_server -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+.venv-moto/bin/python scripts/moto_serial.py 127.0.0.1 "$port" > target/moto.log 2>&1 &
 moto_pid=$!
 for _ in $(seq 1 100); do
   if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then break; fi

@@ -324,9 +324,6 @@ impl DeliveryStore for Faulty {
     ) -> StoreResult<bool> {
         self.after(self.store.record_attempt(d, a, s, n).await)
     }
-    async fn mark_handed_back(&self, id: &str) -> StoreResult<()> {
-        self.after(self.store.mark_handed_back(id).await)
-    }
     async fn list(&self, f: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>> {
         DeliveryStore::list(&self.store, f).await
     }

@@ -427,15 +427,21 @@ impl EnrollmentStore for DynamoStore {
         match result {
             Ok(_) => Ok(EnrollOutcome::Created),
             Err(err) if cancelled(&err) => {
-                // which condition failed: this enrollment exists, or the contact already entered
-                if self
-                    .get_item(format!("ENR#{}", e.id), "ENR")
-                    .await?
-                    .is_some()
-                {
+                // which condition failed: this enrollment exists, or the contact already
+                // entered; neither (a conflicting transaction) may pass: retried
+                if self.exists(format!("ENR#{}", e.id), "ENR").await? {
                     Ok(EnrollOutcome::AlreadyExists)
-                } else {
+                } else if !allow_reentry
+                    && self
+                        .exists(format!("ENT#{}#{}", e.scenario_id, e.contact_id), "ENT")
+                        .await?
+                {
                     Ok(EnrollOutcome::AlreadyEntered)
+                } else {
+                    Err(anyhow!(
+                        "creating enrollment {} was cancelled: {err:?}",
+                        e.id
+                    ))
                 }
             }
             Err(err) => {
@@ -522,7 +528,6 @@ fn delivery_item(d: &Delivery) -> anyhow::Result<Item> {
         .collect::<Result<Vec<_>, _>>()?;
     item.insert("attempts".into(), AttributeValue::L(attempts));
     item.insert("attempt_count".into(), n(d.attempts.len()));
-    item.insert("handed_back".into(), AttributeValue::Bool(d.handed_back));
     item.insert(
         "gsi1pk".into(),
         s(format!(
@@ -569,7 +574,6 @@ fn delivery_from(item: &Item) -> anyhow::Result<Delivery> {
         deadline: from_millis(get_n(item, "deadline")?),
         next_attempt_at: opt_n(item, "next_attempt_at").map(from_millis),
         attempts,
-        handed_back: matches!(item.get("handed_back"), Some(AttributeValue::Bool(true))),
     })
 }
 
@@ -733,25 +737,26 @@ impl DeliveryStore for DynamoStore {
             .await
         {
             Ok(_) => Ok(true),
-            Err(err) if cancelled(&err) => Ok(false),
+            Err(err) if cancelled(&err) => {
+                // lost the compare-and-set (someone recorded this attempt), or a conflicting
+                // transaction cancelled ours: only the first is final
+                match DeliveryStore::get(self, &d.id).await? {
+                    Some(now)
+                        if now.status == DeliveryStatus::Pending
+                            && now.attempts.len() == d.attempts.len() =>
+                    {
+                        Err(anyhow!(
+                            "recording an attempt of {} was cancelled: {err:?}",
+                            d.id
+                        ))
+                    }
+                    _ => Ok(false),
+                }
+            }
             Err(err) => {
                 Err(anyhow::Error::from(err).context("DynamoDB TransactWriteItems attempt"))
             }
         }
-    }
-
-    async fn mark_handed_back(&self, id: &str) -> StoreResult<()> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("DLV#{id}"), "DLV")))
-            .update_expression("SET handed_back = :t")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .send()
-            .await
-            .context("DynamoDB UpdateItem handed_back")?;
-        Ok(())
     }
 
     async fn list(&self, f: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>> {

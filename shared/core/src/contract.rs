@@ -302,7 +302,6 @@ fn delivery(id: &str, scenario: &str, contact: i64, created: i64) -> Delivery {
         deadline: ts(created + 43_200),
         next_attempt_at: Some(ts(created)),
         attempts: vec![],
-        handed_back: false,
     }
 }
 
@@ -467,9 +466,6 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
     assert_eq!(store.get(&d[1].id).await.unwrap().unwrap().attempts, vec![]);
     let c = counts(&store.step_counts(4_000, &scn).await.unwrap(), "hook");
     assert_eq!((c.passes, c.accepted, c.pending, c.failed), (3, 1, 1, 1));
-
-    store.mark_handed_back(&d[2].id).await.unwrap();
-    assert!(store.get(&d[2].id).await.unwrap().unwrap().handed_back);
 
     // the list: newest first, pages, status filter, account isolation
     let filter = |status, cursor, limit| DeliveryFilter {

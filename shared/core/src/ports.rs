@@ -216,8 +216,6 @@ pub trait DeliveryStore: Send + Sync {
         status: DeliveryStatus,
         next_attempt_at: Option<Timestamp>,
     ) -> StoreResult<bool>;
-    /// Notes that the contact was handed back to the scenario after the first attempt.
-    async fn mark_handed_back(&self, id: &str) -> StoreResult<()>;
     /// A webhook step's deliveries, newest first.
     async fn list(&self, filter: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>>;
     /// Counters of every step of a scenario that has had at least one pass.

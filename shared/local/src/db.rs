@@ -78,8 +78,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     deadline        INTEGER NOT NULL,
     next_attempt_at INTEGER,
     attempts        TEXT NOT NULL,        -- JSON array of attempts
-    attempt_count   INTEGER NOT NULL,
-    handed_back     INTEGER NOT NULL
+    attempt_count   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_step ON deliveries (scenario_id, step_id, created_at, id);
 CREATE TABLE IF NOT EXISTS jobs (

@@ -371,7 +371,7 @@ impl EnrollmentStore for SqliteStore {
 
 const DELIVERY_COLS: &str =
     "id, account, scenario_id, step_id, contact_id, handoff, url, headers, payload, status,
-    created_at, deadline, next_attempt_at, attempts, handed_back";
+    created_at, deadline, next_attempt_at, attempts";
 
 type DeliveryRow = (
     String,
@@ -388,7 +388,6 @@ type DeliveryRow = (
     i64,
     Option<i64>,
     String,
-    bool,
 );
 
 fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
@@ -407,7 +406,6 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
         r.get(11)?,
         r.get(12)?,
         r.get(13)?,
-        r.get(14)?,
     ))
 }
 
@@ -427,7 +425,6 @@ fn delivery_from(raw: DeliveryRow) -> anyhow::Result<Delivery> {
         deadline,
         next,
         attempts,
-        handed_back,
     ) = raw;
     Ok(Delivery {
         handoff: serde_json::from_str::<Handoff>(&handoff)?,
@@ -445,7 +442,6 @@ fn delivery_from(raw: DeliveryRow) -> anyhow::Result<Delivery> {
         created_at: from_millis(created),
         deadline: from_millis(deadline),
         next_attempt_at: next.map(from_millis),
-        handed_back,
     })
 }
 
@@ -474,11 +470,11 @@ impl DeliveryStore for SqliteStore {
                 }
                 if let Some((d, handoff, headers, attempts)) = delivery {
                     exec(c,
-                        &format!("INSERT INTO deliveries ({DELIVERY_COLS}, attempt_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+                        &format!("INSERT INTO deliveries ({DELIVERY_COLS}, attempt_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
                         params![
                             d.id, d.account, d.scenario_id, d.step_id, d.contact_id, handoff, d.url, headers, d.payload,
                             d.status.as_str(), to_millis(d.created_at), to_millis(d.deadline), d.next_attempt_at.map(to_millis),
-                            attempts, d.handed_back, d.attempts.len() as i64
+                            attempts, d.attempts.len() as i64
                         ],
                     )?;
                 }
@@ -534,20 +530,6 @@ impl DeliveryStore for SqliteStore {
                     params![serde_json::to_string(&attempts)?, attempts.len() as i64, status.as_str(), next_attempt_at.map(to_millis), id],
                 )?;
                 Ok(true)
-            })
-            .await
-    }
-
-    async fn mark_handed_back(&self, id: &str) -> StoreResult<()> {
-        let id = id.to_string();
-        self.db
-            .call(move |c| {
-                exec(
-                    c,
-                    "UPDATE deliveries SET handed_back = 1 WHERE id = ?1",
-                    params![id],
-                )?;
-                Ok(())
             })
             .await
     }

@@ -187,7 +187,6 @@ impl Hookline {
             deadline: self.policy.deadline(now),
             next_attempt_at: Some(now),
             attempts: Vec::new(),
-            handed_back: false,
         }
     }
 }

@@ -11,15 +11,15 @@ impl Hookline {
     /// Reconciles a delivery with its state: safe to run twice, or after a crash anywhere.
     /// An attempt is recorded with a compare-and-set on the attempt count, so a duplicate
     /// worker never counts one twice (at worst the receiver sees the same `id` again).
+    /// The hand-back is enqueued after the first attempt is made and *before* it is recorded,
+    /// so a delivery that has attempts has always handed its contact back (a crash in between
+    /// repeats the attempt and the hand-back, which the enrollment's sequence makes a no-op).
     pub(crate) async fn deliver(&self, delivery_id: &str) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         let Some(delivery) = p.deliveries.get(delivery_id).await? else {
             tracing::warn!(delivery_id, "deliver for an unknown delivery: dropped");
             return Ok(Outcome::Done);
         };
-        if !delivery.attempts.is_empty() && !delivery.handed_back {
-            self.hand_back(&delivery).await?;
-        }
         if delivery.status != DeliveryStatus::Pending {
             return Ok(Outcome::Done);
         }
@@ -36,6 +36,9 @@ impl Hookline {
                 delivery_id,
                 "deadline passed before the last attempt could be made"
             );
+            if attempts_before == 0 {
+                self.hand_back(&delivery).await?;
+            }
             p.deliveries
                 .record_attempt(&delivery, None, DeliveryStatus::Failed, None)
                 .await?;
@@ -74,15 +77,15 @@ impl Hookline {
             "attempt made"
         );
         let attempt = outcome.into_attempt(start);
+        if attempts_before == 0 {
+            self.hand_back(&delivery).await?;
+        }
         let recorded = p
             .deliveries
             .record_attempt(&delivery, Some(&attempt), status, next)
             .await?;
         if !recorded {
             return Ok(Outcome::Done); // another worker recorded this attempt
-        }
-        if attempts_before == 0 {
-            self.hand_back(&delivery).await?;
         }
         Ok(match next {
             Some(at) => Outcome::RetryAt(at),
@@ -99,7 +102,6 @@ impl Hookline {
             seq: delivery.handoff.seq,
         };
         p.queue.enqueue(&task, p.clock.now()).await?;
-        p.deliveries.mark_handed_back(&delivery.id).await?;
         Ok(())
     }
 }

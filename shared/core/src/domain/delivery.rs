@@ -72,7 +72,6 @@ pub struct Delivery {
     pub deadline: Timestamp,
     pub next_attempt_at: Option<Timestamp>,
     pub attempts: Vec<Attempt>,
-    pub handed_back: bool,
 }
 
 /// What the webhook sender reports of one attempt.
