@@ -99,11 +99,31 @@ pub fn engine(
     config: &aws_config::SdkConfig,
     settings: &Settings,
 ) -> anyhow::Result<(Hookline, Arc<SqsQueue>)> {
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(config), &settings.table);
-    let clock = Arc::new(SystemClock);
-    let queue = Arc::new(SqsQueue {
+    let clients = Clients {
+        dynamodb: aws_sdk_dynamodb::Client::new(config),
         sqs: aws_sdk_sqs::Client::new(config),
         scheduler: aws_sdk_scheduler::Client::new(config),
+    };
+    engine_with(clients, settings)
+}
+
+/// The three SDK clients, built once per cold start.
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub scheduler: aws_sdk_scheduler::Client,
+}
+
+/// The engine over given clients (a benchmark adds interceptors to them).
+pub fn engine_with(
+    clients: Clients,
+    settings: &Settings,
+) -> anyhow::Result<(Hookline, Arc<SqsQueue>)> {
+    let store = DynamoStore::new(clients.dynamodb, &settings.table);
+    let clock = Arc::new(SystemClock);
+    let queue = Arc::new(SqsQueue {
+        sqs: clients.sqs,
+        scheduler: clients.scheduler,
         advance: settings.advance_queue.clone(),
         deliver: settings.deliver_queue.clone(),
         schedule_group: settings.schedule_group.clone(),

@@ -1,0 +1,435 @@
+//! AWS measurements (run by scripts/bench-aws.sh, which starts moto and builds the release
+//! binaries): AWS requests and estimated cost per first-try webhook, a 10-message
+//! webhook-deliver batch against a 200 ms receiver, and each Lambda binary's init time and size.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::operation::{
+    put_item::PutItemInput, transact_write_items::TransactWriteItemsInput,
+    update_item::UpdateItemInput,
+};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use hookline_aws::aws_lambda_events::event::sqs::SqsEvent;
+use hookline_aws::lambda::{Clients, engine_with, handle_batch};
+use hookline_core::Hookline;
+use hookline_core::domain::retry::RetryPolicy;
+use hookline_core::ports::Queue;
+use hookline_local::receiver::{Receiver, ReceiverOptions};
+use serde_json::json;
+use support::{Aws, sqs_event};
+
+// Public on-demand prices, us-east-1 (per million).
+const APIGW_HTTP_PER_M: f64 = 1.00;
+const LAMBDA_REQ_PER_M: f64 = 0.20;
+const LAMBDA_GB_S: f64 = 0.000_013_333_4; // arm64
+const SQS_PER_M: f64 = 0.40;
+const DDB_WRU_PER_M: f64 = 0.625;
+const DDB_RRU_PER_M: f64 = 0.125;
+const SCHEDULER_PER_M: f64 = 1.00;
+
+#[derive(Debug, Default)]
+struct Tally {
+    requests: BTreeMap<String, u64>,
+    wru: f64,
+    rru: f64,
+    /// Sizes of items written, by pk, to price later updates of the same item.
+    sizes: HashMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Counter(Arc<Mutex<Tally>>);
+
+fn size_of(item: &HashMap<String, AttributeValue>) -> f64 {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+            AttributeValue::L(l) => 3 + l.iter().map(value).sum::<usize>(),
+            AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| k.len() + value(v)).sum::<usize>(),
+            _ => 1,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum::<usize>() as f64
+}
+
+fn pk(key: &HashMap<String, AttributeValue>) -> String {
+    match key.get("pk") {
+        Some(AttributeValue::S(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+impl Tally {
+    /// Write units of one item write: 1 per KB, once more for the GSI copy (deliveries,
+    /// projected ALL), doubled inside a transaction.
+    fn write(&mut self, key: String, size: Option<f64>, transactional: bool) {
+        let size = size.unwrap_or_else(|| self.sizes.get(&key).copied().unwrap_or(200.0) + 300.0);
+        self.sizes.insert(key.clone(), size);
+        let units =
+            (size / 1024.0).ceil().max(1.0) * if key.starts_with("DLV#") { 2.0 } else { 1.0 };
+        self.wru += units * if transactional { 2.0 } else { 1.0 };
+    }
+}
+
+impl Intercept for Counter {
+    fn name(&self) -> &'static str {
+        "request-counter"
+    }
+
+    fn read_before_serialization(
+        &self,
+        ctx: &BeforeSerializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let op = cfg
+            .load::<Metadata>()
+            .map(|m| format!("{} {}", m.service(), m.name()))
+            .unwrap_or_default();
+        let mut t = self.0.lock().unwrap();
+        *t.requests.entry(op.clone()).or_default() += 1;
+        let input = ctx.input();
+        if let Some(put) = input.downcast_ref::<PutItemInput>() {
+            let item = put.item.clone().unwrap_or_default();
+            t.write(pk(&item), Some(size_of(&item)), false);
+        } else if let Some(update) = input.downcast_ref::<UpdateItemInput>() {
+            t.write(pk(update.key.as_ref().unwrap()), None, false);
+        } else if let Some(tx) = input.downcast_ref::<TransactWriteItemsInput>() {
+            for w in tx.transact_items.clone().unwrap_or_default() {
+                if let Some(p) = w.put {
+                    t.write(pk(&p.item), Some(size_of(&p.item)), true);
+                } else if let Some(u) = w.update {
+                    t.write(pk(&u.key), None, true);
+                }
+            }
+        } else if op.ends_with("GetItem") || op.ends_with("Query") {
+            t.rru += 1.0; // strongly consistent, under 4 KB
+        }
+        Ok(())
+    }
+}
+
+fn clients(aws: &Aws, counter: &Counter) -> Clients {
+    Clients {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&aws.config)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+        sqs: aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&aws.config)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+        scheduler: aws_sdk_scheduler::Client::from_conf(
+            aws_sdk_scheduler::config::Builder::from(&aws.config)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+    }
+}
+
+/// Lambda's event source mapping for both queues, in batches of up to 10.
+/// Returns (messages handled, batches, handler wall time per batch).
+async fn pump(
+    aws: &Aws,
+    engine: &Hookline,
+    queue: &dyn Queue,
+    only: Option<&hookline_aws::QueueRef>,
+) -> (usize, usize, Vec<Duration>) {
+    let (mut messages_n, mut batches, mut times) = (0, 0, Vec::new());
+    let sqs = aws_sdk_sqs::Client::new(&aws.config);
+    for q in [&aws.settings.advance_queue, &aws.settings.deliver_queue] {
+        if only.is_some_and(|o| o.url != q.url) {
+            continue;
+        }
+        let messages = aws.receive(q).await;
+        if messages.is_empty() {
+            continue;
+        }
+        let event: SqsEvent = serde_json::from_value(sqs_event(&q.arn, &messages)).unwrap();
+        let start = Instant::now();
+        let response = handle_batch(engine, queue, event).await;
+        times.push(start.elapsed());
+        assert!(response.batch_item_failures.is_empty());
+        let mut delete = sqs.delete_message_batch().queue_url(&q.url);
+        for (i, (receipt, _, _)) in messages.iter().enumerate() {
+            delete = delete.entries(
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        delete.send().await.unwrap();
+        messages_n += messages.len();
+        batches += 1;
+    }
+    (messages_n, batches, times)
+}
+
+const KEY: &str = "hk_bench_key_account_1";
+
+async fn cost_per_webhook() {
+    let n_events = 30;
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let counter = Counter::default();
+    let (engine, queue) = engine_with(clients(&aws, &counter), &aws.settings).unwrap();
+    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
+        .await
+        .unwrap();
+    engine.register_key(KEY, 1).await.unwrap();
+    let def = json!({"name": "bench", "trigger": {"type": "group_added"}, "start": "hook",
+        "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/h"), "fields": ["email", "firstname", "lastname"],
+                   "additional": {"pad": "x".repeat(600)}, "next": null}]});
+    let id = engine.create_scenario(1, def).await.unwrap().id;
+    engine.activate_scenario(1, &id).await.unwrap();
+    engine.authenticate(KEY).await.unwrap(); // a warm function has the key cached
+    *counter.0.lock().unwrap() = Tally::default();
+
+    let intake = hookline_aws::http_api::intake_routes(engine.clone());
+    for i in 0..n_events {
+        let body = json!({"id": format!("e{i}"), "type": "group_added",
+            "contact": {"id": i + 1, "email": format!("c{i}@example.org"), "firstname": "Bench", "lastname": "Mark"}});
+        let request = lambda_http::request::from_str(&support::http_event(
+            "POST",
+            "/v1/events",
+            Some(KEY),
+            Some(&body),
+        ))
+        .unwrap();
+        use tower::ServiceExt;
+        let response = intake.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    let (mut handled, mut batches) = (0, 0);
+    for _ in 0..200 {
+        let (m, b, _) = pump(&aws, &engine, queue.as_ref(), None).await;
+        handled += m;
+        batches += b;
+        if m == 0 && rx.count() >= n_events as usize {
+            break;
+        }
+    }
+    let stats = engine.step_stats(1, &id, "hook").await.unwrap();
+    assert_eq!(stats.accepted, Some(n_events as u64));
+    let t = counter.0.lock().unwrap();
+    let per = |x: f64| x / n_events as f64;
+    println!("\n== AWS requests per first-try webhook ({n_events} events, one webhook step, moto)");
+    for (op, count) in &t.requests {
+        println!("  {op:<40} {:>6.2}", per(*count as f64));
+    }
+    let sqs_sends: u64 = t
+        .requests
+        .iter()
+        .filter(|(k, _)| k.starts_with("sqs"))
+        .map(|(_, v)| v)
+        .sum();
+    let ddb: u64 = t
+        .requests
+        .iter()
+        .filter(|(k, _)| k.starts_with("dynamodb"))
+        .map(|(_, v)| v)
+        .sum();
+    let schedules: u64 = t
+        .requests
+        .iter()
+        .filter(|(k, _)| k.starts_with("scheduler"))
+        .map(|(_, v)| v)
+        .sum();
+    // event source mapping: one ReceiveMessage and one DeleteMessageBatch per batch of up to 10
+    let esm = 2.0 * batches as f64;
+    println!(
+        "  {:<40} {:>6.2}   ({batches} batches for {handled} messages)",
+        "event source mapping (receive+delete)",
+        per(esm)
+    );
+    println!(
+        "  DynamoDB units per webhook: {:.1} WRU, {:.1} RRU (estimated from item sizes)",
+        per(t.wru),
+        per(t.rru)
+    );
+    let invocations = n_events as f64 + batches as f64; // intake per event, consumers per batch
+    let gb_s = n_events as f64 * 0.128 * 0.030 + batches as f64 * 0.128 * 0.080; // assumed durations, 128 MB
+    let cost = [
+        (
+            "API Gateway HTTP API",
+            per(n_events as f64) * APIGW_HTTP_PER_M,
+        ),
+        ("Lambda requests", per(invocations) * LAMBDA_REQ_PER_M),
+        (
+            "Lambda duration (assumed 30 ms intake, 80 ms per batch, 128 MB)",
+            per(gb_s) * LAMBDA_GB_S * 1e6,
+        ),
+        (
+            "SQS (sends + event source mapping)",
+            per(sqs_sends as f64 + esm) * SQS_PER_M,
+        ),
+        ("DynamoDB on-demand writes", per(t.wru) * DDB_WRU_PER_M),
+        ("DynamoDB on-demand reads", per(t.rru) * DDB_RRU_PER_M),
+        (
+            "EventBridge Scheduler",
+            per(schedules as f64) * SCHEDULER_PER_M,
+        ),
+    ];
+    println!("\n== estimated cost per million first-try webhooks (us-east-1 on-demand prices)");
+    for (what, usd) in &cost {
+        println!("  {what:<66} ${usd:>6.2}");
+    }
+    println!(
+        "  {:<66} ${:>6.2}",
+        "total",
+        cost.iter().map(|c| c.1).sum::<f64>()
+    );
+    println!(
+        "  ({:.1} AWS requests per webhook in all: {ddb} DynamoDB, {sqs_sends} SQS sends over {n_events} webhooks)",
+        per(t.requests.values().sum::<u64>() as f64 + esm + n_events as f64)
+    );
+}
+
+async fn deliver_batch_of_10() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
+        .await
+        .unwrap();
+    rx.set_delay(Duration::from_millis(200));
+    let def = json!({"name": "slow", "trigger": {"type": "group_added"}, "start": "hook",
+        "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/slow"), "next": null}]});
+    let id = engine.create_scenario(1, def).await.unwrap().id;
+    engine.activate_scenario(1, &id).await.unwrap();
+    for i in 0..10 {
+        engine
+            .intake(1, json!({"id": format!("e{i}"), "type": "group_added", "contact": {"id": i + 1, "email": "a@example.org"}}))
+            .await
+            .unwrap();
+    }
+    while pump(
+        &aws,
+        &engine,
+        queue.as_ref(),
+        Some(&aws.settings.advance_queue),
+    )
+    .await
+    .0 > 0
+    {}
+    let mut messages = Vec::new();
+    while messages.len() < 10 {
+        messages.extend(aws.receive(&aws.settings.deliver_queue).await);
+    }
+    let event: SqsEvent =
+        serde_json::from_value(sqs_event(&aws.settings.deliver_queue.arn, &messages)).unwrap();
+    let start = Instant::now();
+    let response = handle_batch(&engine, queue.as_ref(), event).await;
+    let wall = start.elapsed();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(rx.count(), 10);
+    println!("\n== webhook-deliver, one batch of 10 to a receiver that takes 200 ms");
+    println!(
+        "  wall time {:.0} ms (attempts run concurrently; store calls go to moto, which serves one request at a time)",
+        wall.as_secs_f64() * 1000.0
+    );
+}
+
+async fn init_times() {
+    use axum::routing::get;
+    println!(
+        "\n== Lambda binaries: init (process start → first GET /runtime/invocation/next) and size"
+    );
+    let endpoint = support::endpoint();
+    for name in [
+        "trigger-intake",
+        "scenario-api",
+        "stats-query",
+        "scenario-advance",
+        "webhook-deliver",
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/release")
+            .join(name);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut samples = Vec::new();
+        for _ in 0..5 {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Instant>(1);
+            let app = axum::Router::new().route(
+                "/2018-06-01/runtime/invocation/next",
+                get(move || {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send(Instant::now()).await;
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        ""
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move { axum::serve(listener, app).await });
+            let start = Instant::now();
+            let mut child = std::process::Command::new(&path)
+                .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+                .env("AWS_LAMBDA_FUNCTION_NAME", name)
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+                .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+                .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_ENDPOINT_URL", &endpoint)
+                .env("HOOKLINE_TABLE", "t")
+                .env("HOOKLINE_ADVANCE_QUEUE_URL", "u")
+                .env("HOOKLINE_ADVANCE_QUEUE_ARN", "a")
+                .env("HOOKLINE_DELIVER_QUEUE_URL", "u")
+                .env("HOOKLINE_DELIVER_QUEUE_ARN", "a")
+                .env("HOOKLINE_SCHEDULE_GROUP", "g")
+                .env("HOOKLINE_SCHEDULER_ROLE_ARN", "r")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{}: {e} (run scripts/bench-aws.sh, which builds it)",
+                        path.display()
+                    )
+                });
+            let ready = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .ok()
+                .flatten();
+            let _ = child.kill();
+            let _ = child.wait();
+            server.abort();
+            if let Some(at) = ready {
+                samples.push(at.duration_since(start).as_secs_f64() * 1000.0);
+            }
+        }
+        samples.sort_by(|a, b| a.total_cmp(b));
+        let median = samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN);
+        println!(
+            "  {name:<18} init median {median:>5.1} ms (of {}), x86_64 release binary {:.1} MB",
+            samples.len(),
+            size as f64 / 1e6
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    cost_per_webhook().await;
+    deliver_batch_of_10().await;
+    init_times().await;
+}
