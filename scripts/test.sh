@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Every test of the project: unit, property, contract and end-to-end tests, in local mode and
-# against the AWS APIs emulated by moto on 127.0.0.1.
-# Usage: scripts/test.sh    (needs a Rust toolchain and python3; installs moto into .venv-moto)
+# Every test and check of the project: formatting; the SAM template (cfn-lint, sam validate) and
+# the Lambda builds (cargo lambda, arm64); unit, property, contract and end-to-end tests, in
+# local mode and against the AWS APIs emulated by moto on 127.0.0.1.
+# Usage: scripts/test.sh    (needs a Rust toolchain and python3; installs moto, aws-sam-cli,
+#                            cfn-lint and cargo-lambda into ignored .venv-* folders)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/moto.sh
+source scripts/deploy-checks.sh
 log=$(mktemp)
 trap 'stop_moto; rm -f "$log"' EXIT
 
 echo "== formatting"
 cargo fmt --all -- --check
+
+deploy_checks
 
 echo "== moto (the AWS APIs, on loopback)"
 start_moto
