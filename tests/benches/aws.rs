@@ -235,19 +235,19 @@ async fn cost_per_webhook() {
     let sqs_sends: u64 = t
         .requests
         .iter()
-        .filter(|(k, _)| k.starts_with("sqs"))
+        .filter(|(k, _)| k.to_ascii_lowercase().starts_with("sqs"))
         .map(|(_, v)| v)
         .sum();
     let ddb: u64 = t
         .requests
         .iter()
-        .filter(|(k, _)| k.starts_with("dynamodb"))
+        .filter(|(k, _)| k.to_ascii_lowercase().starts_with("dynamodb"))
         .map(|(_, v)| v)
         .sum();
     let schedules: u64 = t
         .requests
         .iter()
-        .filter(|(k, _)| k.starts_with("scheduler"))
+        .filter(|(k, _)| k.to_ascii_lowercase().starts_with("scheduler"))
         .map(|(_, v)| v)
         .sum();
     // event source mapping: one ReceiveMessage and one DeleteMessageBatch per batch of up to 10
