@@ -50,7 +50,7 @@ pub fn engine(
 ) -> anyhow::Result<(Hookline, SqliteQueue)> {
     let store = SqliteStore::new(db.clone());
     let queue = SqliteQueue::new(db.clone());
-    let sender = ReqwestSender::new(allow_private).context("building the HTTP client")?;
+    let sender = ReqwestSender::new(allow_private);
     let ports = Ports {
         scenarios: Arc::new(store.clone()),
         contacts: Arc::new(store.clone()),

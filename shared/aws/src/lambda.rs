@@ -130,8 +130,7 @@ pub fn engine_with(
         scheduler_role_arn: settings.scheduler_role_arn.clone(),
         clock: clock.clone(),
     });
-    let sender =
-        ReqwestSender::new(settings.allow_private_targets).context("building the HTTP client")?;
+    let sender = ReqwestSender::new(settings.allow_private_targets);
     let ports = Ports {
         scenarios: Arc::new(store.clone()),
         contacts: Arc::new(store.clone()),

@@ -84,35 +84,46 @@ impl std::fmt::Display for Blocked {
 impl std::error::Error for Blocked {}
 
 pub struct ReqwestSender {
-    client: reqwest::Client,
+    /// Built on first use: loading the system's root certificates costs milliseconds that a
+    /// function which never sends a webhook (most API calls) should not pay at cold start.
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     lookup: Lookup,
     allow_private: bool,
 }
 
 impl ReqwestSender {
-    pub fn new(allow_private: bool) -> Result<Self, reqwest::Error> {
+    pub fn new(allow_private: bool) -> Self {
         Self::with_lookup(allow_private, system_lookup())
     }
 
-    pub fn with_lookup(allow_private: bool, lookup: Lookup) -> Result<Self, reqwest::Error> {
-        let resolver = GuardedResolver {
-            lookup: lookup.clone(),
-            allow_private,
-        };
-        let client = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .no_proxy()
-            .pool_max_idle_per_host(64)
-            .dns_resolver(Arc::new(resolver))
-            .build()?;
-        Ok(ReqwestSender {
-            client,
+    pub fn with_lookup(allow_private: bool, lookup: Lookup) -> Self {
+        ReqwestSender {
+            client: std::sync::OnceLock::new(),
             lookup,
             allow_private,
-        })
+        }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        self.client
+            .get_or_init(|| {
+                let resolver = GuardedResolver {
+                    lookup: self.lookup.clone(),
+                    allow_private: self.allow_private,
+                };
+                reqwest::Client::builder()
+                    .user_agent(USER_AGENT)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .timeout(REQUEST_TIMEOUT)
+                    .no_proxy()
+                    .pool_max_idle_per_host(64)
+                    .dns_resolver(Arc::new(resolver))
+                    .build()
+                    .map_err(|e| format!("the HTTP client could not be built: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn literal_ip_refused(&self, url: &url::Url) -> Option<String> {
@@ -189,8 +200,11 @@ impl WebhookSender for ReqwestSender {
         if let Some(why) = self.literal_ip_refused(&url) {
             return failed(why, started);
         }
-        let mut builder = self
-            .client
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(e) => return failed(e, started),
+        };
+        let mut builder = client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(request.body.to_string());

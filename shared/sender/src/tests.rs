@@ -73,7 +73,7 @@ fn req<'a>(url: &'a str, headers: &'a [(String, String)]) -> OutboundRequest<'a>
 #[tokio::test]
 async fn accepted_with_headers_and_snippet() {
     let r = receiver().await;
-    let sender = ReqwestSender::new(true).unwrap();
+    let sender = ReqwestSender::new(true);
     let headers = vec![("X-Api-Key".to_string(), "abc123".to_string())];
     let out = sender.send(&req(&format!("{}/ok", r.base), &headers)).await;
     assert!(out.accepted(), "{out:?}");
@@ -89,7 +89,7 @@ async fn accepted_with_headers_and_snippet() {
 #[tokio::test]
 async fn non_2xx_redirects_and_refusals_are_not_accepted() {
     let r = receiver().await;
-    let sender = ReqwestSender::new(true).unwrap();
+    let sender = ReqwestSender::new(true);
     let out = sender.send(&req(&format!("{}/fail", r.base), &[])).await;
     assert_eq!((out.accepted(), out.status), (false, Some(500)));
     assert!(out.error.unwrap().contains("500"));
@@ -123,7 +123,7 @@ async fn non_2xx_redirects_and_refusals_are_not_accepted() {
 #[tokio::test]
 async fn keeps_1_kib_of_the_body_and_honours_retry_after() {
     let r = receiver().await;
-    let sender = ReqwestSender::new(true).unwrap();
+    let sender = ReqwestSender::new(true);
     let out = sender.send(&req(&format!("{}/big", r.base), &[])).await;
     let snippet = out.response_snippet.unwrap();
     assert!(
@@ -153,7 +153,7 @@ async fn private_targets_are_refused_at_the_attempt() {
             }
         })
     });
-    let sender = ReqwestSender::with_lookup(false, rebinding).unwrap();
+    let sender = ReqwestSender::with_lookup(false, rebinding);
     for url in [
         format!("{}/ok", r.base),
         format!("http://[::ffff:127.0.0.1]:{}/ok", r.port),
@@ -167,7 +167,7 @@ async fn private_targets_are_refused_at_the_attempt() {
         );
     }
     // `localhost`, resolved by the machine's real resolver, is refused after DNS too
-    let real = ReqwestSender::new(false).unwrap();
+    let real = ReqwestSender::new(false);
     let out = real
         .send(&req(&format!("http://localhost:{}/ok", r.port), &[]))
         .await;
