@@ -258,3 +258,20 @@ mod tests {
         );
     }
 }
+
+/// The whole `main` of an SQS consumer (`scenario-advance`, `webhook-deliver`): a cold start,
+/// then every batch through [`handle_batch`].
+pub async fn run_sqs_consumer() -> Result<(), lambda_runtime::Error> {
+    use aws_lambda_events::event::sqs::SqsEvent;
+    use lambda_runtime::{LambdaEvent, service_fn};
+    let (engine, queue) = init().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let (engine, queue) = (engine.clone(), queue.clone());
+        async move {
+            Ok::<_, lambda_runtime::Error>(
+                handle_batch(&engine, queue.as_ref(), event.payload).await,
+            )
+        }
+    }))
+    .await
+}
