@@ -139,6 +139,23 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Puts an item that must not exist yet; `Ok(false)` when it already does.
+    async fn put_new(&self, item: Item, what: &str) -> anyhow::Result<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(anyhow::Error::from(e).context(format!("DynamoDB PutItem {what}"))),
+        }
+    }
+
     fn put(&self, item: Item, condition: Option<&str>) -> anyhow::Result<TransactWriteItem> {
         let put = Put::builder()
             .table_name(&self.table)
@@ -205,14 +222,9 @@ fn scenario_from(item: &Item) -> anyhow::Result<ScenarioRecord> {
 #[async_trait]
 impl ScenarioStore for DynamoStore {
     async fn insert(&self, r: &ScenarioRecord) -> StoreResult<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(scenario_item(r)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .context("DynamoDB PutItem scenario")?;
+        if !self.put_new(scenario_item(r)?, "scenario").await? {
+            return Err(anyhow!("scenario {} already exists", r.id));
+        }
         Ok(())
     }
 
@@ -389,25 +401,14 @@ impl EnrollmentStore for DynamoStore {
         let mut item = key(pk.clone(), "EVT");
         item.insert("answer".into(), s(serde_json::to_string(answer)?));
         item.insert("expires_at".into(), ttl(7));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(answer.clone()),
-            Err(e) if is_conditional(&e) => {
-                let stored = self
-                    .get_item(pk, "EVT")
-                    .await?
-                    .context("event answer vanished")?;
-                Ok(serde_json::from_str(&get_s(&stored, "answer")?)?)
-            }
-            Err(e) => Err(anyhow::Error::from(e).context("DynamoDB PutItem event")),
+        if self.put_new(item, "event").await? {
+            return Ok(answer.clone());
         }
+        let stored = self
+            .get_item(pk, "EVT")
+            .await?
+            .context("event answer vanished")?;
+        Ok(serde_json::from_str(&get_s(&stored, "answer")?)?)
     }
 
     async fn create(&self, e: &Enrollment, allow_reentry: bool) -> StoreResult<EnrollOutcome> {
@@ -879,19 +880,7 @@ impl KeyStore for DynamoStore {
         let mut item = key(format!("KEY#{key_hash}"), "KEY");
         item.insert("account".into(), n(account));
         item.insert("created_at".into(), n(Timestamp::now().as_millisecond()));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(anyhow::Error::from(e).context("DynamoDB PutItem key")),
-        }
+        self.put_new(item, "key").await
     }
 
     async fn account_for(&self, key_hash: &str) -> StoreResult<Option<i64>> {
