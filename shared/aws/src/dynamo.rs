@@ -165,7 +165,7 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Queries one partition (all pages), newest-first when `backwards`.
+    /// Queries one partition, all pages (optionally only sort keys with a prefix).
     async fn query_all(&self, pk: String, sk_prefix: Option<&str>) -> anyhow::Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;

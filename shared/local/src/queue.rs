@@ -29,7 +29,6 @@ pub struct LeasedJob {
     pub id: i64,
     /// `None` when the stored text no longer parses as a task.
     pub task: Option<Task>,
-    pub raw: String,
     pub tries: u32,
 }
 
@@ -74,7 +73,6 @@ impl SqliteQueue {
             .map(|(id, raw, tries)| LeasedJob {
                 id,
                 task: serde_json::from_str(&raw).ok(),
-                raw,
                 tries: tries as u32,
             })
             .collect())

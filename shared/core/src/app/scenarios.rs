@@ -36,12 +36,17 @@ pub fn cursor_error(err: anyhow::Error) -> AppError {
 }
 
 impl Hookline {
-    /// Parses and validates a definition, including the DNS check of every webhook URL.
+    /// Parses and validates a request body as a definition.
     async fn checked_def(&self, body: Value) -> Result<ScenarioDef, AppError> {
         let def = ScenarioDef::from_json(body)?;
+        self.check_def(&def).await?;
+        Ok(def)
+    }
+
+    /// Validates a definition, including the DNS check of every webhook URL.
+    async fn check_def(&self, def: &ScenarioDef) -> Result<(), AppError> {
         let sender = &self.ports.sender;
-        let compiled = def.compile(sender.allows_private_targets())?;
-        drop(compiled);
+        def.compile(sender.allows_private_targets())?;
         for (field, url) in def.webhook_urls() {
             let parsed = url::Url::parse(&url)
                 .map_err(|e| Invalid::new("invalid_url", &field, e.to_string()))?;
@@ -50,7 +55,7 @@ impl Hookline {
                 .await
                 .map_err(|why| Invalid::new("forbidden_target", &field, why))?;
         }
-        Ok(def)
+        Ok(())
     }
 
     pub async fn create_scenario(
@@ -140,8 +145,7 @@ impl Hookline {
             )));
         }
         // Targets may have changed their DNS since the draft was saved.
-        self.checked_def(serde_json::to_value(&record.def).map_err(anyhow::Error::from)?)
-            .await?;
+        self.check_def(&record.def).await?;
         record.status = ScenarioStatus::Active;
         record.updated_at = self.ports.clock.now();
         self.save(record, ScenarioStatus::Draft).await

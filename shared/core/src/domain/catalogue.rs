@@ -204,13 +204,6 @@ impl FieldKey {
         }
     }
 
-    pub fn is_date(&self) -> bool {
-        match self {
-            FieldKey::Known(d) => d.is_date,
-            FieldKey::Custom(_) => true, // a custom field may hold a date; checked when read
-        }
-    }
-
     /// Reads this field from a contact snapshot; `None` when absent or null.
     pub fn read<'a>(&self, snapshot: &'a Map<String, Value>) -> Option<&'a Value> {
         let value = match self {

@@ -32,14 +32,6 @@ impl Invalid {
             field: Some(field.into()),
         }
     }
-
-    pub fn whole(code: &'static str, message: impl Into<String>) -> Self {
-        Invalid {
-            code,
-            message: message.into(),
-            field: None,
-        }
-    }
 }
 
 impl fmt::Display for Invalid {
