@@ -400,7 +400,7 @@ async fn a_failure_after_any_write_ends_with_one_delivery_and_exact_stats() {
         ports.deliveries = faulty.clone();
         ports.enrollments = faulty.clone();
         ports.contacts = faulty.clone();
-        ports.queue = faulty.clone();
+        ports.pipeline = hookline_core::ports::Pipeline::Queued(faulty.clone());
         let engine = Hookline::new(ports, plain.policy.clone());
         // the platform re-sends an event until it is accepted
         let mut sent = false;

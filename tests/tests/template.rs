@@ -403,7 +403,10 @@ async fn pump_once(aws: &Aws, engine: &Hookline, queue: &hookline_aws::QueueRef)
         return 0;
     }
     let event: SqsEvent = serde_json::from_value(sqs_event(&queue.arn, &messages)).unwrap();
-    let response = handle_batch(engine, engine.ports.queue.as_ref(), event).await;
+    let hookline_core::ports::Pipeline::Queued(q) = &engine.ports.pipeline else {
+        panic!("the AWS functions walk the queued path");
+    };
+    let response = handle_batch(engine, q.as_ref(), event).await;
     assert!(response.batch_item_failures.is_empty());
     for (receipt, _, _) in &messages {
         aws.delete(queue, receipt).await;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use hookline_core::Hookline;
 use hookline_core::domain::retry::RetryPolicy;
-use hookline_core::ports::{Ports, SystemClock, UlidIds};
-use hookline_local::{Db, Runner, SqliteQueue, SqliteStore};
+use hookline_core::ports::{Pipeline, Ports, SystemClock, UlidIds};
+use hookline_local::{Db, Inbox, SqliteStore, Workers, dispatch_channel};
 use hookline_sender::ReqwestSender;
 use rand::distr::{Alphanumeric, SampleString};
 use tokio::sync::watch;
@@ -42,30 +42,31 @@ pub fn parse_api_keys(raw: &[String]) -> anyhow::Result<Vec<(i64, String)>> {
         .collect()
 }
 
-/// The engine over a database file, with the real clock, ids and sender.
-pub fn engine(
-    db: &Db,
-    allow_private: bool,
-    policy: RetryPolicy,
-) -> anyhow::Result<(Hookline, SqliteQueue)> {
+/// The engine over a database file (the inline path, scenarios cached: this process is the
+/// database's only writer), with the real clock, ids and sender; and its workers' inbox.
+pub fn engine(db: &Db, allow_private: bool, policy: RetryPolicy) -> (Hookline, SqliteStore, Inbox) {
     let store = SqliteStore::new(db.clone());
-    let queue = SqliteQueue::new(db.clone());
+    let (dispatch, inbox) = dispatch_channel();
     let sender = ReqwestSender::new(allow_private);
     let ports = Ports {
         scenarios: Arc::new(store.clone()),
         contacts: Arc::new(store.clone()),
         enrollments: Arc::new(store.clone()),
         deliveries: Arc::new(store.clone()),
-        keys: Arc::new(store),
-        queue: Arc::new(queue.clone()),
+        keys: Arc::new(store.clone()),
+        pipeline: Pipeline::Inline {
+            flow: Arc::new(store.clone()),
+            dispatch: Arc::new(dispatch),
+        },
         sender: Arc::new(sender),
         clock: Arc::new(SystemClock),
         ids: Arc::new(UlidIds),
     };
-    Ok((Hookline::new(ports, policy), queue))
+    let engine = Hookline::new(ports, policy).with_scenario_cache();
+    (engine, store, inbox)
 }
 
-/// One process per database: the queue's leases assume it.
+/// One process per database: the scenario cache and the workers' timers assume it.
 fn lock(db: &Path) -> anyhow::Result<File> {
     let mut path = db.as_os_str().to_owned();
     path.push(".lock");
@@ -91,7 +92,7 @@ pub struct Server {
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     let lock = lock(&config.db)?;
     let db = Db::open(&config.db)?;
-    let (engine, queue) = engine(&db, config.allow_private_targets, config.policy)?;
+    let (engine, store, inbox) = engine(&db, config.allow_private_targets, config.policy);
     for (account, key) in &config.api_keys {
         engine
             .register_key(key, *account)
@@ -108,8 +109,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         })?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let workers =
-        tokio::spawn(Runner::new(engine.clone(), queue, config.workers).run(stopped.clone()));
+    let workers = Workers::new(engine.clone(), Arc::new(store), inbox, config.workers);
+    let workers = tokio::spawn(workers.run(stopped.clone()));
     let app = hookline_http_api::router(engine.clone());
     let mut http_stopped = stopped;
     let http = tokio::spawn(async move {
@@ -145,7 +146,7 @@ impl Server {
 
 pub async fn create_key(db: &Path, account: i64) -> anyhow::Result<String> {
     let db = Db::open(db)?;
-    let (engine, _) = engine(&db, false, RetryPolicy::default())?;
+    let (engine, _, _) = engine(&db, false, RetryPolicy::default());
     let key = format!("hk_{}", Alphanumeric.sample_string(&mut rand::rng(), 40));
     engine
         .register_key(&key, account)

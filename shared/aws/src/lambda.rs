@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use hookline_core::Hookline;
 use hookline_core::app::Outcome;
 use hookline_core::domain::retry::{DEFAULT_DELAYS, DEFAULT_WINDOW, RetryPolicy};
-use hookline_core::ports::{Ports, Queue, SystemClock, Task, UlidIds};
+use hookline_core::ports::{Pipeline, Ports, Queue, SystemClock, Task, UlidIds};
 use hookline_sender::ReqwestSender;
 
 use crate::{DynamoStore, QueueRef, SqsQueue};
@@ -137,7 +137,7 @@ pub fn engine_with(
         enrollments: Arc::new(store.clone()),
         deliveries: Arc::new(store.clone()),
         keys: Arc::new(store),
-        queue: queue.clone(),
+        pipeline: Pipeline::Queued(queue.clone()),
         sender: Arc::new(sender),
         clock,
         ids: Arc::new(UlidIds),

@@ -16,6 +16,9 @@ use crate::domain::event::{EnrollmentRef, IntakeAnswer};
 use crate::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
 use crate::ports::*;
 
+mod flow;
+pub use flow::flow_store;
+
 fn ts(secs: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + secs).unwrap()
 }

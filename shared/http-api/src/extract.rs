@@ -33,10 +33,10 @@ impl FromRequestParts<ApiState> for Account {
     }
 }
 
-/// A JSON request body, as a value the use case parses.
-pub struct JsonBody(pub Value);
+/// A JSON request body, as a value the use case parses (at most `LIMIT` bytes).
+pub struct JsonBody<const LIMIT: usize = MAX_BODY>(pub Value);
 
-impl FromRequest<ApiState> for JsonBody {
+impl<const LIMIT: usize> FromRequest<ApiState> for JsonBody<LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &ApiState) -> Result<Self, Self::Rejection> {
@@ -58,7 +58,7 @@ impl FromRequest<ApiState> for JsonBody {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                format!("a request body is at most {} KiB", MAX_BODY / 1024),
+                format!("a request body is at most {} KiB", LIMIT / 1024),
             )
         };
         let declared = req
@@ -66,10 +66,10 @@ impl FromRequest<ApiState> for JsonBody {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY) {
+        if declared.is_some_and(|n| n > LIMIT) {
             return Err(too_large());
         }
-        let bytes = axum::body::to_bytes(Body::new(req.into_body()), MAX_BODY)
+        let bytes = axum::body::to_bytes(Body::new(req.into_body()), LIMIT)
             .await
             .map_err(|_| too_large())?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {

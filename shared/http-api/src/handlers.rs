@@ -5,19 +5,19 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use hookline_core::app::TestRequest;
 use hookline_core::app::views::{
     DeliveryView, ListView, PlaceholderView, ScenarioView, StepStatsView, TestAnswer,
     placeholders as catalogue,
 };
+use hookline_core::app::{BatchItem, TestRequest};
 use hookline_core::domain::event::{EventIn, IntakeAnswer};
 use hookline_core::domain::scenario::ScenarioDef;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::errors::ErrorBody;
+use crate::errors::{ErrorBody, ErrorDetail};
 use crate::extract::{Account, JsonBody, param, query};
-use crate::{ApiError, ApiState};
+use crate::{ApiError, ApiState, MAX_BATCH_BODY};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -32,6 +32,59 @@ pub async fn post_event(
 ) -> ApiResult<impl IntoResponse> {
     let answer = s.engine.intake(account, body).await?;
     Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+/// The body of `POST /v1/events/batch`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BatchIn {
+    /// Up to 100 events.
+    #[schema(max_items = 100)]
+    events: Vec<EventIn>,
+}
+
+/// One item of a batch answer: the event's intake answer, or why it was refused.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchItemView {
+    Answer(IntakeAnswer),
+    #[serde(rename_all = "camelCase")]
+    Refused {
+        event_id: Option<String>,
+        error: ErrorDetail,
+    },
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchAnswer {
+    items: Vec<BatchItemView>,
+}
+
+#[utoipa::path(post, path = "/v1/events/batch", tag = "intake", request_body = BatchIn,
+    responses((status = 200, body = BatchAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post_events_batch(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    JsonBody(body): JsonBody<MAX_BATCH_BODY>,
+) -> ApiResult<Json<BatchAnswer>> {
+    let items = s.engine.intake_batch(account, body).await?;
+    let items = items
+        .into_iter()
+        .map(|item| match item {
+            BatchItem::Answer(answer) => BatchItemView::Answer(answer),
+            BatchItem::Invalid { event_id, error } => BatchItemView::Refused {
+                event_id,
+                error: ErrorDetail {
+                    code: error.code.to_string(),
+                    message: error.message,
+                    field: error.field,
+                },
+            },
+        })
+        .collect();
+    Ok(Json(BatchAnswer { items }))
 }
 
 #[utoipa::path(post, path = "/v1/scenarios", tag = "scenarios", request_body = ScenarioDef,

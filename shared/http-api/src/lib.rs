@@ -17,6 +17,8 @@ pub use errors::ApiError;
 
 /// Requests larger than this are answered 413.
 pub const MAX_BODY: usize = 256 * 1024;
+/// `POST /v1/events/batch` takes up to 1 MiB.
+pub const MAX_BATCH_BODY: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -33,7 +35,9 @@ fn finish(routes: Router<ApiState>, engine: Hookline) -> Router {
 }
 
 fn intake() -> Router<ApiState> {
-    Router::new().route("/v1/events", post(handlers::post_event))
+    Router::new()
+        .route("/v1/events", post(handlers::post_event))
+        .route("/v1/events/batch", post(handlers::post_events_batch))
 }
 
 fn scenarios() -> Router<ApiState> {
@@ -66,7 +70,7 @@ fn stats() -> Router<ApiState> {
         )
 }
 
-/// `POST /v1/events` only.
+/// `POST /v1/events` and `POST /v1/events/batch` only.
 pub fn intake_routes(engine: Hookline) -> Router {
     finish(intake(), engine)
 }

@@ -9,7 +9,7 @@ use crate::handlers;
 #[openapi(
     info(title = "Hookline", description = "The Send a webhook engine of a marketing-automation platform."),
     paths(
-        handlers::post_event, handlers::create_scenario, handlers::list_scenarios, handlers::get_scenario,
+        handlers::post_event, handlers::post_events_batch, handlers::create_scenario, handlers::list_scenarios, handlers::get_scenario,
         handlers::update_scenario, handlers::activate, handlers::archive, handlers::duplicate,
         handlers::test_webhook, handlers::placeholders, handlers::scenario_stats, handlers::step_stats,
         handlers::step_deliveries, handlers::healthz, handlers::openapi_json,

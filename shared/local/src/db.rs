@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -45,15 +45,14 @@ CREATE TABLE IF NOT EXISTS enrollments (
     step_id     TEXT,
     state       TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL
+    updated_at  INTEGER NOT NULL,
+    entry_key   TEXT,                     -- scenario:contact without re-entry (unique), else NULL
+    due_at      INTEGER,                  -- state 'waiting': when the wait ends
+    resume_step TEXT                      -- state 'waiting': where the contact goes on
 );
--- one row per (scenario, contact) that entered a scenario without re-entry
-CREATE TABLE IF NOT EXISTS entries (
-    scenario_id   TEXT NOT NULL,
-    contact_id    INTEGER NOT NULL,
-    enrollment_id TEXT NOT NULL,
-    PRIMARY KEY (scenario_id, contact_id)
-);
+CREATE UNIQUE INDEX IF NOT EXISTS enrollments_entry ON enrollments (entry_key);
+CREATE INDEX IF NOT EXISTS enrollments_due ON enrollments (due_at) WHERE state = 'waiting';
+-- the passes of conditions and waits; a webhook step's pass is its delivery
 CREATE TABLE IF NOT EXISTS passes (
     key         TEXT PRIMARY KEY,         -- enrollment:seq:step
     account     INTEGER NOT NULL,
@@ -81,19 +80,61 @@ CREATE TABLE IF NOT EXISTS deliveries (
     attempt_count   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_step ON deliveries (scenario_id, step_id, created_at, id);
-CREATE TABLE IF NOT EXISTS jobs (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    dedupe_key  TEXT NOT NULL UNIQUE,
-    task        TEXT NOT NULL,
-    due_at      INTEGER NOT NULL,
-    lease_until INTEGER,
-    tries       INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS jobs_by_due ON jobs (due_at);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
 "#;
 
 type Reply = Box<dyn FnOnce(Option<&anyhow::Error>) + Send>;
 type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
+
+/// The schema version this code writes (`PRAGMA user_version`).
+const VERSION: i64 = 1;
+
+/// Version 0 (up to the queued local path) to 1 (the inline path): the re-entry rule moves
+/// from `entries` into `enrollments.entry_key`; queued advances become waiting enrollments
+/// (due rows, found by the timers); pass rows of webhook steps go (the delivery is the pass);
+/// `jobs` and `entries` are dropped. Queued deliveries need nothing: their rows are due already.
+const MIGRATE_0_TO_1: &str = r#"
+ALTER TABLE enrollments ADD COLUMN entry_key TEXT;
+ALTER TABLE enrollments ADD COLUMN due_at INTEGER;
+ALTER TABLE enrollments ADD COLUMN resume_step TEXT;
+UPDATE enrollments SET entry_key = scenario_id || ':' || contact_id
+    WHERE id IN (SELECT enrollment_id FROM entries);
+UPDATE enrollments SET state = 'waiting',
+    due_at = (SELECT j.due_at FROM jobs j WHERE j.dedupe_key = 'adv:' || enrollments.id || ':' || enrollments.seq),
+    resume_step = (SELECT json_extract(j.task, '$.step_id') FROM jobs j WHERE j.dedupe_key = 'adv:' || enrollments.id || ':' || enrollments.seq)
+    WHERE state IN ('active', 'awaiting_delivery')
+      AND EXISTS (SELECT 1 FROM jobs j WHERE j.dedupe_key = 'adv:' || enrollments.id || ':' || enrollments.seq);
+DELETE FROM passes WHERE EXISTS
+    (SELECT 1 FROM deliveries d WHERE d.scenario_id = passes.scenario_id AND d.step_id = passes.step_id);
+DROP TABLE jobs;
+DROP TABLE entries;
+"#;
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > VERSION {
+        anyhow::bail!("this database was written by a newer hookline (schema {version})");
+    }
+    let tx = conn.transaction()?;
+    let old = version == 0
+        && tx
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+    if old {
+        tx.execute_batch(MIGRATE_0_TO_1)
+            .context("migrating the database to schema 1")?;
+        tracing::info!("database migrated to schema 1 (inline path)");
+    }
+    tx.execute_batch(SCHEMA).context("creating the schema")?;
+    tx.pragma_update(None, "user_version", VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
 
 /// Most operations folded into one transaction.
 const MAX_BATCH: usize = 512;
@@ -113,10 +154,13 @@ impl Db {
         let conn = Connection::open(path)
             .with_context(|| format!("opening database {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: a commit is on disk before anyone is answered (a 202 survives a power cut);
+        // group commit shares each sync among every operation of a batch.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(64);
-        conn.execute_batch(SCHEMA).context("creating the schema")?;
+        let mut conn = conn;
+        migrate(&mut conn)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("hookline-db".into())

@@ -1,19 +1,20 @@
 //! Local mode: the engine on one machine with an embedded SQLite database.
 //!
 //! - [`SqliteStore`] implements every store port of `hookline-core` on one database file
-//!   (WAL mode, `synchronous=NORMAL`: a killed process loses nothing it committed).
-//! - [`SqliteQueue`] is the durable queue: a `jobs` table with a due time and a lease, so
-//!   waits and retries of any length survive a restart.
-//! - [`Runner`] leases due jobs and runs them on the engine, many at once.
+//!   (WAL mode, `synchronous=FULL`, group commit), the inline path's [`FlowStore`] included:
+//!   one commit per event, one per attempt.
+//! - [`Workers`] make attempts and end waits when they fall due: fed in memory by
+//!   [`LocalDispatch`], and from the rows' due times, so nothing is lost in a restart.
 //! - [`receiver`] is a small webhook receiver (`hookline receive`, tests, the demo, benches).
+//!
+//! [`FlowStore`]: hookline_core::ports::FlowStore
 
 mod db;
-mod queue;
+mod flow;
 pub mod receiver;
-mod runner;
 mod store;
+mod workers;
 
 pub use db::Db;
-pub use queue::{LeasedJob, SqliteQueue};
-pub use runner::Runner;
 pub use store::SqliteStore;
+pub use workers::{Inbox, LocalDispatch, Workers, dispatch_channel};

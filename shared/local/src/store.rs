@@ -29,10 +29,19 @@ impl SqliteStore {
     pub fn new(db: Db) -> Self {
         SqliteStore { db }
     }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     to_millis(Timestamp::now())
+}
+
+/// The one-entry-per-contact key of a scenario without re-entry.
+pub(crate) fn entry_key(scenario_id: &str, contact_id: i64) -> String {
+    format!("{scenario_id}:{contact_id}")
 }
 
 // ---------------------------------------------------------------- scenarios
@@ -297,20 +306,15 @@ impl EnrollmentStore for SqliteStore {
                 if exists {
                     return Ok(EnrollOutcome::AlreadyExists);
                 }
-                if !allow_reentry {
-                    let entered = exec(c,
-                        "INSERT INTO entries (scenario_id, contact_id, enrollment_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                        params![e.scenario_id, e.contact_id, e.id],
-                    )?;
-                    if entered == 0 {
-                        return Ok(EnrollOutcome::AlreadyEntered);
-                    }
-                }
-                exec(c,
-                    "INSERT INTO enrollments (id, account, scenario_id, contact_id, seq, step_id, state, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                    params![e.id, e.account, e.scenario_id, e.contact_id, e.seq as i64, e.step_id, e.state.as_str(), to_millis(e.created_at)],
+                let entry_key = (!allow_reentry).then(|| entry_key(&e.scenario_id, e.contact_id));
+                let created = exec(c,
+                    "INSERT INTO enrollments (id, account, scenario_id, contact_id, seq, step_id, state, created_at, updated_at, entry_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9) ON CONFLICT DO NOTHING",
+                    params![e.id, e.account, e.scenario_id, e.contact_id, e.seq as i64, e.step_id, e.state.as_str(), to_millis(e.created_at), entry_key],
                 )?;
+                if created == 0 {
+                    return Ok(EnrollOutcome::AlreadyEntered);
+                }
                 Ok(EnrollOutcome::Created)
             })
             .await
@@ -368,6 +372,34 @@ impl EnrollmentStore for SqliteStore {
 }
 
 // ---------------------------------------------------------------- deliveries and statistics
+
+/// `true` when inserted now (`false`: that pass was recorded before).
+pub(crate) fn insert_pass(c: &rusqlite::Connection, p: &Pass) -> rusqlite::Result<bool> {
+    Ok(exec(c,
+        "INSERT INTO passes (key, account, scenario_id, step_id, contact_id, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT DO NOTHING",
+        params![p.key, p.account, p.scenario_id, p.step_id, p.contact_id, to_millis(p.at)],
+    )? == 1)
+}
+
+/// `true` when inserted now (`false`: that delivery exists). The JSON columns come serialized.
+pub(crate) fn insert_delivery(
+    c: &rusqlite::Connection,
+    d: &Delivery,
+    handoff: &str,
+    headers: &str,
+    attempts: &str,
+) -> rusqlite::Result<bool> {
+    Ok(exec(c,
+        &format!("INSERT INTO deliveries ({DELIVERY_COLS}, attempt_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                  ON CONFLICT DO NOTHING"),
+        params![
+            d.id, d.account, d.scenario_id, d.step_id, d.contact_id, handoff, d.url, headers, d.payload,
+            d.status.as_str(), to_millis(d.created_at), to_millis(d.deadline), d.next_attempt_at.map(to_millis),
+            attempts, d.attempts.len() as i64
+        ],
+    )? == 1)
+}
 
 const DELIVERY_COLS: &str =
     "id, account, scenario_id, step_id, contact_id, handoff, url, headers, payload, status,
@@ -460,25 +492,14 @@ impl DeliveryStore for SqliteStore {
         };
         self.db
             .call(move |c| {
-                let new = exec(c,
-                    "INSERT INTO passes (key, account, scenario_id, step_id, contact_id, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT DO NOTHING",
-                    params![pass.key, pass.account, pass.scenario_id, pass.step_id, pass.contact_id, to_millis(pass.at)],
-                )?;
-                if new == 0 {
-                    return Ok(false);
-                }
-                if let Some((d, handoff, headers, attempts)) = delivery {
-                    exec(c,
-                        &format!("INSERT INTO deliveries ({DELIVERY_COLS}, attempt_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
-                        params![
-                            d.id, d.account, d.scenario_id, d.step_id, d.contact_id, handoff, d.url, headers, d.payload,
-                            d.status.as_str(), to_millis(d.created_at), to_millis(d.deadline), d.next_attempt_at.map(to_millis),
-                            attempts, d.attempts.len() as i64
-                        ],
-                    )?;
-                }
-                Ok(true)
+                // a webhook step's pass is its delivery (its id derives from the pass key)
+                let new = match &delivery {
+                    Some((d, handoff, headers, attempts)) => {
+                        insert_delivery(c, d, handoff, headers, attempts)?
+                    }
+                    None => insert_pass(c, &pass)?,
+                };
+                Ok(new)
             })
             .await
     }
@@ -586,6 +607,21 @@ impl DeliveryStore for SqliteStore {
                 {
                     let mut stmt = c.prepare_cached(
                         "SELECT step_id, COUNT(*), COUNT(DISTINCT contact_id) FROM passes
+                         WHERE scenario_id = ?1 AND account = ?2 GROUP BY step_id",
+                    )?;
+                    let rows = stmt.query_map(params![scenario_id, account], |r| {
+                        Ok(StepCounts {
+                            step_id: r.get(0)?,
+                            passes: r.get::<_, i64>(1)? as u64,
+                            unique_contacts: r.get::<_, i64>(2)? as u64,
+                            ..StepCounts::default()
+                        })
+                    })?;
+                    for row in rows {
+                        counts.push(row?);
+                    }
+                    let mut stmt = c.prepare_cached(
+                        "SELECT step_id, COUNT(*), COUNT(DISTINCT contact_id) FROM deliveries
                          WHERE scenario_id = ?1 AND account = ?2 GROUP BY step_id",
                     )?;
                     let rows = stmt.query_map(params![scenario_id, account], |r| {

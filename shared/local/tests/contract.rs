@@ -1,11 +1,7 @@
 //! The port contract suites against the SQLite adapters, each on a fresh database file.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use hookline_core::contract;
-use hookline_core::ports::Task;
-use hookline_local::{Db, SqliteQueue, SqliteStore};
+use hookline_local::{Db, SqliteStore};
 
 fn fresh() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
@@ -44,63 +40,94 @@ async fn key_store() {
 }
 
 #[tokio::test]
-async fn queue() {
+async fn flow_store() {
     let (_dir, db) = fresh();
-    let queue = SqliteQueue::new(db);
-    let q = Arc::new(queue.clone());
-    let receive = move || {
-        let q = q.clone();
-        Box::pin(async move {
-            let jobs = q
-                .lease(jiff::Timestamp::now(), 10, Duration::from_secs(30))
-                .await
-                .unwrap();
-            let mut tasks = Vec::new();
-            for job in jobs {
-                q.complete(job.id).await.unwrap();
-                tasks.extend(job.task);
-            }
-            tasks
-        }) as std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Task>> + Send>>
-    };
-    contract::queue(&queue, &receive).await;
+    let store = SqliteStore::new(db);
+    contract::flow_store(&store, &store, &store).await;
 }
 
-/// Local-only behaviour: one job per dedupe key, leases hide running jobs, and a new process
-/// releases the leases of a killed one.
+/// A database written by the queued local path (schema 0) opens with its work intact: a
+/// queued advance becomes a waiting enrollment, a pending delivery is due, the re-entry rule
+/// holds, and a webhook step's pass is not counted twice.
 #[tokio::test]
-async fn sqlite_queue_dedupes_and_survives_a_crash() {
-    use hookline_core::ports::Queue;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("q.db");
-    let queue = SqliteQueue::new(Db::open(&path).unwrap());
-    let task = Task::DeliverV1 {
-        delivery_id: "dlv_1".into(),
+async fn a_schema_0_database_is_migrated_with_its_work() {
+    use hookline_core::domain::time::to_millis;
+    use hookline_core::ports::{
+        DeliveryStore, DueWork, EnrollOutcome, Enrollment, EnrollmentState, EnrollmentStore,
+        FlowStore,
     };
-    let now = jiff::Timestamp::now();
-    queue.enqueue(&task, now).await.unwrap();
-    queue.enqueue(&task, now).await.unwrap();
-    assert_eq!(queue.len().await.unwrap(), 1);
-    let leased = queue.lease(now, 10, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(leased.len(), 1);
-    assert!(
-        queue
-            .lease(now, 10, Duration::from_secs(60))
-            .await
-            .unwrap()
-            .is_empty(),
-        "a leased job was handed out twice"
-    );
-    drop(queue); // the process "dies" with the job leased
-
-    let reopened = SqliteQueue::new(Db::open(&path).unwrap());
-    assert_eq!(reopened.release_all_leases().await.unwrap(), 1);
-    let again = reopened
-        .lease(jiff::Timestamp::now(), 10, Duration::from_secs(60))
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let at = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(include_str!("fixtures/schema-v0.sql"))
+            .unwrap();
+        let (t0, t60) = (to_millis(at(0)), to_millis(at(60)));
+        c.execute_batch(&format!(r#"
+            INSERT INTO enrollments VALUES ('enr_w', 1, 'scn_1', 5, 1, 'pause', 'active', {t0}, {t0});
+            INSERT INTO entries VALUES ('scn_1', 5, 'enr_w');
+            INSERT INTO jobs (dedupe_key, task, due_at) VALUES ('adv:enr_w:1',
+                '{{"type":"advance.v1","enrollment_id":"enr_w","step_id":"after","seq":1}}', {t60});
+            INSERT INTO enrollments VALUES ('enr_d', 1, 'scn_2', 5, 1, 'hook', 'awaiting_delivery', {t0}, {t0});
+            INSERT INTO passes VALUES ('enr_d:0:hook', 1, 'scn_2', 'hook', 5, {t0});
+            INSERT INTO deliveries VALUES ('dlv_1', 1, 'scn_2', 'hook', 5,
+                '{{"enrollment_id":"enr_d","next_step":null,"seq":1}}', 'https://example.com/', '[]', '{{}}',
+                'pending', {t0}, {t60}, {t0}, '[]', 0);
+            INSERT INTO jobs (dedupe_key, task, due_at) VALUES ('dlv:dlv_1', '{{"type":"deliver.v1","delivery_id":"dlv_1"}}', {t0});
+        "#)).unwrap();
+    }
+    let store = SqliteStore::new(Db::open(&path).unwrap());
+    let waiting = store
+        .waiting("enr_w")
         .await
-        .unwrap();
-    assert_eq!(again.len(), 1);
-    assert_eq!(again[0].task, Some(task));
-    reopened.complete(again[0].id).await.unwrap();
-    assert_eq!(reopened.len().await.unwrap(), 0);
+        .unwrap()
+        .expect("the queued advance is a wait");
+    assert_eq!(
+        (
+            waiting.until,
+            waiting.resume.as_deref(),
+            waiting.enrollment.seq
+        ),
+        (at(60), Some("after"), 1)
+    );
+    let due = store.due(at(60), 10).await.unwrap();
+    assert_eq!(
+        due,
+        vec![
+            DueWork::Delivery {
+                id: "dlv_1".into(),
+                at: at(0)
+            },
+            DueWork::Wait {
+                enrollment_id: "enr_w".into(),
+                at: at(60)
+            },
+        ]
+    );
+    let hook = store.step_counts(1, "scn_2").await.unwrap();
+    assert_eq!(
+        hook.iter()
+            .map(|c| (c.step_id.as_str(), c.passes, c.pending))
+            .collect::<Vec<_>>(),
+        vec![("hook", 1, 1)]
+    );
+    let again = Enrollment {
+        id: "enr_again".into(),
+        account: 1,
+        scenario_id: "scn_1".into(),
+        contact_id: 5,
+        seq: 0,
+        step_id: None,
+        state: EnrollmentState::Active,
+        created_at: at(100),
+    };
+    assert_eq!(
+        store.create(&again, false).await.unwrap(),
+        EnrollOutcome::AlreadyEntered
+    );
+    drop(store);
+    // opening again changes nothing
+    let store = SqliteStore::new(Db::open(&path).unwrap());
+    assert_eq!(store.due(at(60), 10).await.unwrap().len(), 2);
 }

@@ -1,4 +1,4 @@
-//! Webhook delivery: make the due attempt, schedule the retry or settle the delivery, and
+//! Webhook delivery on the queued path (AWS): make the due attempt, schedule the retry or settle the delivery, and
 //! hand the contact back to its scenario after the first attempt.
 
 use super::{Hookline, Outcome};
@@ -101,7 +101,7 @@ impl Hookline {
             step_id: delivery.handoff.next_step.clone(),
             seq: delivery.handoff.seq,
         };
-        p.queue.enqueue(&task, p.clock.now()).await?;
+        self.queue()?.enqueue(&task, p.clock.now()).await?;
         Ok(())
     }
 }

@@ -3,9 +3,10 @@
 use serde_json::Value;
 
 use super::{AppError, Hookline};
-use crate::domain::event::{EnrollmentRef, EventIn, IntakeAnswer};
+use crate::domain::Invalid;
+use crate::domain::event::{EnrollmentRef, Event, EventIn, IntakeAnswer};
 use crate::domain::ids::derived_id;
-use crate::ports::{EnrollOutcome, Enrollment, EnrollmentState, Task};
+use crate::ports::{EnrollOutcome, Enrollment, EnrollmentState, Pipeline, Queue, Task};
 
 impl Hookline {
     /// Idempotent by event `id`: the same id again enrolls nobody twice and gets the first answer.
@@ -13,6 +14,22 @@ impl Hookline {
     /// a crash between any two writes finishes the work instead of repeating it.
     pub async fn intake(&self, account: i64, body: Value) -> Result<IntakeAnswer, AppError> {
         let event = crate::domain::from_json_value::<EventIn>(body, "")?.validate()?;
+        match &self.ports.pipeline {
+            Pipeline::Inline { flow, dispatch } => {
+                self.intake_inline(flow.as_ref(), dispatch.as_ref(), account, event)
+                    .await
+            }
+            Pipeline::Queued(queue) => self.intake_queued(queue.as_ref(), account, event).await,
+        }
+    }
+
+    /// The queued path: each write on its own, keyed so that a retry finishes the work.
+    async fn intake_queued(
+        &self,
+        queue: &dyn Queue,
+        account: i64,
+        event: Event,
+    ) -> Result<IntakeAnswer, AppError> {
         let p = &self.ports;
         if let Some(answer) = p.enrollments.event_answer(account, &event.id).await? {
             return Ok(answer);
@@ -48,7 +65,7 @@ impl Hookline {
                     step_id: scenario.def.start.clone(),
                     seq: 0,
                 };
-                p.queue.enqueue(&task, now).await?;
+                queue.enqueue(&task, now).await?;
                 enrollments.push(EnrollmentRef {
                     scenario_id: scenario.id,
                     enrollment_id: enrollment.id,
@@ -60,5 +77,64 @@ impl Hookline {
             enrollments,
         };
         Ok(p.enrollments.save_event_answer(account, &answer).await?)
+    }
+}
+
+/// Most events in one `POST /v1/events/batch`.
+pub const MAX_BATCH_EVENTS: usize = 100;
+
+/// One item of a batch answer, in the order of the events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchItem {
+    Answer(IntakeAnswer),
+    /// This event was refused (the others still went through); `field` is a path inside it.
+    Invalid {
+        event_id: Option<String>,
+        error: Invalid,
+    },
+}
+
+impl Hookline {
+    /// `POST /v1/events/batch`: each event exactly as if sent alone, all at once (they share
+    /// commits). A store failure fails the whole batch (503): sending it again is safe, every
+    /// event being idempotent by its id.
+    pub async fn intake_batch(
+        &self,
+        account: i64,
+        body: Value,
+    ) -> Result<Vec<BatchItem>, AppError> {
+        let Value::Object(mut body) = body else {
+            return Err(
+                Invalid::new("invalid_body", "events", "expected {\"events\": [...]}").into(),
+            );
+        };
+        if let Some(key) = body.keys().find(|k| *k != "events") {
+            return Err(Invalid::new("unknown_field", key.as_str(), "not a key of a batch").into());
+        }
+        let events = match body.remove("events") {
+            Some(Value::Array(events)) => events,
+            _ => {
+                return Err(
+                    Invalid::new("invalid_field", "events", "must be an array of events").into(),
+                );
+            }
+        };
+        if events.len() > MAX_BATCH_EVENTS {
+            return Err(Invalid::new(
+                "invalid_field",
+                "events",
+                format!("at most {MAX_BATCH_EVENTS} events per batch"),
+            )
+            .into());
+        }
+        let items = events.into_iter().map(|event| async move {
+            let event_id = event.get("id").and_then(Value::as_str).map(str::to_string);
+            match self.intake(account, event).await {
+                Ok(answer) => Ok(BatchItem::Answer(answer)),
+                Err(AppError::Invalid(error)) => Ok(BatchItem::Invalid { event_id, error }),
+                Err(other) => Err(other),
+            }
+        });
+        futures::future::join_all(items).await.into_iter().collect()
     }
 }

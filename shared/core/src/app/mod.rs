@@ -1,12 +1,15 @@
 //! The use cases, one module each. [`Hookline`] holds the ports and runs them.
 
 mod advance;
+mod cache;
 mod deliver;
+mod inline;
 mod intake;
 mod scenarios;
 mod stats;
 mod test_webhook;
 pub mod views;
+mod walk;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,8 +19,9 @@ use jiff::Timestamp;
 use crate::domain::Invalid;
 use crate::domain::ids::hash_api_key;
 use crate::domain::retry::RetryPolicy;
-use crate::ports::{Ports, Task};
+use crate::ports::{Pipeline, Ports, Queue, Task};
 
+pub use intake::{BatchItem, MAX_BATCH_EVENTS};
 pub use test_webhook::TestRequest;
 
 /// What a use case answers instead of a result.
@@ -59,6 +63,7 @@ pub struct Hookline {
     pub ports: Ports,
     pub policy: RetryPolicy,
     known_keys: Arc<Mutex<HashMap<String, i64>>>,
+    cache: Option<Arc<cache::ScenarioCache>>,
 }
 
 impl Hookline {
@@ -67,6 +72,15 @@ impl Hookline {
             ports,
             policy,
             known_keys: Arc::default(),
+            cache: None,
+        }
+    }
+
+    /// The queue of the queued path.
+    fn queue(&self) -> anyhow::Result<&dyn Queue> {
+        match &self.ports.pipeline {
+            Pipeline::Queued(queue) => Ok(queue.as_ref()),
+            Pipeline::Inline { .. } => anyhow::bail!("this engine runs the inline path"),
         }
     }
 

@@ -74,6 +74,7 @@ impl Hookline {
             updated_at: now,
         };
         self.ports.scenarios.insert(&record).await?;
+        self.scenario_changed(account, &record.id);
         Ok(record.into())
     }
 
@@ -182,6 +183,7 @@ impl Hookline {
             updated_at: now,
         };
         self.ports.scenarios.insert(&record).await?;
+        self.scenario_changed(account, &record.id);
         Ok(record.into())
     }
 
@@ -190,7 +192,9 @@ impl Hookline {
         record: ScenarioRecord,
         expected: ScenarioStatus,
     ) -> Result<ScenarioView, AppError> {
-        if !self.ports.scenarios.update(&record, expected).await? {
+        let updated = self.ports.scenarios.update(&record, expected).await;
+        self.scenario_changed(record.account, &record.id);
+        if !updated? {
             return Err(AppError::Conflict(
                 "the scenario changed meanwhile; read it again".into(),
             ));

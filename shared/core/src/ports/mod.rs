@@ -13,6 +13,9 @@ use crate::domain::delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus}
 use crate::domain::event::IntakeAnswer;
 use crate::domain::scenario::{ScenarioRecord, ScenarioStatus};
 
+mod flow;
+pub use flow::*;
+
 /// A store or queue failure: something that may pass (retried), never the caller's fault.
 pub type StoreResult<T> = Result<T, anyhow::Error>;
 
@@ -82,6 +85,8 @@ pub trait ContactStore: Send + Sync {
 pub enum EnrollmentState {
     /// Moving through steps (or waiting for a queued advance).
     Active,
+    /// At a wait step, until its time (inline path).
+    Waiting,
     /// Waiting for the first attempt of a delivery.
     AwaitingDelivery,
     Completed,
@@ -93,6 +98,7 @@ impl EnrollmentState {
     pub fn as_str(self) -> &'static str {
         match self {
             EnrollmentState::Active => "active",
+            EnrollmentState::Waiting => "waiting",
             EnrollmentState::AwaitingDelivery => "awaiting_delivery",
             EnrollmentState::Completed => "completed",
             EnrollmentState::Stopped => "stopped",
@@ -102,6 +108,7 @@ impl EnrollmentState {
     pub fn parse(s: &str) -> Option<EnrollmentState> {
         [
             Self::Active,
+            Self::Waiting,
             Self::AwaitingDelivery,
             Self::Completed,
             Self::Stopped,
@@ -291,7 +298,7 @@ pub struct Ports {
     pub enrollments: Arc<dyn EnrollmentStore>,
     pub deliveries: Arc<dyn DeliveryStore>,
     pub keys: Arc<dyn KeyStore>,
-    pub queue: Arc<dyn Queue>,
+    pub pipeline: Pipeline,
     pub sender: Arc<dyn WebhookSender>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,

@@ -1,0 +1,136 @@
+//! Scenarios kept in memory, compiled once: the active list per (account, trigger type) and
+//! each scenario by id. Only for a process that is the only writer of its scenarios (local
+//! mode): every change made through [`Hookline`] invalidates, and a generation number keeps a
+//! load that raced with a change from caching what it read before it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::Hookline;
+use crate::domain::scenario::{Compiled, ScenarioRecord};
+
+/// Bound on each map; past it the map starts again empty.
+const MAX_ENTRIES: usize = 10_000;
+
+/// A stored scenario with its compiled graph (`None`: it no longer compiles).
+pub(crate) struct Loaded {
+    pub record: ScenarioRecord,
+    pub compiled: Option<Compiled>,
+}
+
+impl Loaded {
+    fn new(record: ScenarioRecord) -> Arc<Loaded> {
+        let compiled = match record.def.compile(true) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(scenario_id = %record.id, error = %e, "stored scenario no longer compiles");
+                None
+            }
+        };
+        Arc::new(Loaded { record, compiled })
+    }
+}
+
+type Active = Arc<Vec<Arc<Loaded>>>;
+
+#[derive(Default)]
+pub(crate) struct ScenarioCache {
+    generation: AtomicU64,
+    by_id: Mutex<HashMap<(i64, String), Arc<Loaded>>>,
+    active: Mutex<HashMap<(i64, String), Active>>,
+}
+
+fn put<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
+    if let Ok(mut m) = map.lock() {
+        if m.len() >= MAX_ENTRIES {
+            m.clear();
+        }
+        m.insert(key, value);
+    }
+}
+
+impl ScenarioCache {
+    fn invalidate(&self, account: i64, id: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut m) = self.by_id.lock() {
+            m.remove(&(account, id.to_string()));
+        }
+        if let Ok(mut m) = self.active.lock() {
+            m.retain(|(a, _), _| *a != account);
+        }
+    }
+}
+
+impl Hookline {
+    /// Keeps scenarios in memory. Only for a process that is the only writer of scenarios.
+    pub fn with_scenario_cache(mut self) -> Self {
+        self.cache = Some(Arc::default());
+        self
+    }
+
+    /// Called after every scenario write.
+    pub(crate) fn scenario_changed(&self, account: i64, id: &str) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(account, id);
+        }
+    }
+
+    /// The active scenarios of an account with this trigger type.
+    pub(crate) async fn active_scenarios(
+        &self,
+        account: i64,
+        trigger_type: &str,
+    ) -> anyhow::Result<Active> {
+        let key = (account, trigger_type.to_string());
+        let generation = match &self.cache {
+            Some(cache) => {
+                if let Some(hit) = cache.active.lock().ok().and_then(|m| m.get(&key).cloned()) {
+                    return Ok(hit);
+                }
+                Some(cache.generation.load(Ordering::SeqCst))
+            }
+            None => None,
+        };
+        let records = self
+            .ports
+            .scenarios
+            .active_for_trigger(account, trigger_type)
+            .await?;
+        let loaded: Active = Arc::new(records.into_iter().map(Loaded::new).collect());
+        if let (Some(cache), Some(generation)) = (&self.cache, generation)
+            && cache.generation.load(Ordering::SeqCst) == generation
+        {
+            put(&cache.active, key, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// One scenario of an account, whatever its status.
+    pub(crate) async fn loaded_scenario(
+        &self,
+        account: i64,
+        id: &str,
+    ) -> anyhow::Result<Option<Arc<Loaded>>> {
+        let key = (account, id.to_string());
+        let generation = match &self.cache {
+            Some(cache) => {
+                if let Some(hit) = cache.by_id.lock().ok().and_then(|m| m.get(&key).cloned()) {
+                    return Ok(Some(hit));
+                }
+                Some(cache.generation.load(Ordering::SeqCst))
+            }
+            None => None,
+        };
+        let Some(record) = self.ports.scenarios.get(account, id).await? else {
+            return Ok(None);
+        };
+        let loaded = Loaded::new(record);
+        if let (Some(cache), Some(generation)) = (&self.cache, generation)
+            && cache.generation.load(Ordering::SeqCst) == generation
+        {
+            put(&cache.by_id, key, loaded.clone());
+        }
+        Ok(Some(loaded))
+    }
+}

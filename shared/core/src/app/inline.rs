@@ -1,0 +1,298 @@
+//! The inline path (local mode): one commit per event, one per attempt, no queued hop.
+//!
+//! - **Intake**: the event's matching scenarios are walked in memory from their start through
+//!   the instant steps; the snapshot, the enrollments, their passes and their deliveries or waits
+//!   are stored in one commit; new deliveries go straight to the workers ([`Dispatch`]).
+//! - **Attempt**: POST, then one commit records the attempt and, after the first one, the
+//!   contact's move (walked in memory; no read at all when the webhook was the last step).
+//! - **Timers**: a retry or the end of a wait is a row with a due time; the workers' timers are
+//!   fed in memory and from [`FlowStore::due`], so a restart loses nothing.
+
+use super::walk::Walker;
+use super::{AppError, Hookline};
+use crate::domain::delivery::{Delivery, DeliveryStatus};
+use crate::domain::event::{Event, IntakeAnswer};
+use crate::domain::ids::derived_id;
+use crate::domain::scenario::ScenarioStatus;
+use crate::ports::{
+    AttemptCommit, Dispatch, DueWork, Enrollment, EnrollmentState, FlowStore, IntakeCommit, Move,
+    OutboundRequest, Pipeline, PlannedEnrollment, Walk, WalkEnd,
+};
+
+impl Hookline {
+    fn inline(&self) -> anyhow::Result<(&dyn FlowStore, &dyn Dispatch)> {
+        match &self.ports.pipeline {
+            Pipeline::Inline { flow, dispatch } => Ok((flow.as_ref(), dispatch.as_ref())),
+            Pipeline::Queued(_) => anyhow::bail!("this engine runs the queued path"),
+        }
+    }
+
+    pub(crate) async fn intake_inline(
+        &self,
+        flow: &dyn FlowStore,
+        dispatch: &dyn Dispatch,
+        account: i64,
+        event: Event,
+    ) -> Result<IntakeAnswer, AppError> {
+        let now = self.ports.clock.now();
+        let mut enrollments = Vec::new();
+        if event.kind != "contact_updated" {
+            for scenario in self.active_scenarios(account, &event.kind).await?.iter() {
+                let record = &scenario.record;
+                if !record.def.trigger.matches(&event.kind, &event.context) {
+                    continue;
+                }
+                let Some(compiled) = &scenario.compiled else {
+                    continue; // logged when it was loaded
+                };
+                let enrollment = Enrollment {
+                    id: derived_id("enr", &[&account.to_string(), &event.id, &record.id]),
+                    account,
+                    scenario_id: record.id.clone(),
+                    contact_id: event.contact.id,
+                    seq: 0,
+                    step_id: record.def.start.clone(),
+                    state: EnrollmentState::Active,
+                    created_at: now,
+                };
+                let who = Walker {
+                    enrollment_id: &enrollment.id,
+                    account,
+                    contact: &event.contact,
+                    seq: 0,
+                };
+                let walk = self.walk(&who, record, compiled, record.def.start.as_deref(), now)?;
+                enrollments.push(PlannedEnrollment {
+                    enrollment,
+                    allow_reentry: record.def.allow_reentry,
+                    walk,
+                });
+            }
+        }
+        let done = flow
+            .commit_intake(&IntakeCommit {
+                account,
+                event_id: event.id,
+                contact: event.contact,
+                enrollments,
+            })
+            .await?;
+        for delivery in done.deliveries {
+            dispatch.deliver_now(delivery);
+        }
+        for wait in done.waits {
+            dispatch.due(wait);
+        }
+        Ok(done.answer)
+    }
+
+    /// The due attempt of a delivery found by a timer: read it, then [`Hookline::attempt`].
+    pub async fn attempt_stored(&self, delivery_id: &str) -> anyhow::Result<()> {
+        match self.ports.deliveries.get(delivery_id).await? {
+            Some(delivery) => self.attempt(delivery).await,
+            None => {
+                tracing::warn!(delivery_id, "a timer for an unknown delivery: dropped");
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes the due attempt of `delivery` (as stored) and records it in one commit, with the
+    /// contact's move after the first attempt. Safe to run twice: the commit is a
+    /// compare-and-set on the attempt count, so at worst the receiver sees the same `id` again.
+    /// Never before its due time; after the deadline only when Hookline was not running at it
+    /// (the last attempt is made late rather than skipped).
+    pub async fn attempt(&self, delivery: Delivery) -> anyhow::Result<()> {
+        let (flow, dispatch) = self.inline()?;
+        let p = &self.ports;
+        if delivery.status != DeliveryStatus::Pending {
+            return Ok(());
+        }
+        let start = p.clock.now();
+        if let Some(next) = delivery.next_attempt_at
+            && next > start
+        {
+            dispatch.due(DueWork::Delivery {
+                id: delivery.id,
+                at: next,
+            });
+            return Ok(());
+        }
+        let outcome = p
+            .sender
+            .send(&OutboundRequest {
+                url: &delivery.url,
+                headers: &delivery.headers,
+                body: &delivery.payload,
+            })
+            .await;
+        let end = p.clock.now();
+        let attempts_before = delivery.attempts.len();
+        let (status, next) = if outcome.accepted() {
+            (DeliveryStatus::Accepted, None)
+        } else {
+            match self.policy.next_attempt(
+                attempts_before + 1,
+                end,
+                delivery.deadline,
+                outcome.retry_after,
+                p.ids.random_unit(),
+            ) {
+                Some(at) => (DeliveryStatus::Pending, Some(at)),
+                None => (DeliveryStatus::Failed, None),
+            }
+        };
+        tracing::debug!(
+            delivery_id = %delivery.id,
+            attempt = attempts_before + 1,
+            http_status = outcome.status,
+            error = outcome.error.as_deref(),
+            outcome = status.as_str(),
+            "attempt made"
+        );
+        let then = if attempts_before == 0 {
+            Some(self.move_after_webhook(&delivery, end).await?)
+        } else {
+            None
+        };
+        let id = delivery.id.clone();
+        let commit = AttemptCommit {
+            delivery,
+            attempt: outcome.into_attempt(start),
+            status,
+            next_attempt_at: next,
+            then,
+        };
+        let recorded = flow.commit_attempt(&commit).await?;
+        if !recorded.recorded {
+            return Ok(()); // another worker recorded this attempt
+        }
+        if let Some(at) = next {
+            dispatch.due(DueWork::Delivery { id, at });
+        }
+        if recorded.moved
+            && let Some(m) = commit.then
+        {
+            hand_over(dispatch, m.enrollment_id, m.walk);
+        }
+        Ok(())
+    }
+
+    /// Where the contact goes once the first attempt is made: walked now, stored with it.
+    async fn move_after_webhook(
+        &self,
+        delivery: &Delivery,
+        now: jiff::Timestamp,
+    ) -> anyhow::Result<Move> {
+        let handoff = &delivery.handoff;
+        let walk = self
+            .walk_on(
+                &handoff.enrollment_id,
+                delivery.account,
+                &delivery.scenario_id,
+                delivery.contact_id,
+                handoff.seq,
+                handoff.next_step.as_deref(),
+                now,
+            )
+            .await?;
+        Ok(Move {
+            enrollment_id: handoff.enrollment_id.clone(),
+            from_seq: handoff.seq,
+            walk,
+        })
+    }
+
+    /// The walk of an enrollment already inside a scenario: it stops if the scenario was
+    /// archived; the contact is read only when there is a step to walk.
+    #[allow(clippy::too_many_arguments)]
+    async fn walk_on(
+        &self,
+        enrollment_id: &str,
+        account: i64,
+        scenario_id: &str,
+        contact_id: i64,
+        seq: u64,
+        from: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> anyhow::Result<Walk> {
+        let stop = Walk {
+            passes: Vec::new(),
+            end: WalkEnd::Stop,
+        };
+        let Some(scenario) = self.loaded_scenario(account, scenario_id).await? else {
+            return Ok(stop);
+        };
+        if scenario.record.status == ScenarioStatus::Archived {
+            return Ok(stop);
+        }
+        let Some(compiled) = &scenario.compiled else {
+            return Ok(stop);
+        };
+        if from.is_none() {
+            return Ok(Walk {
+                passes: Vec::new(),
+                end: WalkEnd::Complete,
+            });
+        }
+        let Some(contact) = self.ports.contacts.get(account, contact_id).await? else {
+            anyhow::bail!("contact {contact_id} of enrollment {enrollment_id} is missing");
+        };
+        let who = Walker {
+            enrollment_id,
+            account,
+            contact: &contact,
+            seq,
+        };
+        self.walk(&who, &scenario.record, compiled, from, now)
+    }
+
+    /// The end of a wait found by a timer: the contact walks on from the step after it.
+    pub async fn resume(&self, enrollment_id: &str) -> anyhow::Result<()> {
+        let (flow, dispatch) = self.inline()?;
+        let Some(waiting) = flow.waiting(enrollment_id).await? else {
+            return Ok(()); // moved already
+        };
+        let now = self.ports.clock.now();
+        if waiting.until > now {
+            dispatch.due(DueWork::Wait {
+                enrollment_id: enrollment_id.to_string(),
+                at: waiting.until,
+            });
+            return Ok(());
+        }
+        let e = &waiting.enrollment;
+        let walk = self
+            .walk_on(
+                &e.id,
+                e.account,
+                &e.scenario_id,
+                e.contact_id,
+                e.seq,
+                waiting.resume.as_deref(),
+                now,
+            )
+            .await?;
+        let m = Move {
+            enrollment_id: e.id.clone(),
+            from_seq: e.seq,
+            walk,
+        };
+        if flow.commit_move(&m).await? {
+            hand_over(dispatch, m.enrollment_id, m.walk);
+        }
+        Ok(())
+    }
+}
+
+/// Gives the workers what a stored walk started.
+fn hand_over(dispatch: &dyn Dispatch, enrollment_id: String, walk: Walk) {
+    match walk.end {
+        WalkEnd::Deliver(delivery) => dispatch.deliver_now(*delivery),
+        WalkEnd::Wait { until, .. } => dispatch.due(DueWork::Wait {
+            enrollment_id,
+            at: until,
+        }),
+        WalkEnd::Complete | WalkEnd::Stop => {}
+    }
+}

@@ -1,0 +1,133 @@
+//! Walking a scenario: from a step, through the instant steps (conditions), to the first step
+//! that takes time (a webhook, a wait) or the end. Pure: it decides, the stores record.
+
+use super::Hookline;
+use crate::domain::contact::Contact;
+use crate::domain::delivery::{Delivery, DeliveryStatus, Handoff};
+use crate::domain::ids::derived_id;
+use crate::domain::payload::{EVENT_NAME, Envelope, ScenarioRef, build_data};
+use crate::domain::scenario::{Compiled, MAX_STEPS, ScenarioRecord, Step, WebhookStep};
+use crate::domain::time::rfc3339_seconds;
+use crate::ports::{Pass, Walk, WalkEnd};
+
+/// Who is walking: an enrollment at a sequence number.
+pub(crate) struct Walker<'a> {
+    pub enrollment_id: &'a str,
+    pub account: i64,
+    pub contact: &'a Contact,
+    pub seq: u64,
+}
+
+impl Hookline {
+    /// Walks from `from` (`None`: the end). Pass keys are `enrollment:seq:step` and the
+    /// delivery id derives from the same, so a repeated walk names the same records.
+    pub(crate) fn walk(
+        &self,
+        who: &Walker<'_>,
+        scenario: &ScenarioRecord,
+        compiled: &Compiled,
+        from: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> anyhow::Result<Walk> {
+        let mut passes = Vec::new();
+        let mut current = from.map(str::to_string);
+        for _ in 0..=MAX_STEPS {
+            let Some(id) = current.take() else {
+                return Ok(Walk {
+                    passes,
+                    end: WalkEnd::Complete,
+                });
+            };
+            let Some(step) = compiled.steps.get(&id) else {
+                anyhow::bail!("step {id} is not in scenario {}", scenario.id);
+            };
+            let pass = Pass {
+                key: format!("{}:{}:{id}", who.enrollment_id, who.seq),
+                account: who.account,
+                scenario_id: scenario.id.clone(),
+                step_id: id.clone(),
+                contact_id: who.contact.id,
+                at: now,
+            };
+            match step {
+                Step::Condition { rule, yes, no } => {
+                    passes.push(pass);
+                    current = if rule.matches(&who.contact.snapshot) {
+                        yes.clone()
+                    } else {
+                        no.clone()
+                    };
+                }
+                Step::Wait { duration, next } => {
+                    passes.push(pass);
+                    let until = now
+                        .to_zoned(jiff::tz::TimeZone::UTC)
+                        .checked_add(*duration)
+                        .map(|z| z.timestamp())
+                        .unwrap_or(now);
+                    return Ok(Walk {
+                        passes,
+                        end: WalkEnd::Wait {
+                            step_id: id,
+                            until,
+                            resume: next.clone(),
+                        },
+                    });
+                }
+                Step::Webhook(step) => {
+                    let delivery = self.new_delivery(who, scenario, step, now);
+                    return Ok(Walk {
+                        passes,
+                        end: WalkEnd::Deliver(Box::new(delivery)),
+                    });
+                }
+            }
+        }
+        anyhow::bail!(
+            "scenario {} walked more than {MAX_STEPS} steps",
+            scenario.id
+        )
+    }
+
+    /// The delivery of a webhook step for this pass, with its payload frozen now.
+    pub(crate) fn new_delivery(
+        &self,
+        who: &Walker<'_>,
+        scenario: &ScenarioRecord,
+        step: &WebhookStep,
+        now: jiff::Timestamp,
+    ) -> Delivery {
+        let event_id = self.ports.ids.new_id("evt");
+        let envelope = Envelope {
+            id: &event_id,
+            event: EVENT_NAME,
+            timestamp: rfc3339_seconds(now),
+            id_client: who.account,
+            scenario: Some(ScenarioRef {
+                id: &scenario.id,
+                step_id: &step.id,
+            }),
+            data: build_data(&step.fields, &step.additional, who.contact),
+        };
+        Delivery {
+            id: derived_id("dlv", &[who.enrollment_id, &who.seq.to_string(), &step.id]),
+            account: who.account,
+            scenario_id: scenario.id.clone(),
+            step_id: step.id.clone(),
+            contact_id: who.contact.id,
+            handoff: Handoff {
+                enrollment_id: who.enrollment_id.to_string(),
+                next_step: step.next.clone(),
+                seq: who.seq + 1,
+            },
+            url: step.url.to_string(),
+            headers: step.headers.clone(),
+            payload: envelope.to_json(),
+            status: DeliveryStatus::Pending,
+            created_at: now,
+            deadline: self.policy.deadline(now),
+            next_attempt_at: Some(now),
+            attempts: Vec::new(),
+        }
+    }
+}

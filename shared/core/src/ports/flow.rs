@@ -1,0 +1,185 @@
+//! The inline path's port: an event becomes its deliveries in **one** commit, and an attempt
+//! (with the contact's move to the next step) in **one** more. No queued hop, no job rows:
+//! due retries and waits are found from the rows themselves ([`FlowStore::due`]), and new work
+//! is handed to the workers in memory ([`Dispatch`]), a hint the rows can always rebuild.
+//!
+//! Local mode implements it on SQLite; the AWS adapter still walks the queued path
+//! ([`super::Queue`] + [`super::Task`]) until it implements this port too.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+use super::{Enrollment, Pass, StoreResult};
+use crate::domain::contact::Contact;
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::domain::event::IntakeAnswer;
+
+/// What walking a scenario from one step decided, before anything is stored: the passes of
+/// the instant steps (conditions, and the wait it stops at) and where the walk ended.
+/// A webhook step's pass is its delivery; it is not repeated in `passes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Walk {
+    pub passes: Vec<Pass>,
+    pub end: WalkEnd,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WalkEnd {
+    /// Reached a webhook step: its delivery (pending, due now); the enrollment awaits its
+    /// first attempt there.
+    Deliver(Box<Delivery>),
+    /// Reached a wait step: the enrollment waits there until `until`, then goes on at `resume`.
+    Wait {
+        step_id: String,
+        until: Timestamp,
+        resume: Option<String>,
+    },
+    /// Walked past the last step.
+    Complete,
+    /// The scenario was archived (or no longer compiles): the contact stops where it is.
+    Stop,
+}
+
+/// One enrollment an event creates, walked once already (stored with `seq` 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedEnrollment {
+    pub enrollment: Enrollment,
+    pub allow_reentry: bool,
+    pub walk: Walk,
+}
+
+/// Everything one event does, stored in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntakeCommit {
+    pub account: i64,
+    pub event_id: String,
+    pub contact: Contact,
+    pub enrollments: Vec<PlannedEnrollment>,
+}
+
+/// What [`FlowStore::commit_intake`] stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntakeDone {
+    /// The answer: this commit's, or the one stored the first time this event id came.
+    pub answer: IntakeAnswer,
+    /// `true` when the event id had been answered before: nothing was written now.
+    pub replay: bool,
+    /// The deliveries created now (the re-entry rule may have dropped some planned ones).
+    pub deliveries: Vec<Delivery>,
+    /// The waits started now.
+    pub waits: Vec<DueWork>,
+}
+
+/// An enrollment's move from `from_seq` to `from_seq + 1`, with the walk it made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Move {
+    pub enrollment_id: String,
+    pub from_seq: u64,
+    pub walk: Walk,
+}
+
+/// One attempt to record, with the delivery as it was read before it (its attempt count is
+/// the compare-and-set), and the contact's move when this was the first attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptCommit {
+    pub delivery: Delivery,
+    pub attempt: Attempt,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Option<Timestamp>,
+    pub then: Option<Move>,
+}
+
+/// What [`FlowStore::commit_attempt`] stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptRecorded {
+    /// `false`: another worker recorded this attempt first; nothing was written.
+    pub recorded: bool,
+    /// The move was made now (`false` when there was none, or it had been made already).
+    pub moved: bool,
+}
+
+/// Work that falls due at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DueWork {
+    /// The next attempt of a pending delivery.
+    Delivery { id: String, at: Timestamp },
+    /// The end of a wait.
+    Wait {
+        enrollment_id: String,
+        at: Timestamp,
+    },
+}
+
+impl DueWork {
+    pub fn at(&self) -> Timestamp {
+        match self {
+            DueWork::Delivery { at, .. } | DueWork::Wait { at, .. } => *at,
+        }
+    }
+
+    /// The record it is about (two entries with the same key are the same work).
+    pub fn key(&self) -> WorkKey {
+        match self {
+            DueWork::Delivery { id, .. } => WorkKey::Delivery(id.clone()),
+            DueWork::Wait { enrollment_id, .. } => WorkKey::Wait(enrollment_id.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WorkKey {
+    Delivery(String),
+    Wait(String),
+}
+
+/// A waiting enrollment, as [`FlowStore::waiting`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting {
+    pub enrollment: Enrollment,
+    pub until: Timestamp,
+    pub resume: Option<String>,
+}
+
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    /// One transaction. When the event id was answered before: that answer, nothing written.
+    /// Otherwise: stores the snapshot; creates each planned enrollment (without `allow_reentry`
+    /// only if the contact never entered that scenario) with its walk — passes, delivery or
+    /// wait; stores and returns the answer, which lists the enrollments created.
+    async fn commit_intake(&self, intake: &IntakeCommit) -> StoreResult<IntakeDone>;
+    /// One transaction: the attempt and the delivery's new status and next attempt time, when
+    /// the stored delivery is still pending with as many attempts as `delivery` has (a
+    /// compare-and-set); then, in the same transaction, the move if it is still due.
+    async fn commit_attempt(&self, attempt: &AttemptCommit) -> StoreResult<AttemptRecorded>;
+    /// Makes a move when the enrollment is still at `from_seq` (a compare-and-set), with its
+    /// walk; `false` when it had moved already (nothing written).
+    async fn commit_move(&self, m: &Move) -> StoreResult<bool>;
+    /// The enrollment when it is waiting, with when and where it resumes.
+    async fn waiting(&self, enrollment_id: &str) -> StoreResult<Option<Waiting>>;
+    /// Pending attempts and ends of waits due at or before `until`, earliest first (at most
+    /// `limit` of each kind).
+    async fn due(&self, until: Timestamp, limit: usize) -> StoreResult<Vec<DueWork>>;
+}
+
+/// Hands new durable work to the workers in memory. Only a hint: work that is lost here (a
+/// crash) is found again by [`FlowStore::due`].
+pub trait Dispatch: Send + Sync {
+    /// A delivery created now: attempt it at once.
+    fn deliver_now(&self, delivery: Delivery);
+    /// Work due later.
+    fn due(&self, work: DueWork);
+}
+
+/// How work moves from stage to stage.
+#[derive(Clone)]
+pub enum Pipeline {
+    /// Each stage is a queued task (AWS today).
+    Queued(Arc<dyn super::Queue>),
+    /// One commit per event and one per attempt (local mode).
+    Inline {
+        flow: Arc<dyn FlowStore>,
+        dispatch: Arc<dyn Dispatch>,
+    },
+}

@@ -1,0 +1,249 @@
+//! The workers of local mode: attempts and ends of waits, many at once, each when it is due.
+//!
+//! New work arrives in memory ([`LocalDispatch`]: a delivery created by an event, a retry, a
+//! wait); due times are kept in an in-memory timer set; and every [`SCAN_EVERY`] the rows
+//! themselves are asked what falls due in the next [`HORIZON`] ([`FlowStore::due`]), which is
+//! how work survives a crash or a restart: the rows are the truth, memory only a shortcut.
+//! A timer fires at its time, never before; one piece of work runs at most once at a time.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hookline_core::Hookline;
+use hookline_core::domain::delivery::Delivery;
+use hookline_core::ports::{Dispatch, DueWork, FlowStore, WorkKey};
+use jiff::Timestamp;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+/// How often the rows are asked for due work.
+const SCAN_EVERY: Duration = Duration::from_millis(500);
+/// How far ahead a scan looks (more than `SCAN_EVERY`, so a timer is set before its time).
+const HORIZON: Duration = Duration::from_secs(1);
+/// Most rows of each kind one scan takes.
+const SCAN_LIMIT: usize = 1_000;
+/// How long a graceful stop waits for the work in flight (an attempt takes at most 15 s).
+const DRAIN: Duration = Duration::from_secs(20);
+
+enum Work {
+    Now(Box<Delivery>),
+    Due(DueWork),
+}
+
+/// The engine's [`Dispatch`] port in local mode: a channel to [`Workers`].
+#[derive(Clone)]
+pub struct LocalDispatch {
+    tx: mpsc::UnboundedSender<Work>,
+}
+
+impl Dispatch for LocalDispatch {
+    fn deliver_now(&self, delivery: Delivery) {
+        let _ = self.tx.send(Work::Now(Box::new(delivery)));
+    }
+
+    fn due(&self, work: DueWork) {
+        let _ = self.tx.send(Work::Due(work));
+    }
+}
+
+/// The receiving end of a [`LocalDispatch`].
+pub struct Inbox(mpsc::UnboundedReceiver<Work>);
+
+pub fn dispatch_channel() -> (LocalDispatch, Inbox) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (LocalDispatch { tx }, Inbox(rx))
+}
+
+#[derive(Default)]
+struct Timers {
+    /// (due, work) in due order.
+    queue: BTreeSet<(Timestamp, WorkKey)>,
+    /// The due time of each work in `queue`.
+    at: HashMap<WorkKey, Timestamp>,
+    /// Work running now.
+    running: HashSet<WorkKey>,
+}
+
+impl Timers {
+    /// Keeps the earlier time when the work already has one.
+    fn set(&mut self, key: WorkKey, due: Timestamp) {
+        if self.running.contains(&key) {
+            return; // it reschedules itself when it is done
+        }
+        if let Some(&old) = self.at.get(&key) {
+            if old <= due {
+                return;
+            }
+            self.queue.remove(&(old, key.clone()));
+        }
+        self.queue.insert((due, key.clone()));
+        self.at.insert(key, due);
+    }
+
+    fn cancel(&mut self, key: &WorkKey) {
+        if let Some(old) = self.at.remove(key) {
+            self.queue.remove(&(old, key.clone()));
+        }
+    }
+
+    /// The work due at `now`, taken off the timers.
+    fn pop_due(&mut self, now: Timestamp) -> Vec<WorkKey> {
+        let mut due = Vec::new();
+        while let Some((at, _)) = self.queue.first() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, key)) = self.queue.pop_first() {
+                self.at.remove(&key);
+                due.push(key);
+            }
+        }
+        due
+    }
+}
+
+pub struct Workers {
+    engine: Hookline,
+    flow: Arc<dyn FlowStore>,
+    inbox: Inbox,
+    slots: Arc<Semaphore>,
+    concurrency: usize,
+    timers: Arc<Mutex<Timers>>,
+}
+
+impl Workers {
+    /// `concurrency`: how many attempts run at once (a slow receiver holds one slot, not all).
+    pub fn new(
+        engine: Hookline,
+        flow: Arc<dyn FlowStore>,
+        inbox: Inbox,
+        concurrency: usize,
+    ) -> Self {
+        let concurrency = concurrency.max(1);
+        Workers {
+            engine,
+            flow,
+            inbox,
+            slots: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
+            timers: Arc::default(),
+        }
+    }
+
+    /// Runs until `shutdown` turns true, then waits for the work in flight.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let clock = self.engine.ports.clock.clone();
+        let mut next_scan = tokio::time::Instant::now();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let now = clock.now();
+            if tokio::time::Instant::now() >= next_scan {
+                self.scan(now).await;
+                next_scan = tokio::time::Instant::now() + SCAN_EVERY;
+            }
+            let due = self.lock().pop_due(now);
+            for key in due {
+                self.start(key, None);
+            }
+            let first = self.lock().queue.first().map(|(at, _)| *at);
+            let mut wake = next_scan;
+            if let Some(at) = first {
+                let wait = at.duration_since(clock.now()).unsigned_abs();
+                // a timer never fires early: wake at (or just after) its time
+                wake = wake.min(tokio::time::Instant::now() + wait);
+            }
+            tokio::select! {
+                biased;
+                work = self.inbox.0.recv() => match work {
+                    Some(Work::Now(delivery)) => {
+                        let key = WorkKey::Delivery(delivery.id.clone());
+                        self.lock().cancel(&key);
+                        self.start(key, Some(delivery));
+                    }
+                    Some(Work::Due(work)) => self.lock().set(work.key(), work.at()),
+                    None => break,
+                },
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+        // Graceful: let the work in flight finish (each attempt is bounded by its timeout).
+        let _ = tokio::time::timeout(DRAIN, self.slots.acquire_many(self.concurrency as u32)).await;
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Timers> {
+        self.timers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets timers for what the rows say falls due soon.
+    async fn scan(&self, now: Timestamp) {
+        let until = now.checked_add(HORIZON).unwrap_or(now);
+        match self.flow.due(until, SCAN_LIMIT).await {
+            Ok(found) => {
+                let mut timers = self.lock();
+                for work in found {
+                    timers.set(work.key(), work.at());
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "looking for due work failed"),
+        }
+    }
+
+    /// Runs one piece of work in a slot, unless it is running already. A delivery handed
+    /// over in memory is attempted as it is; otherwise its row is read first.
+    fn start(&self, key: WorkKey, delivery: Option<Box<Delivery>>) {
+        if !self.lock().running.insert(key.clone()) {
+            return;
+        }
+        let (engine, slots, timers) =
+            (self.engine.clone(), self.slots.clone(), self.timers.clone());
+        tokio::spawn(async move {
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return;
+            };
+            let result = match (&key, delivery) {
+                (_, Some(delivery)) => engine.attempt(*delivery).await,
+                (WorkKey::Delivery(id), None) => engine.attempt_stored(id).await,
+                (WorkKey::Wait(id), None) => engine.resume(id).await,
+            };
+            if let Err(e) = result {
+                // the row is unchanged: the next scan finds it again
+                tracing::warn!(work = ?key, error = %e, "work failed; will retry");
+            }
+            timers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .running
+                .remove(&key);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(1_800_000_000_000 + ms).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn timers_fire_in_order_never_early_and_keep_the_earlier_time() {
+        let mut timers = Timers::default();
+        let (a, b) = (WorkKey::Delivery("a".into()), WorkKey::Wait("b".into()));
+        timers.set(a.clone(), t(200));
+        timers.set(b.clone(), t(100));
+        timers.set(a.clone(), t(300)); // later: ignored
+        assert!(timers.pop_due(t(99)).is_empty());
+        assert_eq!(timers.pop_due(t(100)), vec![b.clone()]);
+        timers.set(a.clone(), t(150)); // earlier: replaces
+        assert_eq!(timers.pop_due(t(1_000)), vec![a.clone()]);
+        assert!(timers.queue.is_empty() && timers.at.is_empty());
+        timers.running.insert(a.clone());
+        timers.set(a, t(0));
+        assert!(timers.queue.is_empty(), "running work sets no timer");
+    }
+}
