@@ -289,3 +289,106 @@ async fn one_process_per_database() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("another hookline"));
 }
+
+/// The referee of the inline path: `kill -9` in the middle of a burst of 5,000 events against
+/// a flaky receiver. The platform retries every event it did not get a 202 for (same id); in
+/// the end every contact's webhook is accepted, and every statistic is exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_in_the_middle_of_a_burst_of_5000_loses_nothing_and_counts_nothing_twice() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, RwLock};
+    const N: usize = 5_000;
+    let mut server = Server::local("60s", "200ms");
+    let rx = Receiver::start(
+        "127.0.0.1:0",
+        ReceiverOptions {
+            fail_first: 1_500,
+            ..ReceiverOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = server
+        .active_scenario(&webhook_scenario(&rx.url("/h")))
+        .await;
+    let base = Arc::new(RwLock::new(server.base.clone()));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..16)
+        .map(|_| {
+            let (base, answered, next) = (base.clone(), answered.clone(), next.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= N {
+                        return;
+                    }
+                    let body = json!({"id": format!("k9-{i}"), "type": "group_added",
+                                      "contact": contact(10_000 + i as i64), "context": {"groupId": 7}});
+                    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                    loop {
+                        let url = format!("{}/v1/events", base.read().unwrap());
+                        let sent = http.post(url).bearer_auth(KEY1).json(&body).send().await;
+                        if sent.is_ok_and(|r| r.status() == 202) {
+                            break;
+                        }
+                        assert!(std::time::Instant::now() < deadline, "event {i} never answered 202");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    while answered.load(Ordering::SeqCst) < 2_000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill9();
+    let at_kill = answered.load(Ordering::SeqCst);
+    server.restart();
+    *base.write().unwrap() = server.base.clone();
+    for s in senders {
+        s.await.unwrap();
+    }
+    // every sample of the statistics keeps the invariant, until all are accepted
+    let mut samples = 0;
+    let end = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let stats = server.step_stats(&id, "hook").await;
+        assert!(
+            invariant(&stats),
+            "accepted + pending + failed != passes: {stats}"
+        );
+        samples += 1;
+        if stats["accepted"] == N as u64 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "not all accepted in time: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = server.step_stats(&id, "hook").await;
+    assert_eq!(
+        stats,
+        json!({"stepId": "hook", "type": "send_webhook", "passes": N, "uniqueContacts": N,
+               "accepted": N, "pending": 0, "failed": 0}),
+        "killed after {at_kill} answers; {samples} samples"
+    );
+    let mut accepted: Vec<i64> = rx
+        .received()
+        .iter()
+        .filter(|r| r.answered == 200)
+        .map(|r| r.json()["data"]["id"].as_i64().unwrap())
+        .collect();
+    accepted.sort();
+    accepted.dedup();
+    assert_eq!(
+        accepted.len(),
+        N,
+        "not every contact's webhook was accepted"
+    );
+}

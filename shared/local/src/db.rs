@@ -147,6 +147,8 @@ const MAX_BATCH: usize = 512;
 #[derive(Clone)]
 pub struct Db {
     jobs: std::sync::mpsc::Sender<Job>,
+    /// The checkpointer runs while a clone of this lives.
+    _alive: std::sync::Arc<()>,
 }
 
 impl Db {
@@ -161,12 +163,19 @@ impl Db {
         conn.set_prepared_statement_cache_capacity(64);
         let mut conn = conn;
         migrate(&mut conn)?;
+        // Checkpoints run on their own thread and connection, not after a commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let alive = std::sync::Arc::new(());
+        start_checkpointer(path, std::sync::Arc::downgrade(&alive))?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("hookline-db".into())
             .spawn(move || serve(conn, queue))
             .context("starting the database thread")?;
-        Ok(Db { jobs })
+        Ok(Db {
+            jobs,
+            _alive: alive,
+        })
     }
 
     /// Runs `f` atomically on the database thread; answers once its batch is committed.
@@ -193,6 +202,42 @@ impl Db {
             .await
             .context("the database thread dropped an operation")?
     }
+}
+
+/// How often the checkpointer copies the log into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// A log larger than this is checkpointed with RESTART (which waits for the writer between two
+/// commits) so that it starts again from its beginning instead of growing under steady load.
+const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The checkpointer: PASSIVE checkpoints (they never block the writer) every
+/// [`CHECKPOINT_EVERY`], and a RESTART when the log has grown past [`WAL_RESTART_BYTES`].
+/// It stops when the database thread has gone (its connection is the last one).
+fn start_checkpointer(path: &Path, alive: std::sync::Weak<()>) -> anyhow::Result<()> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    std::thread::Builder::new()
+        .name("hookline-checkpoint".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if alive.upgrade().is_none() {
+                    break;
+                }
+                let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES);
+                let mode = if big { "RESTART" } else { "PASSIVE" };
+                if let Err(e) =
+                    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+                {
+                    tracing::warn!(error = %e, "checkpoint failed");
+                }
+            }
+        })
+        .context("starting the checkpoint thread")?;
+    Ok(())
 }
 
 /// `execute` through the prepared-statement cache (SQL is parsed once per connection).

@@ -194,6 +194,17 @@ impl Receiver {
             .clone()
     }
 
+    /// Takes what was kept so far (a long benchmark keeps memory flat this way).
+    pub fn drain(&self) -> Vec<Received> {
+        std::mem::take(
+            &mut *self
+                .inner
+                .received
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
+    }
+
     /// Waits until at least `n` requests arrived (or `timeout` passed); returns what arrived.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -77,6 +77,7 @@ impl Hookline {
             account: enrollment.account,
             contact: &contact,
             seq,
+            fresh_ids: false,
         };
         let walk = self.walk(&who, &scenario, &compiled, step_id, now)?;
         for pass in &walk.passes {

@@ -12,7 +12,6 @@ use super::walk::Walker;
 use super::{AppError, Hookline};
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::{Event, IntakeAnswer};
-use crate::domain::ids::derived_id;
 use crate::domain::scenario::ScenarioStatus;
 use crate::ports::{
     AttemptCommit, Dispatch, DueWork, Enrollment, EnrollmentState, FlowStore, IntakeCommit, Move,
@@ -45,8 +44,10 @@ impl Hookline {
                 let Some(compiled) = &scenario.compiled else {
                     continue; // logged when it was loaded
                 };
+                // Ids are new and time-ordered (cheap to index): the event's id, claimed in
+                // the same commit, is what makes an intake happen once.
                 let enrollment = Enrollment {
-                    id: derived_id("enr", &[&account.to_string(), &event.id, &record.id]),
+                    id: self.ports.ids.new_id("enr"),
                     account,
                     scenario_id: record.id.clone(),
                     contact_id: event.contact.id,
@@ -60,6 +61,7 @@ impl Hookline {
                     account,
                     contact: &event.contact,
                     seq: 0,
+                    fresh_ids: true,
                 };
                 let walk = self.walk(&who, record, compiled, record.def.start.as_deref(), now)?;
                 enrollments.push(PlannedEnrollment {
@@ -243,6 +245,7 @@ impl Hookline {
             account,
             contact: &contact,
             seq,
+            fresh_ids: true,
         };
         self.walk(&who, &scenario.record, compiled, from, now)
     }

@@ -16,11 +16,15 @@ pub(crate) struct Walker<'a> {
     pub account: i64,
     pub contact: &'a Contact,
     pub seq: u64,
+    /// Delivery ids: new time-ordered ids (the inline path, where the walk is stored in the
+    /// same commit as the compare-and-set that makes it once) or derived from the pass, so
+    /// that a retried handler names the same record (the queued path).
+    pub fresh_ids: bool,
 }
 
 impl Hookline {
-    /// Walks from `from` (`None`: the end). Pass keys are `enrollment:seq:step` and the
-    /// delivery id derives from the same, so a repeated walk names the same records.
+    /// Walks from `from` (`None`: the end). Pass keys are `enrollment:seq:step`, so a
+    /// repeated walk names the same records.
     pub(crate) fn walk(
         &self,
         who: &Walker<'_>,
@@ -110,7 +114,11 @@ impl Hookline {
             data: build_data(&step.fields, &step.additional, who.contact),
         };
         Delivery {
-            id: derived_id("dlv", &[who.enrollment_id, &who.seq.to_string(), &step.id]),
+            id: if who.fresh_ids {
+                self.ports.ids.new_id("dlv")
+            } else {
+                derived_id("dlv", &[who.enrollment_id, &who.seq.to_string(), &step.id])
+            },
             account: who.account,
             scenario_id: scenario.id.clone(),
             step_id: step.id.clone(),
