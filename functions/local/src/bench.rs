@@ -61,6 +61,9 @@ where
 struct Histogram {
     buckets: Vec<u64>,
     max_ms: f64,
+    /// When the slowest one was sent (ns since the epoch).
+    max_sent_ns: i64,
+    first_sent_ns: i64,
     n: u64,
 }
 
@@ -71,14 +74,20 @@ impl Histogram {
         Histogram {
             buckets: vec![0; 40_001],
             max_ms: 0.0,
+            max_sent_ns: 0,
+            first_sent_ns: i64::MAX,
             n: 0,
         }
     }
 
-    fn add(&mut self, ms: f64) {
+    fn add(&mut self, ms: f64, sent_ns: i64) {
         let i = ((ms.max(0.0) / BUCKET_MS) as usize).min(self.buckets.len() - 1);
         self.buckets[i] += 1;
-        self.max_ms = self.max_ms.max(ms);
+        if ms > self.max_ms {
+            self.max_ms = ms;
+            self.max_sent_ns = sent_ns;
+        }
+        self.first_sent_ns = self.first_sent_ns.min(sent_ns);
         self.n += 1;
     }
 
@@ -96,11 +105,12 @@ impl Histogram {
 
     fn summary(&self) -> String {
         format!(
-            "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.1} ms",
+            "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.1} ms (sent at +{:.2} s)",
             self.percentile(0.5),
             self.percentile(0.9),
             self.percentile(0.99),
-            self.max_ms
+            self.max_ms,
+            (self.max_sent_ns - self.first_sent_ns) as f64 / 1e9
         )
     }
 }
@@ -132,7 +142,7 @@ impl Tally {
             };
             if let Some(sent) = data["customFields"]["sentNs"].as_i64() {
                 self.latency
-                    .add((r.at.as_nanosecond() as i64 - sent as i64) as f64 / 1e6);
+                    .add((r.at.as_nanosecond() as i64 - sent) as f64 / 1e6, sent);
             }
             match self.seen.get_mut(contact) {
                 Some(seen) if *seen => self.duplicates += 1,

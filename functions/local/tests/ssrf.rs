@@ -21,6 +21,11 @@ async fn private_targets_are_refused_at_validation_and_by_the_test_button() {
         "http://100.64.0.1/h".to_string(),
         "http://[fd00:ec2::254]/h".to_string(),
         "http://0.0.0.0/h".to_string(),
+        // IPv4 inside other IPv6 forms: 6to4 (the metadata address), Teredo, SIIT
+        "http://[2002:a9fe:a9fe::]/h".to_string(),
+        format!("http://[2002:7f00:1::1]:{port}/h"),
+        "http://[2001:0:a9fe:a9fe::1]/h".to_string(),
+        "http://[::ffff:0:a9fe:a9fe]/h".to_string(),
     ] {
         let (status, body) = server.post("/v1/scenarios", &webhook_scenario(&url)).await;
         assert_eq!(status, 400, "{url}: {body}");

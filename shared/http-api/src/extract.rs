@@ -103,3 +103,54 @@ pub fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
+
+/// The longest id or step id a path may carry (Hookline's own are far shorter; a longer one
+/// can name nothing, and must not reach a store).
+pub const MAX_PATH_ID: usize = 128;
+
+/// Path parameters, refused in the API's error shape: a malformed one (`%FF`) or one longer
+/// than [`MAX_PATH_ID`] is a 400 naming it, never axum's plain-text rejection.
+pub struct Ids<T>(pub T);
+
+impl<T> FromRequestParts<ApiState> for Ids<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let invalid = |field: Option<&str>, message: String| {
+            let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", message);
+            e.field = field.map(str::to_string);
+            e
+        };
+        let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                invalid(
+                    None,
+                    format!("a path parameter is malformed: {}", e.body_text()),
+                )
+            })?;
+        for (name, value) in &raw {
+            if value.is_empty() || value.len() > MAX_PATH_ID {
+                return Err(invalid(
+                    Some(name),
+                    format!("must be 1 to {MAX_PATH_ID} characters"),
+                ));
+            }
+        }
+        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                invalid(
+                    None,
+                    format!("a path parameter is malformed: {}", e.body_text()),
+                )
+            })?;
+        Ok(Ids(value))
+    }
+}

@@ -2,7 +2,7 @@
 //! annotations are the source of `GET /v1/openapi.json`.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use hookline_core::app::views::{
@@ -16,7 +16,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::errors::{ErrorBody, ErrorDetail};
-use crate::extract::{Account, JsonBody, param, query};
+use crate::extract::{Account, Ids, JsonBody, param, query};
 use crate::{ApiError, ApiState, MAX_BATCH_BODY};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -121,7 +121,7 @@ pub async fn list_scenarios(
 pub async fn get_scenario(
     State(s): State<ApiState>,
     Account(account): Account,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
 ) -> ApiResult<Json<ScenarioView>> {
     Ok(Json(s.engine.get_scenario(account, &id).await?))
 }
@@ -132,7 +132,7 @@ pub async fn get_scenario(
 pub async fn update_scenario(
     State(s): State<ApiState>,
     Account(account): Account,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<ScenarioView>> {
     Ok(Json(s.engine.update_scenario(account, &id, body).await?))
@@ -143,7 +143,7 @@ pub async fn update_scenario(
 pub async fn activate(
     State(s): State<ApiState>,
     Account(account): Account,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
 ) -> ApiResult<Json<ScenarioView>> {
     Ok(Json(s.engine.activate_scenario(account, &id).await?))
 }
@@ -153,7 +153,7 @@ pub async fn activate(
 pub async fn archive(
     State(s): State<ApiState>,
     Account(account): Account,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
 ) -> ApiResult<Json<ScenarioView>> {
     Ok(Json(s.engine.archive_scenario(account, &id).await?))
 }
@@ -163,7 +163,7 @@ pub async fn archive(
 pub async fn duplicate(
     State(s): State<ApiState>,
     Account(account): Account,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok((
         StatusCode::CREATED,
@@ -203,7 +203,7 @@ pub struct ScenarioStats {
 pub async fn scenario_stats(
     State(s): State<ApiState>,
     Account(account): Account,
-    Path(id): Path<String>,
+    Ids(id): Ids<String>,
 ) -> ApiResult<Json<ScenarioStats>> {
     let items = s.engine.scenario_stats(account, &id).await?;
     Ok(Json(ScenarioStats {
@@ -218,7 +218,7 @@ pub async fn scenario_stats(
 pub async fn step_stats(
     State(s): State<ApiState>,
     Account(account): Account,
-    Path((id, step)): Path<(String, String)>,
+    Ids((id, step)): Ids<(String, String)>,
 ) -> ApiResult<Json<StepStatsView>> {
     Ok(Json(s.engine.step_stats(account, &id, &step).await?))
 }
@@ -231,7 +231,7 @@ pub async fn step_stats(
 pub async fn step_deliveries(
     State(s): State<ApiState>,
     Account(account): Account,
-    Path((id, step)): Path<(String, String)>,
+    Ids((id, step)): Ids<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<ListView<DeliveryView>>> {
     let q = query(raw.as_deref());

@@ -165,12 +165,18 @@ impl Db {
         migrate(&mut conn)?;
         // Checkpoints run on their own thread and connection, not after a commit.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         let alive = std::sync::Arc::new(());
-        start_checkpointer(path, std::sync::Arc::downgrade(&alive))?;
+        let restart = std::sync::Arc::default();
+        start_checkpointer(
+            path,
+            std::sync::Arc::downgrade(&alive),
+            std::sync::Arc::clone(&restart),
+        )?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("hookline-db".into())
-            .spawn(move || serve(conn, queue))
+            .spawn(move || serve(conn, queue, restart))
             .context("starting the database thread")?;
         Ok(Db {
             jobs,
@@ -205,20 +211,24 @@ impl Db {
 }
 
 /// How often the checkpointer copies the log into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-/// A log larger than this is checkpointed with RESTART (which waits for the writer between two
-/// commits) so that it starts again from its beginning instead of growing under steady load.
-const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// Past this many frames in the log, the writer finishes the checkpoint itself between two
+/// batches, so that its next transaction starts the log again from its beginning.
+const WAL_RESTART_FRAMES: i64 = 4_096;
+/// The log file is truncated back to this size when it starts again.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
-/// The checkpointer: PASSIVE checkpoints (they never block the writer) every
-/// [`CHECKPOINT_EVERY`], and a RESTART when the log has grown past [`WAL_RESTART_BYTES`].
-/// It stops when the database thread has gone (its connection is the last one).
-fn start_checkpointer(path: &Path, alive: std::sync::Weak<()>) -> anyhow::Result<()> {
+/// The checkpointer: PASSIVE checkpoints on its own connection (they never block the writer)
+/// every [`CHECKPOINT_EVERY`]. Under steady load the log never gets fully copied between two
+/// commits, so it would grow for ever: past [`WAL_RESTART_FRAMES`] the checkpointer asks the
+/// writer (`restart`) to copy the few frames left itself, after answering a batch.
+/// It stops when the database has been dropped.
+fn start_checkpointer(
+    path: &Path,
+    alive: std::sync::Weak<()>,
+    restart: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<()> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let wal = std::path::PathBuf::from(wal);
     std::thread::Builder::new()
         .name("hookline-checkpoint".into())
         .spawn(move || {
@@ -227,12 +237,12 @@ fn start_checkpointer(path: &Path, alive: std::sync::Weak<()>) -> anyhow::Result
                 if alive.upgrade().is_none() {
                     break;
                 }
-                let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES);
-                let mode = if big { "RESTART" } else { "PASSIVE" };
-                if let Err(e) =
-                    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
-                {
-                    tracing::warn!(error = %e, "checkpoint failed");
+                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+                    Ok(frames) if frames > WAL_RESTART_FRAMES => {
+                        restart.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
                 }
             }
         })
@@ -273,7 +283,11 @@ fn in_savepoint<R>(
     result
 }
 
-fn serve(mut conn: Connection, queue: std::sync::mpsc::Receiver<Job>) {
+fn serve(
+    mut conn: Connection,
+    queue: std::sync::mpsc::Receiver<Job>,
+    restart: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -301,6 +315,12 @@ fn serve(mut conn: Connection, queue: std::sync::mpsc::Receiver<Job>) {
                 let _ = conn.execute_batch("ROLLBACK");
                 replies.into_iter().for_each(|reply| reply(Some(&e)));
             }
+        }
+        // After the answers: copy what the checkpointer could not, so the log starts again.
+        if restart.swap(false, std::sync::atomic::Ordering::Relaxed)
+            && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::warn!(error = %e, "checkpoint failed");
         }
     }
 }

@@ -22,6 +22,13 @@ const SCAN_EVERY: Duration = Duration::from_millis(500);
 const HORIZON: Duration = Duration::from_secs(1);
 /// Most rows of each kind one scan takes.
 const SCAN_LIMIT: usize = 1_000;
+/// Most timers kept in memory; past it the latest are dropped (a scan finds them in time).
+const MAX_TIMERS: usize = 100_000;
+/// How many finished pieces of work are remembered (a few seconds' worth at full speed).
+const MAX_FINISHED: usize = 50_000;
+/// The first wait before work that failed (a store error) runs again; it doubles, up to a minute.
+const RETRY_FAILED: Duration = Duration::from_secs(1);
+
 /// How long a graceful stop waits for the work in flight (an attempt takes at most 15 s).
 const DRAIN: Duration = Duration::from_secs(20);
 
@@ -62,6 +69,12 @@ struct Timers {
     at: HashMap<WorkKey, Timestamp>,
     /// Work running now.
     running: HashSet<WorkKey>,
+    /// Work that failed: not before this time, and how many times in a row.
+    held: HashMap<WorkKey, (Timestamp, u32)>,
+    /// Work finished lately (oldest first): a delivery handed over in memory after a timer
+    /// already attempted it from its row is not attempted again from the stale copy.
+    finished: HashSet<WorkKey>,
+    finished_order: std::collections::VecDeque<WorkKey>,
 }
 
 impl Timers {
@@ -69,6 +82,16 @@ impl Timers {
     fn set(&mut self, key: WorkKey, due: Timestamp) {
         if self.running.contains(&key) {
             return; // it reschedules itself when it is done
+        }
+        let due = match self.held.get(&key) {
+            Some((until, _)) => due.max(*until),
+            None => due,
+        };
+        if self.queue.len() >= MAX_TIMERS
+            && !self.at.contains_key(&key)
+            && self.queue.last().is_some_and(|(last, _)| *last <= due)
+        {
+            return; // memory stays bounded; the rows still have it
         }
         if let Some(&old) = self.at.get(&key) {
             if old <= due {
@@ -78,6 +101,33 @@ impl Timers {
         }
         self.queue.insert((due, key.clone()));
         self.at.insert(key, due);
+        if self.queue.len() > MAX_TIMERS
+            && let Some((_, dropped)) = self.queue.pop_last()
+        {
+            self.at.remove(&dropped);
+        }
+    }
+
+    fn finish(&mut self, key: WorkKey) {
+        self.running.remove(&key);
+        if self.finished.insert(key.clone()) {
+            self.finished_order.push_back(key);
+        }
+        while self.finished_order.len() > MAX_FINISHED {
+            if let Some(old) = self.finished_order.pop_front() {
+                self.finished.remove(&old);
+            }
+        }
+    }
+
+    /// Work that failed waits 1 s, 2 s, 4 s … up to a minute before it runs again.
+    fn hold(&mut self, key: WorkKey, now: Timestamp) {
+        let tries = self.held.get(&key).map_or(0, |(_, n)| *n);
+        let wait = RETRY_FAILED * 2u32.pow(tries.min(6));
+        let until = now.checked_add(wait).unwrap_or(now);
+        self.held.insert(key.clone(), (until, tries + 1));
+        self.cancel(&key);
+        self.set(key, until);
     }
 
     fn cancel(&mut self, key: &WorkKey) {
@@ -157,12 +207,13 @@ impl Workers {
             tokio::select! {
                 biased;
                 work = self.inbox.0.recv() => match work {
-                    Some(Work::Now(delivery)) => {
-                        let key = WorkKey::Delivery(delivery.id.clone());
-                        self.lock().cancel(&key);
-                        self.start(key, Some(delivery));
+                    Some(work) => {
+                        self.take(work);
+                        // everything handed over so far, before any timer fires again
+                        while let Ok(work) = self.inbox.0.try_recv() {
+                            self.take(work);
+                        }
                     }
-                    Some(Work::Due(work)) => self.lock().set(work.key(), work.at()),
                     None => break,
                 },
                 _ = shutdown.changed() => {}
@@ -172,6 +223,17 @@ impl Workers {
         // Graceful: let the work in flight finish (each attempt is bounded by its timeout).
         let _ = tokio::time::timeout(DRAIN, self.slots.acquire_many(self.concurrency as u32)).await;
         Ok(())
+    }
+
+    fn take(&self, work: Work) {
+        match work {
+            Work::Now(delivery) => {
+                let key = WorkKey::Delivery(delivery.id.clone());
+                self.lock().cancel(&key);
+                self.start(key, Some(delivery));
+            }
+            Work::Due(work) => self.lock().set(work.key(), work.at()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Timers> {
@@ -195,8 +257,14 @@ impl Workers {
     /// Runs one piece of work in a slot, unless it is running already. A delivery handed
     /// over in memory is attempted as it is; otherwise its row is read first.
     fn start(&self, key: WorkKey, delivery: Option<Box<Delivery>>) {
-        if !self.lock().running.insert(key.clone()) {
-            return;
+        {
+            let mut timers = self.lock();
+            if delivery.is_some() && timers.finished.contains(&key) {
+                return; // a timer attempted it from its row already
+            }
+            if !timers.running.insert(key.clone()) {
+                return;
+            }
         }
         let (engine, slots, timers) =
             (self.engine.clone(), self.slots.clone(), self.timers.clone());
@@ -209,15 +277,19 @@ impl Workers {
                 (WorkKey::Delivery(id), None) => engine.attempt_stored(id).await,
                 (WorkKey::Wait(id), None) => engine.resume(id).await,
             };
-            if let Err(e) = result {
-                // the row is unchanged: the next scan finds it again
-                tracing::warn!(work = ?key, error = %e, "work failed; will retry");
+            let now = engine.ports.clock.now();
+            let mut timers = timers.lock().unwrap_or_else(|e| e.into_inner());
+            timers.finish(key.clone());
+            match result {
+                Ok(()) => {
+                    timers.held.remove(&key);
+                }
+                Err(e) => {
+                    // the row is unchanged: it runs again after a pause
+                    tracing::warn!(work = ?key, error = %e, "work failed; will retry");
+                    timers.hold(key, now);
+                }
             }
-            timers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .running
-                .remove(&key);
         });
     }
 }
@@ -243,7 +315,14 @@ mod tests {
         assert_eq!(timers.pop_due(t(1_000)), vec![a.clone()]);
         assert!(timers.queue.is_empty() && timers.at.is_empty());
         timers.running.insert(a.clone());
-        timers.set(a, t(0));
+        timers.set(a.clone(), t(0));
         assert!(timers.queue.is_empty(), "running work sets no timer");
+        timers.running.remove(&a);
+        timers.hold(a.clone(), t(0));
+        timers.set(a.clone(), t(0)); // a scan finds it due: it still waits for its pause
+        assert_eq!(timers.at.get(&a), Some(&t(1_000)));
+        assert!(timers.pop_due(t(999)).is_empty());
+        timers.hold(a.clone(), t(1_000));
+        assert_eq!(timers.at.get(&a), Some(&t(3_000)), "the pause doubles");
     }
 }

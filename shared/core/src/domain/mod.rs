@@ -67,6 +67,13 @@ pub fn from_json_value<T: serde::de::DeserializeOwned>(
         {
             field = join(&field, name);
         }
+        // ...and so it does an unknown key inside an internally tagged value (a step).
+        if let Some(rest) = message.strip_prefix("unknown field `")
+            && let Some(name) = rest.split('`').next()
+            && !field.ends_with(name)
+        {
+            field = join(&field, name);
+        }
         Invalid::new(
             "invalid_field",
             join(prefix, &field).trim_start_matches('.').to_string(),

@@ -73,8 +73,36 @@ fn blocked_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if seg[..6] == [0, 0, 0, 0, 0, 0] {
         return Some(blocked_v4(embedded).unwrap_or("IPv4-compatible"));
     }
-    if in6(ip, "64:ff9b::/96") || in6(ip, "64:ff9b:1::/48") {
-        if let Some(why) = blocked_v4(embedded) {
+    // NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and SIIT (::ffff:0:a.b.c.d) carry the IPv4
+    // address in the last 32 bits.
+    if (in6(ip, "64:ff9b::/96") || in6(ip, "64:ff9b:1::/48") || in6(ip, "::ffff:0:0:0/96"))
+        && let Some(why) = blocked_v4(embedded)
+    {
+        return Some(why);
+    }
+    // 6to4 (2002:a.b.c.d::/48) carries it in bits 16–48.
+    if in6(ip, "2002::/16") {
+        let v4 = Ipv4Addr::new(
+            (seg[1] >> 8) as u8,
+            seg[1] as u8,
+            (seg[2] >> 8) as u8,
+            seg[2] as u8,
+        );
+        if let Some(why) = blocked_v4(v4) {
+            return Some(why);
+        }
+    }
+    // Teredo (2001:0::/32) carries the client's IPv4 address inverted in the last 32 bits and
+    // the server's in bits 32–64: either may lead inside.
+    if in6(ip, "2001::/32") {
+        let server = Ipv4Addr::new(
+            (seg[2] >> 8) as u8,
+            seg[2] as u8,
+            (seg[3] >> 8) as u8,
+            seg[3] as u8,
+        );
+        let client = Ipv4Addr::from(!u32::from(embedded));
+        if let Some(why) = blocked_v4(server).or_else(|| blocked_v4(client)) {
             return Some(why);
         }
     }
@@ -185,6 +213,14 @@ mod tests {
             "::ffff:169.254.169.254",
             "::127.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            // IPv4 inside other IPv6 forms: 6to4, Teredo (server, and inverted client), SIIT
+            "2002:a9fe:a9fe::",
+            "2002:7f00:1::1",
+            "2002:0a00:0001::",
+            "2001:0:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:7f00:1",
         ] {
             assert!(blocked(ip), "{ip} should be blocked");
         }
@@ -198,6 +234,9 @@ mod tests {
             "172.32.0.1",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "2002:0808:0808::1",
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
+            "::ffff:0:808:808",
         ] {
             assert!(!blocked(ip), "{ip} should pass");
         }

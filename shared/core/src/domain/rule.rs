@@ -183,9 +183,49 @@ fn is_empty(v: Option<&Value>) -> bool {
 fn as_number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::String(s) => numeric_text(s.trim()),
         _ => None,
     }
+}
+
+/// Text that is a number the way JSON writes one (`12`, `-3.5`, `1e3`): not `nan`, `inf` or
+/// `infinity` (a contact may be called Nan), and no leading zero (`01234` is a zip code, not
+/// 1234).
+fn numeric_text(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_start = i;
+    match digits(&mut i) {
+        0 => return None,
+        n if n > 1 && b[int_start] == b'0' => return None,
+        _ => {}
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return None;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return None;
+        }
+    }
+    if i != b.len() {
+        return None;
+    }
+    s.parse().ok().filter(|f: &f64| f.is_finite())
 }
 
 /// Text forms a value offers to comparisons: a scalar its text; an array each element's
@@ -358,6 +398,41 @@ mod tests {
         for (rule, field) in cases {
             let e = Rule::parse(&rule, "r").unwrap_err();
             assert_eq!(e.field.as_deref(), Some(field), "{rule}");
+        }
+    }
+
+    #[test]
+    fn only_json_style_numbers_compare_as_numbers() {
+        let contact = |v: Value| {
+            json!({"id": 1, "email": "a@b.c", "lastname": v})
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let rule = |op: &str, value: Value| {
+            Rule::parse(
+                &json!({"field": "lastname", "op": op, "value": value}),
+                "rule",
+            )
+            .unwrap()
+        };
+        // a contact named Nan is equal to "Nan" and to nothing else
+        assert!(rule("equals", json!("Nan")).matches(&contact(json!("Nan"))));
+        assert!(!rule("equals", json!("nan")).matches(&contact(json!("inf"))));
+        assert!(rule("equals", json!("Infinity")).matches(&contact(json!("infinity"))));
+        assert!(!rule("equals", json!("NaN")).matches(&contact(json!("Inf"))));
+        // zip codes keep their zeros
+        assert!(!rule("equals", json!("01234")).matches(&contact(json!("1234"))));
+        assert!(rule("equals", json!("01234")).matches(&contact(json!("01234"))));
+        // numbers still compare as numbers
+        assert!(rule("equals", json!("12")).matches(&contact(json!(12))));
+        assert!(rule("equals", json!("1.50")).matches(&contact(json!("1.5"))));
+        assert!(rule("greaterThan", json!("9")).matches(&contact(json!("10"))));
+        assert!(rule("equals", json!("-0.5e1")).matches(&contact(json!(-5))));
+        for text in [
+            "nan", "inf", "-inf", "infinity", "01", "1.", ".5", "1e", "+1", " ", "0x10",
+        ] {
+            assert_eq!(numeric_text(text), None, "{text}");
         }
     }
 }

@@ -46,8 +46,9 @@ impl ScenarioStatus {
 }
 
 /// A scenario as submitted (and returned).
+/// Unknown keys are refused (a typo such as `allowRentry` must not be dropped silently).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScenarioDef {
     pub name: String,
     pub trigger: TriggerDef,
@@ -66,6 +67,7 @@ pub enum StepDef {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookStepDef {
     pub id: String,
     pub url: String,
@@ -78,9 +80,14 @@ pub struct WebhookStepDef {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub next: Option<String>,
+    /// SPEC §4 `signing` (default `true`). Accepted and kept; requests are not signed yet
+    /// (issue #11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConditionStepDef {
     pub id: String,
     #[schema(value_type = Object)]
@@ -92,6 +99,7 @@ pub struct ConditionStepDef {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WaitStepDef {
     pub id: String,
     /// ISO 8601 duration, e.g. `PT2H`, `P1D`.
@@ -206,11 +214,15 @@ pub fn check_header(name: &str, value: &str, path: &str) -> Result<(), Invalid> 
             "a header value is at most 1024 characters",
         ));
     }
-    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+    // What HTTP can carry (RFC 9110 field-value without obs-text): visible ASCII, space, tab.
+    if !value
+        .chars()
+        .all(|c| c == ' ' || c == '\t' || c.is_ascii_graphic())
+    {
         return Err(Invalid::new(
             "invalid_header",
             at,
-            "a header value may not contain CR, LF or NUL",
+            "a header value is visible ASCII, spaces and tabs only (no CR, LF, NUL, other control or non-ASCII character)",
         ));
     }
     Ok(())
@@ -612,6 +624,22 @@ mod tests {
                 "steps[1].headers.X-A",
                 "invalid_header",
             ),
+            // what HTTP cannot carry: non-ASCII, control characters, DEL
+            (
+                Box::new(|v| v["steps"][1]["headers"]["X-A"] = json!("café")),
+                "steps[1].headers.X-A",
+                "invalid_header",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["headers"]["X-A"] = json!("a\u{1}b")),
+                "steps[1].headers.X-A",
+                "invalid_header",
+            ),
+            (
+                Box::new(|v| v["steps"][1]["headers"]["X-A"] = json!("a\u{7f}")),
+                "steps[1].headers.X-A",
+                "invalid_header",
+            ),
             (
                 Box::new(|v| v["steps"][1]["next"] = json!("nowhere")),
                 "steps[1].next",
@@ -677,5 +705,41 @@ mod tests {
         assert!(parse_wait("PT0S", "d").is_err());
         assert!(parse_wait("P2Y", "d").is_err());
         assert!(parse_wait("2h", "d").is_err());
+    }
+
+    #[test]
+    fn header_values_may_hold_any_visible_ascii_spaces_and_tabs() {
+        let all: String = (0x20u8..0x7f).map(char::from).collect();
+        assert!(check_header("X-All", &all, "headers").is_ok());
+        assert!(check_header("X-Tab", "a\tb", "headers").is_ok());
+        assert!(check_header("X-Nbsp", "a\u{a0}b", "headers").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_naming_them() {
+        for (patch, field) in [
+            (json!({"allowRentry": true}), "allowRentry"),
+            (
+                json!({"steps": [{"id": "a", "type": "wait", "duration": "PT1H", "nxt": null}]}),
+                "steps[0].nxt",
+            ),
+            (
+                json!({"steps": [{"id": "a", "type": "send_webhook", "url": "https://example.com/", "header": {}}]}),
+                "steps[0].header",
+            ),
+            (
+                json!({"steps": [{"id": "a", "type": "condition", "rule": {"field": "email", "op": "isEmpty"}, "yes": null, "maybe": null}]}),
+                "steps[0].maybe",
+            ),
+        ] {
+            let mut v = json!({"name": "n", "trigger": {"type": "group_added"}, "start": "a",
+                               "steps": [{"id": "a", "type": "wait", "duration": "PT1H", "next": null}]});
+            for (k, x) in patch.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            let e = ScenarioDef::from_json(v).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+            assert!(e.message.contains("unknown field"), "{e}");
+        }
     }
 }
