@@ -147,6 +147,8 @@ const MAX_BATCH: usize = 512;
 #[derive(Clone)]
 pub struct Db {
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Read-only connections, each used by one reader at a time (see [`Db::read`]).
+    readers: std::sync::Arc<Readers>,
     /// The checkpointer runs while a clone of this lives.
     _alive: std::sync::Arc<()>,
 }
@@ -180,6 +182,10 @@ impl Db {
             .context("starting the database thread")?;
         Ok(Db {
             jobs,
+            readers: std::sync::Arc::new(Readers {
+                path: path.to_path_buf(),
+                idle: std::sync::Mutex::default(),
+            }),
             _alive: alive,
         })
     }
@@ -248,6 +254,60 @@ fn start_checkpointer(
         })
         .context("starting the checkpoint thread")?;
     Ok(())
+}
+
+/// The read side: connections opened on demand (`query_only`), kept when idle (at most
+/// [`MAX_IDLE_READERS`]). WAL lets them read while the writer writes.
+pub(crate) struct Readers {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<Connection>>,
+}
+
+const MAX_IDLE_READERS: usize = 4;
+
+impl Readers {
+    fn take(&self) -> anyhow::Result<Connection> {
+        if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open(&self.path)
+            .with_context(|| format!("opening database {}", self.path.display()))?;
+        conn.pragma_update(None, "query_only", true)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+impl Db {
+    /// Runs the read-only `f` on a reader connection, off the database thread, inside one read
+    /// transaction (every query of `f` sees the same committed state).
+    pub async fn read<R, F>(&self, f: F) -> anyhow::Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> anyhow::Result<R> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = readers.take()?;
+            exec(&conn, "BEGIN", [])?;
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut conn)))
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a database read panicked")));
+            if exec(&conn, "COMMIT", []).is_ok() {
+                readers.give_back(conn);
+            }
+            result
+        })
+        .await
+        .context("a database read was cancelled")?
+    }
 }
 
 /// `execute` through the prepared-statement cache (SQL is parsed once per connection).

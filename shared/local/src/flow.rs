@@ -231,7 +231,7 @@ impl FlowStore for SqliteStore {
     async fn waiting(&self, enrollment_id: &str) -> StoreResult<Option<Waiting>> {
         let id = enrollment_id.to_string();
         self.db()
-            .call(move |c| {
+            .read(move |c| {
                 Ok(row(c,
                     "SELECT id, account, scenario_id, contact_id, seq, step_id, created_at, due_at, resume_step
                      FROM enrollments WHERE id = ?1 AND state = 'waiting'",
@@ -261,7 +261,7 @@ impl FlowStore for SqliteStore {
     async fn due(&self, until: Timestamp, limit: usize) -> StoreResult<Vec<DueWork>> {
         let (until, limit) = (to_millis(until), limit as i64);
         self.db()
-            .call(move |c| {
+            .read(move |c| {
                 let mut work = Vec::new();
                 let mut stmt = c.prepare_cached(
                     "SELECT id, next_attempt_at FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?1

@@ -94,7 +94,7 @@ impl ScenarioStore for SqliteStore {
         let id = id.to_string();
         let raw = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 Ok(row(
                     c,
                     &format!(
@@ -147,7 +147,7 @@ impl ScenarioStore for SqliteStore {
         let cursor = cursor.map(str::to_string);
         let rows = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 let mut stmt = c.prepare_cached(&format!(
                     "SELECT {SCENARIO_COLS} FROM scenarios WHERE account = ?1 AND (?2 IS NULL OR id < ?2)
                      ORDER BY id DESC LIMIT ?3"
@@ -177,7 +177,7 @@ impl ScenarioStore for SqliteStore {
         let trigger_type = trigger_type.to_string();
         let rows = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 let mut stmt = c.prepare_cached(&format!(
                     "SELECT {SCENARIO_COLS} FROM scenarios WHERE account = ?1 AND status = 'active' AND trigger_type = ?2 ORDER BY id"
                 ))?;
@@ -211,7 +211,7 @@ impl ContactStore for SqliteStore {
     async fn get(&self, account: i64, id: i64) -> StoreResult<Option<Contact>> {
         let raw: Option<String> = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 Ok(row(
                     c,
                     "SELECT snapshot FROM contacts WHERE account = ?1 AND id = ?2",
@@ -257,7 +257,7 @@ impl EnrollmentStore for SqliteStore {
         let event_id = event_id.to_string();
         let raw: Option<String> = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 Ok(row(
                     c,
                     "SELECT answer FROM events WHERE account = ?1 AND event_id = ?2",
@@ -324,7 +324,7 @@ impl EnrollmentStore for SqliteStore {
         let id = id.to_string();
         let raw = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 Ok(row(c,
                     "SELECT id, account, scenario_id, contact_id, seq, step_id, state, created_at FROM enrollments WHERE id = ?1",
                     params![id],
@@ -508,7 +508,7 @@ impl DeliveryStore for SqliteStore {
         let id = id.to_string();
         let raw = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 Ok(row(
                     c,
                     &format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = ?1"),
@@ -570,7 +570,7 @@ impl DeliveryStore for SqliteStore {
         let limit = f.limit;
         let rows = self
             .db
-            .call(move |c| {
+            .read(move |c| {
                 let (c_ms, c_id) = cursor.unzip();
                 let mut stmt = c.prepare_cached(&format!(
                     "SELECT {DELIVERY_COLS} FROM deliveries
@@ -601,7 +601,7 @@ impl DeliveryStore for SqliteStore {
     async fn step_counts(&self, account: i64, scenario_id: &str) -> StoreResult<Vec<StepCounts>> {
         let scenario_id = scenario_id.to_string();
         self.db
-            .call(move |c| {
+            .read(move |c| {
                 // one read transaction: passes and delivery statuses from the same moment
                 let mut counts: Vec<StepCounts> = Vec::new();
                 {
@@ -678,7 +678,7 @@ impl KeyStore for SqliteStore {
     async fn account_for(&self, key_hash: &str) -> StoreResult<Option<i64>> {
         let key_hash = key_hash.to_string();
         self.db
-            .call(move |c| {
+            .read(move |c| {
                 Ok(row(
                     c,
                     "SELECT account FROM api_keys WHERE key_hash = ?1",
