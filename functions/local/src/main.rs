@@ -118,6 +118,19 @@ enum KeysCommand {
         #[arg(long, env = "HOOKLINE_DB", default_value = "hookline.db")]
         db: PathBuf,
     },
+    /// List the keys: prefix, account, created, revoked (never the keys: they are stored hashed).
+    List {
+        #[arg(long, env = "HOOKLINE_DB", default_value = "hookline.db")]
+        db: PathBuf,
+    },
+    /// Revoke a key for good, by its prefix (`hk_` + 8 characters) or the whole key. A running
+    /// `hookline serve` on the same database refuses it within a second.
+    Revoke {
+        /// The key's prefix, as `keys list` shows it, or the whole key.
+        prefix: String,
+        #[arg(long, env = "HOOKLINE_DB", default_value = "hookline.db")]
+        db: PathBuf,
+    },
 }
 
 /// Logs go to stderr; `HOOKLINE_LOG` (e.g. `debug`, `hookline_core=debug`) overrides the level.
@@ -188,7 +201,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let key = serve::create_key(&db, account).await?;
             println!("{key}");
-            eprintln!("API key for account {account} created; it is shown only this once.");
+            eprintln!(
+                "API key {} for account {account} created; it is shown only this once.",
+                hookline_core::domain::ids::key_prefix(&key)
+            );
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::List { db },
+        } => {
+            let keys = serve::keys_engine(&db)?
+                .list_keys()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{:<14} {:>10}  {:<25} revoked",
+                "prefix", "account", "created"
+            );
+            for k in keys {
+                let prefix = if k.prefix.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    k.prefix
+                };
+                let time = |t: jiff::Timestamp| hookline_core::domain::time::rfc3339_seconds(t);
+                println!(
+                    "{prefix:<14} {:>10}  {:<25} {}",
+                    k.account,
+                    time(k.created_at),
+                    k.revoked_at.map(time).unwrap_or_else(|| "-".into())
+                );
+            }
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Revoke { prefix, db },
+        } => {
+            let key = serve::keys_engine(&db)?
+                .revoke_key(&prefix)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("revoked {} (account {})", key.prefix, key.account);
             Ok(())
         }
         Command::Receive {

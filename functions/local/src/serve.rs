@@ -62,9 +62,15 @@ pub fn engine(db: &Db, allow_private: bool, policy: RetryPolicy) -> (Hookline, S
         clock: Arc::new(SystemClock),
         ids: Arc::new(UlidIds),
     };
-    let engine = Hookline::new(ports, policy).with_scenario_cache();
+    let engine = Hookline::new(ports, policy)
+        .with_scenario_cache()
+        .with_key_cache_ttl(KEY_TTL);
     (engine, store, inbox)
 }
+
+/// How long `serve` trusts a key it has read: a key revoked by `hookline keys revoke` (another
+/// process) is refused within this (SPEC §8: 1 s).
+pub const KEY_TTL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// One process per database: the scenario cache and the workers' timers assume it.
 fn lock(db: &Path) -> anyhow::Result<File> {
@@ -142,6 +148,13 @@ impl Server {
         self.workers.await??;
         Ok(())
     }
+}
+
+/// The engine for `keys list` / `keys revoke` (beside a running `serve`: SQLite's locks share
+/// the file; the serving process notices a revocation within [`KEY_TTL`]).
+pub fn keys_engine(db: &Path) -> anyhow::Result<Hookline> {
+    let db = Db::open(db)?;
+    Ok(engine(&db, false, RetryPolicy::default()).0)
 }
 
 pub async fn create_key(db: &Path, account: i64) -> anyhow::Result<String> {

@@ -392,3 +392,101 @@ async fn kill_9_in_the_middle_of_a_burst_of_5000_loses_nothing_and_counts_nothin
         "not every contact's webhook was accepted"
     );
 }
+
+/// `keys list` and `keys revoke` beside a running `serve`: a revoked key is refused within a
+/// second (SPEC §8), the others keep working, and no key is ever printed again.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_list_and_revoke_work_beside_a_running_server() {
+    let server = Server::local("8s", "1s");
+    let db = db_path(&server);
+    let hookline = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .args(args)
+            .args(["--db", db.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, key, err) = hookline(&["keys", "create", "--account", "7"]);
+    assert!(ok, "{err}");
+    let key = key.trim().to_string();
+    let prefix = &key[..11];
+    assert!(err.contains(prefix), "{err}");
+    let (ok, other, _) = hookline(&["keys", "create", "--account", "7"]);
+    assert!(ok);
+    let other = other.trim().to_string();
+    // the server trusts the key
+    assert_eq!(
+        server
+            .request("GET", "/v1/scenarios", Some(&key), None)
+            .await
+            .0,
+        200
+    );
+
+    let (ok, list, err) = hookline(&["keys", "list"]);
+    assert!(ok, "{err}");
+    assert!(
+        list.contains(prefix) && list.contains(&other[..11]),
+        "{list}"
+    );
+    assert!(
+        !list.contains(&key) && !list.contains(&other),
+        "a key was printed: {list}"
+    );
+
+    let (ok, out, err) = hookline(&["keys", "revoke", prefix]);
+    assert!(ok, "{err}");
+    assert!(out.contains(prefix), "{out}");
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let (status, _) = server
+            .request("GET", "/v1/scenarios", Some(&key), None)
+            .await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "still accepted after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        server
+            .request("GET", "/v1/scenarios", Some(&other), None)
+            .await
+            .0,
+        200
+    );
+    let (_, list, _) = hookline(&["keys", "list"]);
+    let line = list.lines().find(|l| l.starts_with(prefix)).unwrap();
+    assert!(!line.trim_end().ends_with('-'), "not shown revoked: {line}");
+    // revoking again, or an unknown prefix, fails and says why
+    let (ok, _, err) = hookline(&["keys", "revoke", prefix]);
+    assert!(!ok && err.contains("no live key"), "{err}");
+    let (ok, _, _) = hookline(&["keys", "revoke", "hk_unknown1"]);
+    assert!(!ok);
+    // a server restart does not bring it back (it is revoked in the database)
+    let mut server = server;
+    server.kill9();
+    server.restart();
+    assert_eq!(
+        server
+            .request("GET", "/v1/scenarios", Some(&key), None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        server
+            .request("GET", "/v1/scenarios", Some(&other), None)
+            .await
+            .0,
+        200
+    );
+}

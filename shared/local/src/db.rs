@@ -9,7 +9,9 @@ const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS api_keys (
     key_hash   TEXT PRIMARY KEY,          -- SHA-256 of the key; the key itself is never stored
     account    INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    prefix     TEXT,                      -- hk_ + 8 characters, to list and revoke (NULL: made before schema 1)
+    revoked_at INTEGER
 );
 CREATE TABLE IF NOT EXISTS scenarios (
     id           TEXT PRIMARY KEY,
@@ -90,10 +92,12 @@ type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
 const VERSION: i64 = 1;
 
 /// Version 0 (up to the queued local path) to 1 (the inline path): the re-entry rule moves
-/// from `entries` into `enrollments.entry_key`; queued advances become waiting enrollments
+/// from `entries` into `enrollments.entry_key`; keys get a prefix and can be revoked; queued advances become waiting enrollments
 /// (due rows, found by the timers); pass rows of webhook steps go (the delivery is the pass);
 /// `jobs` and `entries` are dropped. Queued deliveries need nothing: their rows are due already.
 const MIGRATE_0_TO_1: &str = r#"
+ALTER TABLE api_keys ADD COLUMN prefix TEXT;
+ALTER TABLE api_keys ADD COLUMN revoked_at INTEGER;
 ALTER TABLE enrollments ADD COLUMN entry_key TEXT;
 ALTER TABLE enrollments ADD COLUMN due_at INTEGER;
 ALTER TABLE enrollments ADD COLUMN resume_step TEXT;
@@ -114,6 +118,9 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > VERSION {
         anyhow::bail!("this database was written by a newer hookline (schema {version})");
+    }
+    if version == VERSION {
+        return Ok(()); // nothing to write (`keys list` beside a busy `serve` waits for nothing)
     }
     let tx = conn.transaction()?;
     let old = version == 0

@@ -17,9 +17,9 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 
 use crate::domain::Invalid;
-use crate::domain::ids::hash_api_key;
+use crate::domain::ids::{hash_api_key, key_prefix};
 use crate::domain::retry::RetryPolicy;
-use crate::ports::{Pipeline, Ports, Queue, Task};
+use crate::ports::{ApiKey, Pipeline, Ports, Queue, Task};
 
 pub use intake::{BatchItem, MAX_BATCH_EVENTS};
 pub use test_webhook::TestRequest;
@@ -53,16 +53,19 @@ pub enum Outcome {
     RetryAt(Timestamp),
 }
 
-/// Known keys kept in memory (hash → account). A key never changes account and there is no
-/// revocation yet, so a positive answer stays true; unknown keys are always asked again.
+/// Known keys kept in memory (hash → account, and when it was read), each trusted for
+/// [`Hookline::with_key_cache_ttl`] (60 s by default: a revoked key is refused within that).
+/// Unknown keys are always asked again.
 const KEY_CACHE_MAX: usize = 10_000;
+const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The engine: every use case over one set of ports.
 #[derive(Clone)]
 pub struct Hookline {
     pub ports: Ports,
     pub policy: RetryPolicy,
-    known_keys: Arc<Mutex<HashMap<String, i64>>>,
+    known_keys: Arc<Mutex<HashMap<String, (i64, std::time::Instant)>>>,
+    key_ttl: std::time::Duration,
     cache: Option<Arc<cache::ScenarioCache>>,
 }
 
@@ -72,6 +75,7 @@ impl Hookline {
             ports,
             policy,
             known_keys: Arc::default(),
+            key_ttl: KEY_CACHE_TTL,
             cache: None,
         }
     }
@@ -107,7 +111,9 @@ impl Hookline {
             .lock()
             .ok()
             .and_then(|m| m.get(&hash).copied());
-        if let Some(account) = cached {
+        if let Some((account, read)) = cached
+            && read.elapsed() < self.key_ttl
+        {
             return Ok(account);
         }
         let account = self
@@ -120,9 +126,65 @@ impl Hookline {
             if known.len() >= KEY_CACHE_MAX {
                 known.clear();
             }
-            known.insert(hash, account);
+            known.insert(hash, (account, std::time::Instant::now()));
         }
         Ok(account)
+    }
+
+    /// How long a known key is trusted without asking the store again (the longest a revoked
+    /// key may still be accepted).
+    pub fn with_key_cache_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.key_ttl = ttl;
+        self
+    }
+
+    /// Every key, newest first (prefixes only; keys are stored hashed).
+    pub async fn list_keys(&self) -> Result<Vec<ApiKey>, AppError> {
+        let mut keys = self.ports.keys.list().await?;
+        keys.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then(a.prefix.cmp(&b.prefix))
+        });
+        Ok(keys)
+    }
+
+    /// Revokes the key with this prefix, or this very key. A prefix shared by two live keys
+    /// is refused (409): give the whole key.
+    pub async fn revoke_key(&self, prefix_or_key: &str) -> Result<ApiKey, AppError> {
+        let given = prefix_or_key.trim();
+        let prefix = key_prefix(given);
+        let whole = (given.len() > prefix.len()).then(|| hash_api_key(given));
+        let live: Vec<ApiKey> = self
+            .ports
+            .keys
+            .list()
+            .await?
+            .into_iter()
+            .filter(|k| k.revoked_at.is_none() && k.prefix == prefix)
+            .filter(|k| whole.as_ref().is_none_or(|h| *h == k.hash))
+            .collect();
+        let key = match live.as_slice() {
+            [] => return Err(AppError::NotFound(format!("no live key `{prefix}`"))),
+            [one] => one.clone(),
+            _ => {
+                return Err(AppError::Conflict(format!(
+                    "{} live keys start with `{prefix}`: give the whole key",
+                    live.len()
+                )));
+            }
+        };
+        let now = self.ports.clock.now();
+        if !self.ports.keys.revoke(&key.hash, now).await? {
+            return Err(AppError::NotFound(format!("no live key `{prefix}`")));
+        }
+        if let Ok(mut known) = self.known_keys.lock() {
+            known.remove(&key.hash);
+        }
+        Ok(ApiKey {
+            revoked_at: Some(now),
+            ..key
+        })
     }
 
     /// Registers a key (stored hashed); `false` when it was already there.
@@ -132,6 +194,13 @@ impl Hookline {
                 Invalid::new("invalid_key", "key", "an API key is at least 16 characters").into(),
             );
         }
-        Ok(self.ports.keys.insert(&hash_api_key(key), account).await?)
+        let record = ApiKey {
+            hash: hash_api_key(key),
+            prefix: key_prefix(key),
+            account,
+            created_at: self.ports.clock.now(),
+            revoked_at: None,
+        };
+        Ok(self.ports.keys.insert(&record).await?)
     }
 }

@@ -14,6 +14,13 @@ pub fn derived_id(prefix: &str, parts: &[&str]) -> String {
     format!("{prefix}_{}", hex::encode(&digest[..13]))
 }
 
+/// The non-secret part of an API key shown to list and revoke it: `hk_` + 8 characters for a
+/// generated key, the first 8 characters of any other.
+pub fn key_prefix(key: &str) -> String {
+    let n = if key.starts_with("hk_") { 11 } else { 8 };
+    key.chars().take(n).collect()
+}
+
 /// SHA-256 of an API key, hex: the only form in which keys are stored.
 pub fn hash_api_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
@@ -31,6 +38,12 @@ mod tests {
         // parts are separated: ("ab","c") is not ("a","bc")
         assert_ne!(derived_id("x", &["ab", "c"]), derived_id("x", &["a", "bc"]));
         assert!(a.starts_with("dlv_") && a.len() == 4 + 26);
+    }
+
+    #[test]
+    fn key_prefixes() {
+        assert_eq!(key_prefix("hk_AbCdEfGh1234567890"), "hk_AbCdEfGh");
+        assert_eq!(key_prefix("my-own-key-0123456789"), "my-own-k");
     }
 
     #[test]

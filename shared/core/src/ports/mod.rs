@@ -231,9 +231,26 @@ pub trait DeliveryStore: Send + Sync {
 
 #[async_trait]
 pub trait KeyStore: Send + Sync {
-    /// Stores a key hash for an account; `false` if that hash is already there (kept as is).
-    async fn insert(&self, key_hash: &str, account: i64) -> StoreResult<bool>;
+    /// Stores a key (its hash and prefix); `false` if that hash is already there (kept as is,
+    /// revoked or not).
+    async fn insert(&self, key: &ApiKey) -> StoreResult<bool>;
+    /// The account of a key that is known and not revoked.
     async fn account_for(&self, key_hash: &str) -> StoreResult<Option<i64>>;
+    /// Every key, revoked ones included, in no particular order.
+    async fn list(&self) -> StoreResult<Vec<ApiKey>>;
+    /// Revokes a key for good; `false` when it was unknown or revoked already.
+    async fn revoke(&self, key_hash: &str, at: Timestamp) -> StoreResult<bool>;
+}
+
+/// An API key as stored: never the key itself, only its SHA-256 and a non-secret prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub hash: String,
+    /// `hk_` + 8 characters for generated keys (the first 8 characters of another key).
+    pub prefix: String,
+    pub account: i64,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
 }
 
 /// Work for the engine, as queue messages. Tagged and versioned so old messages still
