@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Every test and check of the project: formatting; the SAM template (cfn-lint, sam validate) and
 # the Lambda builds (cargo lambda, arm64); unit, property, contract and end-to-end tests, in
-# local mode and against the AWS APIs emulated by moto on 127.0.0.1.
+# local mode and against the AWS APIs emulated by moto on 127.0.0.1; schemathesis against the
+# OpenAPI document of a running `hookline serve` (scripts/schemathesis.sh).
 # Usage: scripts/test.sh    (needs a Rust toolchain and python3; installs moto, aws-sam-cli,
-#                            cfn-lint and cargo-lambda into ignored .venv-* folders)
+#                            cfn-lint, cargo-lambda and schemathesis into ignored .venv-* folders;
+#                            as root, or where unprivileged user namespaces are allowed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/moto.sh
@@ -21,6 +23,9 @@ start_moto
 
 echo "== tests (unit, property, port contracts on SQLite and DynamoDB/SQS/Scheduler, end to end)"
 cargo test --workspace --locked 2>&1 | tee "$log"
+
+echo "== schemathesis (the OpenAPI document against hookline serve, in a loopback-only network namespace)"
+scripts/schemathesis.sh
 
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

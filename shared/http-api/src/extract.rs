@@ -136,7 +136,7 @@ where
                 )
             })?;
         for (name, value) in &raw {
-            if value.is_empty() || value.len() > MAX_PATH_ID {
+            if value.is_empty() || value.chars().count() > MAX_PATH_ID {
                 return Err(invalid(
                     Some(name),
                     format!("must be 1 to {MAX_PATH_ID} characters"),

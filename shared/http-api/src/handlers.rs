@@ -35,12 +35,14 @@ pub async fn post_event(
 }
 
 /// The body of `POST /v1/events/batch`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct BatchIn {
-    /// Up to 100 events.
-    #[schema(max_items = 100)]
-    events: Vec<EventIn>,
+    /// Up to 100 events, each as `POST /v1/events` takes it (`EventIn`); an invalid one is
+    /// answered in its item, not refused with the batch, so any value is taken here.
+    #[schema(max_items = 100, value_type = Vec<serde_json::Value>)]
+    events: Vec<serde_json::Value>,
 }
 
 /// One item of a batch answer: the event's intake answer, or why it was refused.
@@ -100,7 +102,8 @@ pub async fn create_scenario(
 }
 
 #[utoipa::path(get, path = "/v1/scenarios", tag = "scenarios",
-    params(("limit" = Option<u32>, Query, description = "1 to 100, default 50"), ("cursor" = Option<String>, Query)),
+    params(("limit" = Option<u32>, Query, description = "1 to 100, default 50", minimum = 1, maximum = 100),
+            ("cursor" = Option<String>, Query, description = "the `nextCursor` of a previous page", pattern = "^scn_")),
     responses((status = 200, body = ListView<ScenarioView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_scenarios(
@@ -225,7 +228,8 @@ pub async fn step_stats(
 
 #[utoipa::path(get, path = "/v1/scenarios/{id}/steps/{step}/deliveries", tag = "statistics",
     params(("id" = String, Path), ("step" = String, Path), ("status" = Option<String>, Query, description = "pending, accepted or failed"),
-           ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+           ("limit" = Option<u32>, Query, description = "1 to 100, default 50", minimum = 1, maximum = 100),
+           ("cursor" = Option<String>, Query, description = "the `nextCursor` of a previous page", pattern = "^[0-9]+[.]dlv_")),
     responses((status = 200, body = ListView<DeliveryView>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn step_deliveries(
@@ -256,7 +260,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", responses((status = 200, description = "this description")))]
 pub async fn openapi_json() -> impl IntoResponse {
-    Json(crate::openapi::document())
+    Json(crate::openapi::document_json())
 }
 
 pub async fn not_found() -> ApiError {

@@ -17,6 +17,11 @@ use crate::ports::OutboundRequest;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct TestRequest {
+    /// An absolute `http` or `https` URL.
+    #[schema(
+        max_length = 2048,
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+([/?#].*)?$"
+    )]
     pub url: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

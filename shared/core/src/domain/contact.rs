@@ -23,20 +23,20 @@ impl Contact {
                 "must be a JSON object",
             ));
         };
-        let id = match snapshot.get("id") {
-            Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64().unwrap_or_default(),
-            None | Some(Value::Null) => {
+        let id = match snapshot.get("id").map(json_integer) {
+            Some(Some(id)) => id,
+            None => {
                 return Err(Invalid::new(
                     "missing_field",
                     join(path, "id"),
                     "is required",
                 ));
             }
-            Some(_) => {
+            Some(None) => {
                 return Err(Invalid::new(
                     "invalid_field",
                     join(path, "id"),
-                    "must be an integer",
+                    format!("must be an integer from -{MAX_ID} to {MAX_ID}"),
                 ));
             }
         };
@@ -115,11 +115,36 @@ impl Contact {
     }
 }
 
+/// The largest contact id: 2^53 − 1, the integers every JSON reader holds exactly.
+pub const MAX_ID: i64 = (1 << 53) - 1;
+
+/// An integer as JSON Schema counts one (`7` or `7.0`), within ±[`MAX_ID`].
+fn json_integer(v: &Value) -> Option<i64> {
+    let n = match v {
+        Value::Number(n) => n,
+        _ => return None,
+    };
+    let id = match n.as_i64() {
+        Some(i) => i,
+        None => {
+            let f = n.as_f64()?;
+            if f.fract() != 0.0 || f.abs() > MAX_ID as f64 {
+                return None;
+            }
+            f as i64
+        }
+    };
+    (id.abs() <= MAX_ID).then_some(id)
+}
+
 fn looks_like_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };
-    !local.is_empty() && !domain.is_empty() && s.len() <= 320 && !s.chars().any(char::is_whitespace)
+    !local.is_empty()
+        && !domain.is_empty()
+        && s.chars().count() <= 320
+        && !s.chars().any(char::is_whitespace)
 }
 
 /// Parses an RFC 3339 date-time or a plain `YYYY-MM-DD` (taken as midnight UTC).
@@ -160,5 +185,24 @@ mod tests {
         let bad = json!({"id": 1, "email": "a@b.c", "consent": {"expiration": "tomorrow"}});
         let e = Contact::parse(bad, "contact").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("contact.consent.expiration"));
+    }
+
+    #[test]
+    fn ids_are_json_integers_in_the_exact_range() {
+        let id =
+            |v: Value| Contact::parse(json!({"id": v, "email": "a@b.c"}), "contact").map(|c| c.id);
+        assert_eq!(id(json!(7.0)), Ok(7), "7.0 is an integer in JSON");
+        assert_eq!(id(json!(MAX_ID)), Ok(MAX_ID));
+        assert_eq!(id(json!(-MAX_ID)), Ok(-MAX_ID));
+        for bad in [
+            json!(MAX_ID + 1),
+            json!(7.5),
+            json!("7"),
+            json!(null),
+            json!(1e300),
+        ] {
+            let e = id(bad.clone()).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("contact.id"), "{bad}");
+        }
     }
 }

@@ -10,17 +10,35 @@ use super::{Invalid, contact::Contact, trigger::EVENT_TYPES};
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventIn {
-    /// The platform's idempotency key.
+    /// The platform's idempotency key (surrounding spaces are not part of it).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub id: String,
     #[serde(rename = "type")]
+    #[schema(inline, value_type = EventType)]
     pub kind: String,
     #[serde(default)]
+    #[schema(format = DateTime, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,9})?([Zz]|[+-](0[0-9]|1[0-9]|2[0-3]):[0-5][0-9])$")]
     pub occurred_at: Option<String>,
     #[schema(value_type = Object)]
     pub contact: Value,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub context: Option<Value>,
+}
+
+/// The event types the platform sends (SPEC §3).
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum EventType {
+    FormSubscribed,
+    GroupAdded,
+    MailingOpened,
+    LinkClicked,
+    SegmentMatched,
+    SurveyAnswered,
+    ProfileUpdated,
+    ContactUpdated,
 }
 
 /// A checked event.
@@ -99,4 +117,21 @@ pub struct IntakeAnswer {
 pub struct EnrollmentRef {
     pub scenario_id: String,
     pub enrollment_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_event_types_are_the_accepted_ones() {
+        let schema = serde_json::to_value(<EventType as utoipa::PartialSchema>::schema())
+            .unwrap_or_default();
+        let documented: Vec<&str> = schema["enum"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        let accepted: Vec<&str> = EVENT_TYPES.iter().map(|(t, _)| *t).collect();
+        assert_eq!(documented, accepted);
+    }
 }

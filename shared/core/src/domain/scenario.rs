@@ -49,7 +49,15 @@ impl ScenarioStatus {
 /// Unknown keys are refused (a typo such as `allowRentry` must not be dropped silently).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "Welcome to CRM",
+    "trigger": {"type": "form_subscribed", "formId": 12},
+    "start": "to-crm",
+    "steps": [{"id": "to-crm", "type": "send_webhook", "url": "https://crm.example.com/hooks/new-lead",
+               "fields": ["email", "firstname"], "next": null}]
+}))]
 pub struct ScenarioDef {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     pub trigger: TriggerDef,
     #[serde(default)]
