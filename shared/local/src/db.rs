@@ -189,10 +189,7 @@ impl Db {
             .context("starting the database thread")?;
         Ok(Db {
             jobs,
-            readers: std::sync::Arc::new(Readers {
-                path: path.to_path_buf(),
-                idle: std::sync::Mutex::default(),
-            }),
+            readers: std::sync::Arc::new(Readers::start(path)?),
             _alive: alive,
         })
     }
@@ -263,57 +260,78 @@ fn start_checkpointer(
     Ok(())
 }
 
-/// The read side: connections opened on demand (`query_only`), kept when idle (at most
-/// [`MAX_IDLE_READERS`]). WAL lets them read while the writer writes.
+/// The read side: [`READERS`] threads, each with its own read-only connection (`query_only`),
+/// taking reads from one channel. WAL lets them read while the writer writes.
 pub(crate) struct Readers {
-    path: std::path::PathBuf,
-    idle: std::sync::Mutex<Vec<Connection>>,
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<ReadJob>>,
 }
 
-const MAX_IDLE_READERS: usize = 4;
+type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Reader threads (reads are short; two let a slow one not hold up the rest).
+const READERS: usize = 2;
 
 impl Readers {
-    fn take(&self) -> anyhow::Result<Connection> {
-        if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            return Ok(conn);
+    fn start(path: &Path) -> anyhow::Result<Readers> {
+        let (tx, rx) = std::sync::mpsc::channel::<ReadJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..READERS {
+            let conn = Connection::open(path)
+                .with_context(|| format!("opening database {}", path.display()))?;
+            conn.pragma_update(None, "query_only", true)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.set_prepared_statement_cache_capacity(64);
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("hookline-read-{i}"))
+                .spawn(move || {
+                    let mut conn = conn;
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&mut conn),
+                            Err(_) => return, // the database was dropped
+                        }
+                    }
+                })
+                .context("starting a reader thread")?;
         }
-        let conn = Connection::open(&self.path)
-            .with_context(|| format!("opening database {}", self.path.display()))?;
-        conn.pragma_update(None, "query_only", true)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.set_prepared_statement_cache_capacity(64);
-        Ok(conn)
-    }
-
-    fn give_back(&self, conn: Connection) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
+        Ok(Readers {
+            jobs: std::sync::Mutex::new(tx),
+        })
     }
 }
 
 impl Db {
-    /// Runs the read-only `f` on a reader connection, off the database thread, inside one read
-    /// transaction (every query of `f` sees the same committed state).
+    /// Runs the read-only `f` on a reader thread's connection, off the database thread, inside
+    /// one read transaction (every query of `f` sees the same committed state).
     pub async fn read<R, F>(&self, f: F) -> anyhow::Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> anyhow::Result<R> + Send + 'static,
     {
-        let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = readers.take()?;
-            exec(&conn, "BEGIN", [])?;
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut conn)))
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("a database read panicked")));
-            if exec(&conn, "COMMIT", []).is_ok() {
-                readers.give_back(conn);
-            }
-            result
-        })
-        .await
-        .context("a database read was cancelled")?
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let result = (|| {
+                exec(conn, "BEGIN", [])?;
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *conn)))
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a database read panicked")));
+                let _ = exec(conn, "COMMIT", []);
+                result
+            })();
+            let _ = answer.send(result);
+        });
+        self.readers
+            .jobs
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the reader threads have stopped"))?
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("the reader threads have stopped"))?;
+        answered.await.context("a reader thread dropped a read")?
     }
 }
 
