@@ -977,7 +977,8 @@ impl DynamoStore {
         key_hash: &str,
         at_ms: i64,
     ) -> anyhow::Result<()> {
-        self.client
+        let result = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s("KEYS"))
@@ -986,9 +987,11 @@ impl DynamoStore {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":at", n(at_ms))
             .send()
-            .await
-            .map(drop)
-            .or_else(|e| if is_conditional(&e) { Ok(()) } else { Err(e) })
-            .context("DynamoDB UpdateItem key listing")
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional(&e) => Ok(()), // no listing entry: nothing to mark
+            Err(e) => Err(anyhow::Error::from(e).context("DynamoDB UpdateItem key listing")),
+        }
     }
 }

@@ -273,7 +273,7 @@ fn test(actual: Option<&Value>, op: Op, expected: &Value) -> bool {
         Op::Equals | Op::NotEquals => {
             let equal = match (as_number(actual), as_number(expected)) {
                 (Some(a), Some(b)) => a == b,
-                _ => texts(actual).iter().any(|t| *t == want),
+                _ => texts(actual).contains(&want),
             };
             equal == (op == Op::Equals)
         }
