@@ -126,3 +126,36 @@ async fn a_bad_batch_is_refused_whole_and_stores_nothing() {
         "only the 1 MiB batch went through: {stats}"
     );
 }
+
+/// Events of one contact in a batch apply in their order: the snapshot a later step reads is
+/// the batch's last one for that contact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contacts_events_in_a_batch_apply_in_order() {
+    let server = Server::local("30s", "1s");
+    let rx = receiver().await;
+    server
+        .active_scenario(&json!({
+            "name": "later", "trigger": {"type": "group_added"}, "start": "pause",
+            "steps": [{"id": "pause", "type": "wait", "duration": "PT1S", "next": "hook"},
+                      {"id": "hook", "type": "send_webhook", "url": rx.url("/h"),
+                       "fields": ["customFields.plan"], "next": null}]
+        }))
+        .await;
+    let mut events = Vec::new();
+    for (i, plan) in ["free", "basic", "pro"].iter().enumerate() {
+        let mut c = contact(9);
+        c["customFields"] = json!({"plan": plan});
+        let kind = if i == 0 {
+            "group_added"
+        } else {
+            "contact_updated"
+        };
+        events.push(json!({"id": format!("order-{i}"), "type": kind, "contact": c, "context": {"groupId": 1}}));
+    }
+    let (status, body) = server
+        .post("/v1/events/batch", &json!({"events": events}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let got = rx.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json()["data"]["customFields"]["plan"], "pro");
+}

@@ -158,13 +158,17 @@ impl FlowStore for SqliteStore {
                     let entry = (!allow_reentry).then(|| entry_key(&e.scenario_id, e.contact_id));
                     let (step, state, due, resume) = walk.columns();
                     // stored as walked once: seq 1
+                    // only into a scenario still active now (an archive may have committed since
+                    // the walk was planned)
                     let created = exec(c,
                         "INSERT INTO enrollments (id, account, scenario_id, contact_id, seq, step_id, state, created_at, updated_at, entry_key, due_at, resume_step)
-                         VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
+                         SELECT ?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+                         WHERE EXISTS (SELECT 1 FROM scenarios WHERE id = ?3 AND account = ?2 AND status = 'active')
+                         ON CONFLICT DO NOTHING",
                         params![e.id, e.account, e.scenario_id, e.contact_id, step, state.as_str(), to_millis(e.created_at), now, entry, due, resume],
                     )? == 1;
                     if !created {
-                        continue; // entered before, and this scenario has no re-entry
+                        continue; // entered before (no re-entry), or no longer active
                     }
                     walk.record(c)?;
                     walk.started(&e.id, &mut deliveries, &mut waits);

@@ -69,6 +69,10 @@ struct Timers {
     at: HashMap<WorkKey, Timestamp>,
     /// Work running now.
     running: HashSet<WorkKey>,
+    /// Timers asked for by work while it ran (its next retry), set when it finishes.
+    rearm: HashMap<WorkKey, Timestamp>,
+    /// Work started and still waiting for a slot.
+    waiting: usize,
     /// Work that failed: not before this time, and how many times in a row.
     held: HashMap<WorkKey, (Timestamp, u32)>,
     /// Work finished lately (oldest first): a delivery handed over in memory after a timer
@@ -81,7 +85,10 @@ impl Timers {
     /// Keeps the earlier time when the work already has one.
     fn set(&mut self, key: WorkKey, due: Timestamp) {
         if self.running.contains(&key) {
-            return; // it reschedules itself when it is done
+            // set when it finishes (its own next retry, usually)
+            let at = self.rearm.entry(key).or_insert(due);
+            *at = (*at).min(due);
+            return;
         }
         let due = match self.held.get(&key) {
             Some((until, _)) => due.max(*until),
@@ -110,6 +117,9 @@ impl Timers {
 
     fn finish(&mut self, key: WorkKey) {
         self.running.remove(&key);
+        if let Some(at) = self.rearm.remove(&key) {
+            self.set(key.clone(), at);
+        }
         if self.finished.insert(key.clone()) {
             self.finished_order.push_back(key);
         }
@@ -159,7 +169,14 @@ pub struct Workers {
     slots: Arc<Semaphore>,
     concurrency: usize,
     timers: Arc<Mutex<Timers>>,
+    /// Set when the loop stops: work still waiting for a slot then gives up (its row stays due)
+    /// instead of starting a POST that the process exit would cut short.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// Most pieces of work waiting for a slot; past it, work handed over in memory is left to the
+/// rows (a scan finds it when slots free up), so a slow receiver cannot grow memory without end.
+const MAX_WAITING: usize = 20_000;
 
 impl Workers {
     /// `concurrency`: how many attempts run at once (a slow receiver holds one slot, not all).
@@ -177,6 +194,7 @@ impl Workers {
             slots: Arc::new(Semaphore::new(concurrency)),
             concurrency,
             timers: Arc::default(),
+            stopping: Arc::default(),
         }
     }
 
@@ -200,7 +218,10 @@ impl Workers {
             let first = self.lock().queue.first().map(|(at, _)| *at);
             let mut wake = next_scan;
             if let Some(at) = first {
-                let wait = at.duration_since(clock.now()).unsigned_abs();
+                let wait = at
+                    .duration_since(clock.now())
+                    .try_into()
+                    .unwrap_or(Duration::ZERO); // overdue: now
                 // a timer never fires early: wake at (or just after) its time
                 wake = wake.min(tokio::time::Instant::now() + wait);
             }
@@ -216,10 +237,16 @@ impl Workers {
                     }
                     None => break,
                 },
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        break; // the sender is gone: stop
+                    }
+                }
                 _ = tokio::time::sleep_until(wake) => {}
             }
         }
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         // Graceful: let the work in flight finish (each attempt is bounded by its timeout).
         let _ = tokio::time::timeout(DRAIN, self.slots.acquire_many(self.concurrency as u32)).await;
         Ok(())
@@ -262,21 +289,43 @@ impl Workers {
             if delivery.is_some() && timers.finished.contains(&key) {
                 return; // a timer attempted it from its row already
             }
+            if delivery.is_some() && timers.waiting >= MAX_WAITING {
+                return; // left to the rows: a scan finds it when slots free up
+            }
             if !timers.running.insert(key.clone()) {
                 return;
             }
+            timers.waiting += 1;
         }
-        let (engine, slots, timers) =
-            (self.engine.clone(), self.slots.clone(), self.timers.clone());
+        let (engine, slots, timers, stopping) = (
+            self.engine.clone(),
+            self.slots.clone(),
+            self.timers.clone(),
+            self.stopping.clone(),
+        );
         tokio::spawn(async move {
-            let Ok(_slot) = slots.acquire_owned().await else {
-                return;
+            let slot = slots.acquire_owned().await;
+            let lock = |t: &Arc<Mutex<Timers>>| {
+                let mut g = t.lock().unwrap_or_else(|e| e.into_inner());
+                g.waiting = g.waiting.saturating_sub(1);
+                drop(g);
             };
+            lock(&timers);
+            if slot.is_err() || stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                // stopping: no new POST; the row stays due for the next start
+                timers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .running
+                    .remove(&key);
+                return;
+            }
             let result = match (&key, delivery) {
                 (_, Some(delivery)) => engine.attempt(*delivery).await,
                 (WorkKey::Delivery(id), None) => engine.attempt_stored(id).await,
                 (WorkKey::Wait(id), None) => engine.resume(id).await,
             };
+            drop(slot);
             let now = engine.ports.clock.now();
             let mut timers = timers.lock().unwrap_or_else(|e| e.into_inner());
             timers.finish(key.clone());
@@ -324,5 +373,12 @@ mod tests {
         assert!(timers.pop_due(t(999)).is_empty());
         timers.hold(a.clone(), t(1_000));
         assert_eq!(timers.at.get(&a), Some(&t(3_000)), "the pause doubles");
+        // a retry asked for while the work runs is set when it finishes
+        let c = WorkKey::Delivery("c".into());
+        timers.running.insert(c.clone());
+        timers.set(c.clone(), t(5_000));
+        assert!(!timers.at.contains_key(&c));
+        timers.finish(c.clone());
+        assert_eq!(timers.at.get(&c), Some(&t(5_000)));
     }
 }

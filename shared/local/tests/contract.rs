@@ -43,7 +43,7 @@ async fn key_store() {
 async fn flow_store() {
     let (_dir, db) = fresh();
     let store = SqliteStore::new(db);
-    contract::flow_store(&store, &store, &store).await;
+    contract::flow_store(&store, &store, &store, &store).await;
 }
 
 /// A database written by the queued local path (schema 0) opens with its work intact: a

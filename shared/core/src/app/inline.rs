@@ -120,6 +120,13 @@ impl Hookline {
             });
             return Ok(());
         }
+        // The move does not depend on the answer: walked before the POST, so that nothing
+        // that may fail stands between the POST and its commit.
+        let then = if delivery.attempts.is_empty() {
+            Some(self.move_after_webhook(&delivery, start).await?)
+        } else {
+            None
+        };
         let outcome = p
             .sender
             .send(&OutboundRequest {
@@ -152,11 +159,6 @@ impl Hookline {
             outcome = status.as_str(),
             "attempt made"
         );
-        let then = if attempts_before == 0 {
-            Some(self.move_after_webhook(&delivery, end).await?)
-        } else {
-            None
-        };
         let id = delivery.id.clone();
         let commit = AttemptCommit {
             delivery,
@@ -165,7 +167,7 @@ impl Hookline {
             next_attempt_at: next,
             then,
         };
-        let recorded = flow.commit_attempt(&commit).await?;
+        let recorded = commit_with_retries(flow, &commit).await?;
         if !recorded.recorded {
             return Ok(()); // another worker recorded this attempt
         }
@@ -240,12 +242,14 @@ impl Hookline {
         let Some(contact) = self.ports.contacts.get(account, contact_id).await? else {
             anyhow::bail!("contact {contact_id} of enrollment {enrollment_id} is missing");
         };
+        // Ids derived from (enrollment, seq, step): a move replayed after an upgrade from the
+        // queued path names the delivery that path may already have made.
         let who = Walker {
             enrollment_id,
             account,
             contact: &contact,
             seq,
-            fresh_ids: true,
+            fresh_ids: false,
         };
         self.walk(&who, &scenario.record, compiled, from, now)
     }
@@ -286,6 +290,26 @@ impl Hookline {
         }
         Ok(())
     }
+}
+
+/// The POST is made: its commit is retried here (a few times, briefly) rather than the attempt
+/// being repeated. Only if the store stays down does the attempt run again later (at least once).
+async fn commit_with_retries(
+    flow: &dyn FlowStore,
+    commit: &AttemptCommit,
+) -> anyhow::Result<crate::ports::AttemptRecorded> {
+    let mut wait = std::time::Duration::from_millis(50);
+    for _ in 0..5 {
+        match flow.commit_attempt(commit).await {
+            Ok(recorded) => return Ok(recorded),
+            Err(e) => {
+                tracing::warn!(delivery_id = %commit.delivery.id, error = %e, "recording an attempt failed; trying again");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+    flow.commit_attempt(commit).await
 }
 
 /// Gives the workers what a stored walk started.

@@ -127,14 +127,40 @@ impl Hookline {
             )
             .into());
         }
-        let items = events.into_iter().map(|event| async move {
-            let event_id = event.get("id").and_then(Value::as_str).map(str::to_string);
-            match self.intake(account, event).await {
-                Ok(answer) => Ok(BatchItem::Answer(answer)),
-                Err(AppError::Invalid(error)) => Ok(BatchItem::Invalid { event_id, error }),
-                Err(other) => Err(other),
+        // Events of one contact run in their order (its last snapshot wins, as if sent one by
+        // one); different contacts run at once and share commits.
+        let mut lanes: Vec<(Option<i64>, Vec<(usize, Value)>)> = Vec::new();
+        for (i, event) in events.into_iter().enumerate() {
+            let contact = event
+                .get("contact")
+                .and_then(|c| c.get("id"))
+                .and_then(Value::as_i64);
+            match lanes
+                .iter_mut()
+                .find(|(c, _)| contact.is_some() && *c == contact)
+            {
+                Some((_, lane)) => lane.push((i, event)),
+                None => lanes.push((contact, vec![(i, event)])),
             }
+        }
+        let total = lanes.iter().map(|(_, l)| l.len()).sum::<usize>();
+        let runs = lanes.into_iter().map(|(_, lane)| async move {
+            let mut out = Vec::with_capacity(lane.len());
+            for (i, event) in lane {
+                let event_id = event.get("id").and_then(Value::as_str).map(str::to_string);
+                let item = match self.intake(account, event).await {
+                    Ok(answer) => Ok(BatchItem::Answer(answer)),
+                    Err(AppError::Invalid(error)) => Ok(BatchItem::Invalid { event_id, error }),
+                    Err(other) => Err(other),
+                };
+                out.push((i, item));
+            }
+            out
         });
-        futures::future::join_all(items).await.into_iter().collect()
+        let mut items: Vec<Option<BatchItem>> = (0..total).map(|_| None).collect();
+        for (i, item) in futures::future::join_all(runs).await.into_iter().flatten() {
+            items[i] = Some(item?);
+        }
+        Ok(items.into_iter().flatten().collect())
     }
 }

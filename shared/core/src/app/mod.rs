@@ -161,8 +161,12 @@ impl Hookline {
             .list()
             .await?
             .into_iter()
-            .filter(|k| k.revoked_at.is_none() && k.prefix == prefix)
-            .filter(|k| whole.as_ref().is_none_or(|h| *h == k.hash))
+            .filter(|k| k.revoked_at.is_none())
+            // a whole key is found by its hash (keys made before prefixes existed have none)
+            .filter(|k| match &whole {
+                Some(hash) => *hash == k.hash,
+                None => k.prefix == prefix,
+            })
             .collect();
         let key = match live.as_slice() {
             [] => return Err(AppError::NotFound(format!("no live key `{prefix}`"))),

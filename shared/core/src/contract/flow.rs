@@ -3,10 +3,11 @@
 
 use serde_json::json;
 
-use super::{attempt, delivery, pass, ts, unique};
+use super::{attempt, delivery, pass, scenario, ts, unique};
 use crate::domain::contact::Contact;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::event::EnrollmentRef;
+use crate::domain::scenario::ScenarioStatus;
 use crate::ports::*;
 
 fn contact(id: i64, name: &str) -> Contact {
@@ -34,14 +35,30 @@ fn counts_of<'a>(counts: &'a [StepCounts], step: &str) -> Option<&'a StepCounts>
     counts.iter().find(|c| c.step_id == step)
 }
 
-/// `flow`, `contacts` and `deliveries` are views of one store.
+/// `flow`, `scenarios`, `contacts` and `deliveries` are views of one store.
 pub async fn flow_store(
     flow: &dyn FlowStore,
+    scenarios: &dyn ScenarioStore,
     contacts: &dyn ContactStore,
     deliveries: &dyn DeliveryStore,
 ) {
     let u = unique();
     let (hooked, waiting) = (format!("scn_{u}_hook"), format!("scn_{u}_wait"));
+    for id in [&hooked, &waiting] {
+        let active = scenario(4_000, id, "group_added", ScenarioStatus::Active, 0);
+        scenarios.insert(&active).await.unwrap();
+    }
+    let archived = format!("scn_{u}_archived");
+    scenarios
+        .insert(&scenario(
+            4_000,
+            &archived,
+            "group_added",
+            ScenarioStatus::Archived,
+            0,
+        ))
+        .await
+        .unwrap();
     let contact_id = 7_000 + (jiff::Timestamp::now().as_nanosecond() % 1_000_000) as i64;
     let (enr_a, enr_b) = (format!("enr_{u}_a"), format!("enr_{u}_b"));
     let mut first = delivery(&format!("dlv_{u}_1"), &hooked, contact_id, 0);
@@ -310,4 +327,27 @@ pub async fn flow_store(
         id: third.id.clone(),
         at: ts(60)
     }));
+
+    // 8. an event planned while its scenario was active, committed after an archive: nobody
+    // enters the archived scenario
+    let mut late = delivery(&format!("dlv_{u}_late"), &archived, contact_id, 0);
+    late.handoff.enrollment_id = format!("enr_{u}_late");
+    let done = flow
+        .commit_intake(&IntakeCommit {
+            account: 4_000,
+            event_id: format!("e{u}_late"),
+            contact: contact(contact_id, "Dee"),
+            enrollments: vec![PlannedEnrollment {
+                enrollment: enrollment(&format!("enr_{u}_late"), &archived, contact_id),
+                allow_reentry: true,
+                walk: Walk {
+                    passes: vec![],
+                    end: WalkEnd::Deliver(Box::new(late.clone())),
+                },
+            }],
+        })
+        .await
+        .unwrap();
+    assert!(done.answer.enrollments.is_empty() && done.deliveries.is_empty());
+    assert!(deliveries.get(&late.id).await.unwrap().is_none());
 }
