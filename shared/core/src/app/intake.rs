@@ -80,6 +80,9 @@ impl Hookline {
     }
 }
 
+/// A contact's events of a batch, with their positions.
+type Lane = (Option<i64>, Vec<(usize, Value)>);
+
 /// Most events in one `POST /v1/events/batch`.
 pub const MAX_BATCH_EVENTS: usize = 100;
 
@@ -129,7 +132,7 @@ impl Hookline {
         }
         // Events of one contact run in their order (its last snapshot wins, as if sent one by
         // one); different contacts run at once and share commits.
-        let mut lanes: Vec<(Option<i64>, Vec<(usize, Value)>)> = Vec::new();
+        let mut lanes: Vec<Lane> = Vec::new();
         for (i, event) in events.into_iter().enumerate() {
             let contact = event
                 .get("contact")
