@@ -44,39 +44,7 @@ impl Hookline {
                 .await?;
             return Ok(Outcome::Done);
         }
-        let outcome = p
-            .sender
-            .send(&OutboundRequest {
-                url: &delivery.url,
-                headers: &delivery.headers,
-                body: &delivery.payload,
-            })
-            .await;
-        let end = p.clock.now();
-        let (status, next) = if outcome.accepted() {
-            (DeliveryStatus::Accepted, None)
-        } else {
-            let next = self.policy.next_attempt(
-                attempts_before + 1,
-                end,
-                delivery.deadline,
-                outcome.retry_after,
-                p.ids.random_unit(),
-            );
-            match next {
-                Some(at) => (DeliveryStatus::Pending, Some(at)),
-                None => (DeliveryStatus::Failed, None),
-            }
-        };
-        tracing::info!(
-            delivery_id,
-            attempt = attempts_before + 1,
-            http_status = outcome.status,
-            error = outcome.error.as_deref(),
-            outcome = status.as_str(),
-            "attempt made"
-        );
-        let attempt = outcome.into_attempt(start);
+        let (attempt, status, next) = self.post(&delivery, start).await;
         if attempts_before == 0 {
             self.hand_back(&delivery).await?;
         }
@@ -91,6 +59,53 @@ impl Hookline {
             Some(at) => Outcome::RetryAt(at),
             None => Outcome::Done,
         })
+    }
+
+    /// One POST of `delivery`, started at `start`, and what follows from its answer: the
+    /// attempt to record, the delivery's new status and its next attempt time (both paths).
+    pub(crate) async fn post(
+        &self,
+        delivery: &Delivery,
+        start: jiff::Timestamp,
+    ) -> (
+        crate::domain::delivery::Attempt,
+        DeliveryStatus,
+        Option<jiff::Timestamp>,
+    ) {
+        let p = &self.ports;
+        let outcome = p
+            .sender
+            .send(&OutboundRequest {
+                url: &delivery.url,
+                headers: &delivery.headers,
+                body: &delivery.payload,
+            })
+            .await;
+        let end = p.clock.now();
+        let attempts_before = delivery.attempts.len();
+        let (status, next) = if outcome.accepted() {
+            (DeliveryStatus::Accepted, None)
+        } else {
+            match self.policy.next_attempt(
+                attempts_before + 1,
+                end,
+                delivery.deadline,
+                outcome.retry_after,
+                p.ids.random_unit(),
+            ) {
+                Some(at) => (DeliveryStatus::Pending, Some(at)),
+                None => (DeliveryStatus::Failed, None),
+            }
+        };
+        tracing::debug!(
+            delivery_id = %delivery.id,
+            attempt = attempts_before + 1,
+            http_status = outcome.status,
+            error = outcome.error.as_deref(),
+            outcome = status.as_str(),
+            "attempt made"
+        );
+        (outcome.into_attempt(start), status, next)
     }
 
     /// The contact moves on once the first attempt has been made, whatever its outcome.

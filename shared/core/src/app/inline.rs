@@ -15,7 +15,7 @@ use crate::domain::event::{Event, IntakeAnswer};
 use crate::domain::scenario::ScenarioStatus;
 use crate::ports::{
     AttemptCommit, Dispatch, DueWork, Enrollment, EnrollmentState, FlowStore, IntakeCommit, Move,
-    OutboundRequest, Pipeline, PlannedEnrollment, Walk, WalkEnd,
+    Pipeline, PlannedEnrollment, Walk, WalkEnd,
 };
 
 impl Hookline {
@@ -127,42 +127,11 @@ impl Hookline {
         } else {
             None
         };
-        let outcome = p
-            .sender
-            .send(&OutboundRequest {
-                url: &delivery.url,
-                headers: &delivery.headers,
-                body: &delivery.payload,
-            })
-            .await;
-        let end = p.clock.now();
-        let attempts_before = delivery.attempts.len();
-        let (status, next) = if outcome.accepted() {
-            (DeliveryStatus::Accepted, None)
-        } else {
-            match self.policy.next_attempt(
-                attempts_before + 1,
-                end,
-                delivery.deadline,
-                outcome.retry_after,
-                p.ids.random_unit(),
-            ) {
-                Some(at) => (DeliveryStatus::Pending, Some(at)),
-                None => (DeliveryStatus::Failed, None),
-            }
-        };
-        tracing::debug!(
-            delivery_id = %delivery.id,
-            attempt = attempts_before + 1,
-            http_status = outcome.status,
-            error = outcome.error.as_deref(),
-            outcome = status.as_str(),
-            "attempt made"
-        );
+        let (attempt, status, next) = self.post(&delivery, start).await;
         let id = delivery.id.clone();
         let commit = AttemptCommit {
             delivery,
-            attempt: outcome.into_attempt(start),
+            attempt,
             status,
             next_attempt_at: next,
             then,

@@ -64,12 +64,9 @@ fn blocked_v6(ip: Ipv6Addr) -> Option<&'static str> {
         return blocked_v4(v4);
     }
     let seg = ip.segments();
-    let embedded = Ipv4Addr::new(
-        (seg[6] >> 8) as u8,
-        seg[6] as u8,
-        (seg[7] >> 8) as u8,
-        seg[7] as u8,
-    );
+    // an IPv4 address carried in two 16-bit segments
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    let embedded = v4(seg[6], seg[7]);
     if seg[..6] == [0, 0, 0, 0, 0, 0] {
         return Some(blocked_v4(embedded).unwrap_or("IPv4-compatible"));
     }
@@ -81,26 +78,15 @@ fn blocked_v6(ip: Ipv6Addr) -> Option<&'static str> {
         return Some(why);
     }
     // 6to4 (2002:a.b.c.d::/48) carries it in bits 16–48.
-    if in6(ip, "2002::/16") {
-        let v4 = Ipv4Addr::new(
-            (seg[1] >> 8) as u8,
-            seg[1] as u8,
-            (seg[2] >> 8) as u8,
-            seg[2] as u8,
-        );
-        if let Some(why) = blocked_v4(v4) {
-            return Some(why);
-        }
+    if in6(ip, "2002::/16")
+        && let Some(why) = blocked_v4(v4(seg[1], seg[2]))
+    {
+        return Some(why);
     }
     // Teredo (2001:0::/32) carries the client's IPv4 address inverted in the last 32 bits and
     // the server's in bits 32–64: either may lead inside.
     if in6(ip, "2001::/32") {
-        let server = Ipv4Addr::new(
-            (seg[2] >> 8) as u8,
-            seg[2] as u8,
-            (seg[3] >> 8) as u8,
-            seg[3] as u8,
-        );
+        let server = v4(seg[2], seg[3]);
         let client = Ipv4Addr::from(!u32::from(embedded));
         if let Some(why) = blocked_v4(server).or_else(|| blocked_v4(client)) {
             return Some(why);

@@ -117,6 +117,16 @@ fn delivery_from(raw: DeliveryRow) -> anyhow::Result<Delivery> {
     })
 }
 
+/// A `(step_id, passes, unique contacts)` row as a step's counters.
+fn pass_counts(r: &Row<'_>) -> rusqlite::Result<StepCounts> {
+    Ok(StepCounts {
+        step_id: r.get(0)?,
+        passes: r.get::<_, i64>(1)? as u64,
+        unique_contacts: r.get::<_, i64>(2)? as u64,
+        ..StepCounts::default()
+    })
+}
+
 #[async_trait]
 impl DeliveryStore for SqliteStore {
     async fn record_pass(&self, pass: &Pass, delivery: Option<&Delivery>) -> StoreResult<bool> {
@@ -249,14 +259,7 @@ impl DeliveryStore for SqliteStore {
                         "SELECT step_id, COUNT(*), COUNT(DISTINCT contact_id) FROM passes
                          WHERE scenario_id = ?1 AND account = ?2 GROUP BY step_id",
                     )?;
-                    let rows = stmt.query_map(params![scenario_id, account], |r| {
-                        Ok(StepCounts {
-                            step_id: r.get(0)?,
-                            passes: r.get::<_, i64>(1)? as u64,
-                            unique_contacts: r.get::<_, i64>(2)? as u64,
-                            ..StepCounts::default()
-                        })
-                    })?;
+                    let rows = stmt.query_map(params![scenario_id, account], pass_counts)?;
                     for row in rows {
                         counts.push(row?);
                     }
@@ -264,14 +267,7 @@ impl DeliveryStore for SqliteStore {
                         "SELECT step_id, COUNT(*), COUNT(DISTINCT contact_id) FROM deliveries
                          WHERE scenario_id = ?1 AND account = ?2 GROUP BY step_id",
                     )?;
-                    let rows = stmt.query_map(params![scenario_id, account], |r| {
-                        Ok(StepCounts {
-                            step_id: r.get(0)?,
-                            passes: r.get::<_, i64>(1)? as u64,
-                            unique_contacts: r.get::<_, i64>(2)? as u64,
-                            ..StepCounts::default()
-                        })
-                    })?;
+                    let rows = stmt.query_map(params![scenario_id, account], pass_counts)?;
                     for row in rows {
                         counts.push(row?);
                     }
