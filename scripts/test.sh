@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Every test and check of the project: formatting; the SAM template (cfn-lint, sam validate) and
 # the Lambda builds (cargo lambda, arm64); unit, property, contract and end-to-end tests, in
-# local mode and against the AWS APIs emulated by moto on 127.0.0.1; schemathesis against the
+# local mode and against the AWS APIs emulated by moto on 127.0.0.1 (webhook signatures checked by
+# the reference verifiers, PyPI standardwebhooks and svix); schemathesis against the
 # OpenAPI document of a running `hookline serve` (scripts/schemathesis.sh).
 # Usage: scripts/test.sh    (needs a Rust toolchain and python3; installs moto, aws-sam-cli,
-#                            cfn-lint, cargo-lambda and schemathesis into ignored .venv-* folders;
+#                            cfn-lint, cargo-lambda, schemathesis, standardwebhooks and svix
+#                            into ignored .venv-* folders;
 #                            as root, or where unprivileged user namespaces are allowed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,14 @@ deploy_checks
 
 echo "== moto (the AWS APIs, on loopback)"
 start_moto
+
+echo "== the reference webhook verifiers (standardwebhooks, svix: .venv-webhooks)"
+if ! .venv-webhooks/bin/python -c 'import standardwebhooks, svix' >/dev/null 2>&1; then
+  rm -rf .venv-webhooks
+  python3 -m venv .venv-webhooks
+  .venv-webhooks/bin/pip install --quiet --disable-pip-version-check standardwebhooks svix
+fi
+export HOOKLINE_TEST_PYTHON="$PWD/.venv-webhooks/bin/python"
 
 echo "== tests (unit, property, port contracts on SQLite and DynamoDB/SQS/Scheduler, end to end)"
 cargo test --workspace --locked 2>&1 | tee "$log"

@@ -324,6 +324,9 @@ impl DeliveryStore for Faulty {
     ) -> StoreResult<bool> {
         self.after(self.store.record_attempt(d, a, s, n).await)
     }
+    async fn record_resend(&self, d: &Delivery, a: &Attempt, ok: bool) -> StoreResult<bool> {
+        self.after(self.store.record_resend(d, a, ok).await)
+    }
     async fn list(&self, f: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>> {
         DeliveryStore::list(&self.store, f).await
     }

@@ -256,7 +256,10 @@ async fn every_route_is_served_by_the_function_the_template_sends_it_to() {
             let path = event["Properties"]["Path"].as_str().unwrap().to_string();
             let method = event["Properties"]["Method"].as_str().unwrap().to_string();
             routed.insert(path.clone());
-            let concrete = path.replace("{id}", "scn_x").replace("{step}", "hook");
+            let concrete = path
+                .replace("{id}", "scn_x")
+                .replace("{step}", "hook")
+                .replace("{delivery}", "dlv_x");
             let request = lambda_http::request::from_str(&http_event(
                 &method,
                 &concrete,
@@ -636,6 +639,44 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
         200
     );
 
+    // scenario-api: the step's secret, its rotation, and resends (a failed delivery made
+    // through the store port, then resent through the function and the deliver queue)
+    for (method, path) in [
+        ("GET", format!("/v1/scenarios/{id}/steps/hook/secret")),
+        (
+            "POST",
+            format!("/v1/scenarios/{id}/steps/hook/secret/rotate"),
+        ),
+    ] {
+        let (status, body) = call("ScenarioApiFunction", method, path, None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let failed = failed_delivery(&aws, &id, &rx.url("/h")).await;
+    let (status, body) = call(
+        "ScenarioApiFunction",
+        "POST",
+        format!("/v1/scenarios/{id}/steps/hook/deliveries/{failed}/resend"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = call(
+        "ScenarioApiFunction",
+        "POST",
+        format!("/v1/scenarios/{id}/steps/hook/resend-failed"),
+        Some(json!({"since": "2020-01-01T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!((status, body), (202, json!({"queued": 1})));
+    while pump_once(
+        &aws,
+        &engines["WebhookDeliverFunction"].0,
+        &aws.settings.deliver_queue,
+    )
+    .await
+        > 0
+    {}
+
     let queue_id = |url: &str| {
         if url == aws.settings.advance_queue.url {
             "AdvanceQueue"
@@ -684,4 +725,55 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
             );
         }
     }
+}
+
+/// A delivery of step `hook` that failed, written through the store port.
+async fn failed_delivery(aws: &Aws, scenario: &str, url: &str) -> String {
+    use hookline_core::domain::delivery::{Attempt, Delivery, DeliveryStatus, Handoff};
+    use hookline_core::ports::{DeliveryStore, Pass};
+    let store = aws.store();
+    let now = jiff::Timestamp::now();
+    let d = Delivery {
+        id: "dlv_failed_for_iam".into(),
+        account: 1,
+        scenario_id: scenario.into(),
+        step_id: "hook".into(),
+        contact_id: 9,
+        handoff: Handoff {
+            enrollment_id: "enr_iam".into(),
+            next_step: None,
+            seq: 1,
+        },
+        url: url.into(),
+        headers: vec![],
+        payload: r#"{"id":"evt_iam"}"#.into(),
+        status: DeliveryStatus::Pending,
+        created_at: now,
+        deadline: now,
+        next_attempt_at: Some(now),
+        attempts: vec![],
+    };
+    let pass = Pass {
+        key: "enr_iam:0:hook".into(),
+        account: 1,
+        scenario_id: scenario.into(),
+        step_id: "hook".into(),
+        contact_id: 9,
+        at: now,
+    };
+    assert!(store.record_pass(&pass, Some(&d)).await.unwrap());
+    let attempt = Attempt {
+        at: now,
+        status: Some(500),
+        error: None,
+        duration_ms: 1,
+        response_snippet: None,
+    };
+    assert!(
+        store
+            .record_attempt(&d, Some(&attempt), DeliveryStatus::Failed, None)
+            .await
+            .unwrap()
+    );
+    d.id
 }

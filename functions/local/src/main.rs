@@ -86,6 +86,10 @@ enum Command {
         /// The status to answer with.
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(100..=599))]
         status: u16,
+        /// Verify each request's signature with this secret (`whsec_…`, as `GET
+        /// …/steps/{stepId}/secret` shows it); one that does not verify is answered 401.
+        #[arg(long, env = "HOOKLINE_RECEIVE_SECRET", value_parser = parse_secret)]
+        secret: Option<String>,
     },
     /// Walk through a scenario end to end on a throw-away database, printing each step.
     Demo,
@@ -248,17 +252,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             fail_first,
             status,
+            secret,
         } => {
+            let verifying = secret.is_some();
             let options = hookline_local::receiver::ReceiverOptions {
                 status,
                 fail_first,
                 print: true,
                 keep: false,
+                secret,
             };
             let receiver = hookline_local::receiver::Receiver::start(&listen, options).await?;
             println!(
-                "receiving webhooks on {} (answering {status})",
-                receiver.url("/")
+                "receiving webhooks on {} (answering {status}{})",
+                receiver.url("/"),
+                if verifying {
+                    "; verifying signatures, 401 when one does not verify"
+                } else {
+                    ""
+                }
             );
             serve::wait_for_signal().await;
             Ok(())
@@ -281,6 +293,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+fn parse_secret(text: &str) -> Result<String, String> {
+    hookline_core::domain::signing::key_of(text)
+        .map(|_| text.to_string())
+        .ok_or_else(|| "a secret is `whsec_` followed by base64".to_string())
 }
 
 /// Waits up to `timeout` for `check` to hold, polling.

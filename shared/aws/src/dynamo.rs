@@ -203,6 +203,7 @@ fn scenario_item(r: &ScenarioRecord) -> anyhow::Result<Item> {
     item.insert("status".into(), s(r.status.as_str()));
     item.insert("trigger_type".into(), s(&r.def.trigger.kind));
     item.insert("def".into(), s(serde_json::to_string(&r.def)?));
+    item.insert("secrets".into(), s(serde_json::to_string(&r.secrets)?));
     item.insert("created_at".into(), n(to_millis(r.created_at)));
     item.insert("updated_at".into(), n(to_millis(r.updated_at)));
     Ok(item)
@@ -215,6 +216,11 @@ fn scenario_from(item: &Item) -> anyhow::Result<ScenarioRecord> {
         account: get_n(item, "account")?,
         status: ScenarioStatus::parse(&status).with_context(|| format!("status {status}"))?,
         def: serde_json::from_str::<ScenarioDef>(&get_s(item, "def")?)?,
+        // scenarios stored before signing have none
+        secrets: match opt_s(item, "secrets") {
+            Some(text) => serde_json::from_str(&text)?,
+            None => Default::default(),
+        },
         created_at: from_millis(get_n(item, "created_at")?),
         updated_at: from_millis(get_n(item, "updated_at")?),
     })
@@ -245,12 +251,15 @@ impl ScenarioStore for DynamoStore {
                 format!("ACCT#{}", r.account),
                 &format!("SCN#{}", r.id),
             )))
-            .update_expression("SET #st = :st, trigger_type = :tt, def = :def, updated_at = :up")
+            .update_expression(
+                "SET #st = :st, trigger_type = :tt, def = :def, secrets = :sec, updated_at = :up",
+            )
             .condition_expression("attribute_exists(pk) AND #st = :expected")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":st", s(r.status.as_str()))
             .expression_attribute_values(":tt", s(&r.def.trigger.kind))
             .expression_attribute_values(":def", s(serde_json::to_string(&r.def)?))
+            .expression_attribute_values(":sec", s(serde_json::to_string(&r.secrets)?))
             .expression_attribute_values(":up", n(to_millis(r.updated_at)))
             .expression_attribute_values(":expected", s(expected.as_str()))
             .send()
@@ -758,6 +767,67 @@ impl DeliveryStore for DynamoStore {
             Err(err) => {
                 Err(anyhow::Error::from(err).context("DynamoDB TransactWriteItems attempt"))
             }
+        }
+    }
+
+    async fn record_resend(
+        &self,
+        d: &Delivery,
+        attempt: &Attempt,
+        accepted: bool,
+    ) -> StoreResult<bool> {
+        let status = if accepted { "accepted" } else { "failed" };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("DLV#{}", d.id), "DLV")))
+            .condition_expression(
+                "attribute_exists(pk) AND attempt_count = :before AND #st = :failed",
+            )
+            .update_expression(
+                "SET attempt_count = :count, #st = :status, attempts = list_append(attempts, :attempt)",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":before", n(d.attempts.len()))
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":status", s(status))
+            .expression_attribute_values(":count", n(d.attempts.len() + 1))
+            .expression_attribute_values(
+                ":attempt",
+                AttributeValue::L(vec![s(serde_json::to_string(attempt)?)]),
+            )
+            .build()?;
+        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+        if accepted {
+            writes.push(self.count(
+                d.account,
+                &d.scenario_id,
+                &d.step_id,
+                shard_of(&d.id),
+                &[("failed", -1), ("accepted", 1)],
+            )?);
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if cancelled(&err) => match DeliveryStore::get(self, &d.id).await? {
+                // a conflicting transaction cancelled ours: it may pass
+                Some(now)
+                    if now.status == DeliveryStatus::Failed
+                        && now.attempts.len() == d.attempts.len() =>
+                {
+                    Err(anyhow!(
+                        "recording a resend of {} was cancelled: {err:?}",
+                        d.id
+                    ))
+                }
+                _ => Ok(false), // recorded by another worker
+            },
+            Err(err) => Err(anyhow::Error::from(err).context("DynamoDB TransactWriteItems resend")),
         }
     }
 

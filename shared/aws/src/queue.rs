@@ -59,7 +59,7 @@ impl SqsQueue {
     fn target(&self, task: &Task) -> &QueueRef {
         match task {
             Task::AdvanceV1 { .. } => &self.advance,
-            Task::DeliverV1 { .. } => &self.deliver,
+            Task::DeliverV1 { .. } | Task::ResendV1 { .. } => &self.deliver,
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::domain::contact::Contact;
 use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, Handoff};
 use crate::domain::event::{EnrollmentRef, IntakeAnswer};
 use crate::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
+use crate::domain::signing::StepSecret;
 use crate::ports::*;
 
 mod flow;
@@ -48,6 +49,17 @@ fn scenario(
         id: id.to_string(),
         account,
         status,
+        // fixed, so that a read can be compared with what was written
+        secrets: [(
+            "hook".to_string(),
+            StepSecret {
+                secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                created_at: ts(at),
+                previous: None,
+                previous_valid_until: None,
+            },
+        )]
+        .into(),
         def,
         created_at: ts(at),
         updated_at: ts(at),
@@ -92,6 +104,10 @@ pub async fn scenario_store(store: &dyn ScenarioStore) {
     let mut active = got.clone();
     active.status = ScenarioStatus::Active;
     active.updated_at = ts(100);
+    // an update stores the secrets too (a rotation)
+    active.secrets = active.def.secrets(&Default::default(), ts(100));
+    let rotated = active.secrets["hook"].rotated(ts(100));
+    active.secrets.insert("hook".into(), rotated);
     assert!(store.update(&active, ScenarioStatus::Draft).await.unwrap());
     assert!(
         !store.update(&active, ScenarioStatus::Draft).await.unwrap(),

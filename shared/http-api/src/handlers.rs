@@ -9,7 +9,7 @@ use hookline_core::app::views::{
     DeliveryView, ListView, PlaceholderView, ScenarioView, StepStatsView, TestAnswer,
     placeholders as catalogue,
 };
-use hookline_core::app::{BatchItem, TestRequest};
+use hookline_core::app::{BatchItem, ResendFailed, ResendQueued, SecretView, TestRequest};
 use hookline_core::domain::event::{EventIn, IntakeAnswer};
 use hookline_core::domain::scenario::ScenarioDef;
 use serde::Serialize;
@@ -251,6 +251,56 @@ pub async fn step_deliveries(
         )
         .await?;
     Ok(Json(list))
+}
+
+#[utoipa::path(get, path = "/v1/scenarios/{id}/steps/{step}/secret", tag = "webhooks",
+    params(("id" = String, Path), ("step" = String, Path)),
+    responses((status = 200, body = SecretView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn step_secret(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Ids((id, step)): Ids<(String, String)>,
+) -> ApiResult<Json<SecretView>> {
+    Ok(Json(s.engine.step_secret(account, &id, &step).await?))
+}
+
+#[utoipa::path(post, path = "/v1/scenarios/{id}/steps/{step}/secret/rotate", tag = "webhooks",
+    params(("id" = String, Path), ("step" = String, Path)),
+    responses((status = 200, body = SecretView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn rotate_secret(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Ids((id, step)): Ids<(String, String)>,
+) -> ApiResult<Json<SecretView>> {
+    Ok(Json(s.engine.rotate_secret(account, &id, &step).await?))
+}
+
+#[utoipa::path(post, path = "/v1/scenarios/{id}/steps/{step}/deliveries/{delivery}/resend", tag = "statistics",
+    params(("id" = String, Path), ("step" = String, Path), ("delivery" = String, Path)),
+    responses((status = 202, body = DeliveryView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn resend_delivery(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Ids((id, step, delivery)): Ids<(String, String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let view = s
+        .engine
+        .resend_delivery(account, &id, &step, &delivery)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+#[utoipa::path(post, path = "/v1/scenarios/{id}/steps/{step}/resend-failed", tag = "statistics",
+    params(("id" = String, Path), ("step" = String, Path)), request_body = ResendFailed,
+    responses((status = 202, body = ResendQueued), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn resend_failed(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Ids((id, step)): Ids<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<impl IntoResponse> {
+    let queued = s.engine.resend_failed(account, &id, &step, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(queued)))
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, description = "alive")))]

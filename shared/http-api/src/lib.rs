@@ -55,6 +55,22 @@ fn scenarios() -> Router<ApiState> {
         .route("/v1/scenarios/{id}/duplicate", post(handlers::duplicate))
         .route("/v1/webhooks/test", post(handlers::test_webhook))
         .route("/v1/placeholders", get(handlers::placeholders))
+        .route(
+            "/v1/scenarios/{id}/steps/{step}/secret",
+            get(handlers::step_secret),
+        )
+        .route(
+            "/v1/scenarios/{id}/steps/{step}/secret/rotate",
+            post(handlers::rotate_secret),
+        )
+        .route(
+            "/v1/scenarios/{id}/steps/{step}/deliveries/{delivery}/resend",
+            post(handlers::resend_delivery),
+        )
+        .route(
+            "/v1/scenarios/{id}/steps/{step}/resend-failed",
+            post(handlers::resend_failed),
+        )
 }
 
 fn stats() -> Router<ApiState> {
@@ -75,7 +91,7 @@ pub fn intake_routes(engine: Hookline) -> Router {
     finish(intake(), engine)
 }
 
-/// Scenarios, lifecycle, the Test button and placeholders.
+/// Scenarios, lifecycle, the Test button, placeholders, signing secrets and resends.
 pub fn scenario_routes(engine: Hookline) -> Router {
     finish(scenarios(), engine)
 }

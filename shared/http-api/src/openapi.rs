@@ -12,7 +12,8 @@ use crate::handlers;
         handlers::post_event, handlers::post_events_batch, handlers::create_scenario, handlers::list_scenarios, handlers::get_scenario,
         handlers::update_scenario, handlers::activate, handlers::archive, handlers::duplicate,
         handlers::test_webhook, handlers::placeholders, handlers::scenario_stats, handlers::step_stats,
-        handlers::step_deliveries, handlers::healthz, handlers::openapi_json,
+        handlers::step_deliveries, handlers::step_secret, handlers::rotate_secret,
+        handlers::resend_delivery, handlers::resend_failed, handlers::healthz, handlers::openapi_json,
     ),
     modifiers(&Bearer, &Rejections)
 )]
@@ -92,6 +93,8 @@ pub fn document_json() -> serde_json::Value {
     doc["components"]["schemas"]["Contact"] = contact_schema();
     doc["components"]["schemas"]["EventIn"]["properties"]["contact"] =
         serde_json::json!({"$ref": "#/components/schemas/Contact"});
+    doc["components"]["schemas"]["ResendFailed"]["properties"]["since"]["pattern"] =
+        DATE_TIME.into();
     add_links(&mut doc);
     bound_path_ids(&mut doc);
     doc
@@ -133,7 +136,13 @@ fn add_links(doc: &mut serde_json::Value) {
         "duplicate",
         "scenario_stats",
     ];
-    const USES_STEP: &[&str] = &["step_stats", "step_deliveries"];
+    const USES_STEP: &[&str] = &[
+        "step_stats",
+        "step_deliveries",
+        "step_secret",
+        "rotate_secret",
+        "resend_failed",
+    ];
     let mut links: serde_json::Map<String, serde_json::Value> = USES_ID
         .iter()
         .map(|op| {

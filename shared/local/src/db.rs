@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS scenarios (
     status       TEXT NOT NULL,
     trigger_type TEXT NOT NULL,
     def          TEXT NOT NULL,           -- the definition as submitted (JSON)
+    secrets      TEXT NOT NULL DEFAULT '{}', -- signing secrets by step id (JSON), schema 2
     created_at   INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL
 );
@@ -89,7 +90,7 @@ type Reply = Box<dyn FnOnce(Option<&anyhow::Error>) + Send>;
 type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const VERSION: i64 = 1;
+const VERSION: i64 = 2;
 
 /// Version 0 (up to the queued local path) to 1 (the inline path): the re-entry rule moves
 /// from `entries` into `enrollments.entry_key`; keys get a prefix and can be revoked; queued advances become waiting enrollments
@@ -114,6 +115,10 @@ DROP TABLE jobs;
 DROP TABLE entries;
 "#;
 
+/// Version 1 to 2: the signing secrets of webhook steps (steps stored before have none until
+/// their secret is rotated).
+const MIGRATE_1_TO_2: &str = "ALTER TABLE scenarios ADD COLUMN secrets TEXT NOT NULL DEFAULT '{}';";
+
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > VERSION {
@@ -136,6 +141,11 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
         tx.execute_batch(MIGRATE_0_TO_1)
             .context("migrating the database to schema 1")?;
         tracing::info!("database migrated to schema 1 (inline path)");
+    }
+    if old || version == 1 {
+        tx.execute_batch(MIGRATE_1_TO_2)
+            .context("migrating the database to schema 2")?;
+        tracing::info!("database migrated to schema 2 (signing secrets)");
     }
     tx.execute_batch(SCHEMA).context("creating the schema")?;
     tx.pragma_update(None, "user_version", VERSION)?;

@@ -11,6 +11,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
+use hookline_core::domain::signing::{self, VerifyError};
 use jiff::Timestamp;
 use tokio::sync::Notify;
 
@@ -23,6 +24,8 @@ pub struct Received {
     pub body: String,
     /// The status it was answered with.
     pub answered: u16,
+    /// With a secret: whether the Standard Webhooks signature verified (and why not).
+    pub signature: Option<Result<(), VerifyError>>,
 }
 
 impl Received {
@@ -47,6 +50,7 @@ struct Inner {
     delay_ms: AtomicU64,
     keep: bool,
     print: bool,
+    secret: Option<String>,
     arrived: Notify,
 }
 
@@ -65,6 +69,9 @@ pub struct ReceiverOptions {
     pub print: bool,
     /// Keep each request in memory (off for benchmarks).
     pub keep: bool,
+    /// Verify each request's signature with this secret (`whsec_…`); a request that does not
+    /// verify is answered 401, as a verifying receiver would.
+    pub secret: Option<String>,
 }
 
 impl Default for ReceiverOptions {
@@ -74,6 +81,7 @@ impl Default for ReceiverOptions {
             fail_first: 0,
             print: false,
             keep: true,
+            secret: None,
         }
     }
 }
@@ -89,7 +97,18 @@ async fn handle(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let status = if n < inner.fail_first.load(Ordering::SeqCst) {
+    let signature = inner.secret.as_deref().map(|secret| {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        signing::verify(secret, header, &body, Timestamp::now())
+    });
+    let status = if signature.as_ref().is_some_and(|v| v.is_err()) {
+        401
+    } else if n < inner.fail_first.load(Ordering::SeqCst) {
         500
     } else {
         inner.status.load(Ordering::SeqCst)
@@ -109,6 +128,7 @@ async fn handle(
                 .collect(),
             body: String::from_utf8_lossy(&body).into_owned(),
             answered: status,
+            signature,
         };
         if inner.print {
             print_request(n + 1, &received);
@@ -133,11 +153,20 @@ fn print_request(n: usize, r: &Received) {
     let shown: Vec<String> = r
         .headers
         .iter()
-        .filter(|(k, _)| matches!(k.as_str(), "content-type" | "user-agent") || k.starts_with("x-"))
+        .filter(|(k, _)| {
+            matches!(k.as_str(), "content-type" | "user-agent")
+                || k.starts_with("x-")
+                || k.starts_with("webhook-")
+        })
         .map(|(k, v)| format!("  {k}: {v}"))
         .collect();
+    let verdict = match &r.signature {
+        None => String::new(),
+        Some(Ok(())) => "  signature: valid\n".to_string(),
+        Some(Err(why)) => format!("  signature: INVALID ({why})\n"),
+    };
     println!(
-        "#{n} POST {} at {} → answered {}\n{}\n{body}\n",
+        "#{n} POST {} at {} → answered {}\n{}\n{verdict}{body}\n",
         r.path,
         hookline_core::domain::time::rfc3339_millis(r.at),
         r.answered,
@@ -153,6 +182,7 @@ impl Receiver {
             fail_first: AtomicUsize::new(options.fail_first),
             keep: options.keep,
             print: options.print,
+            secret: options.secret,
             ..Inner::default()
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());

@@ -35,6 +35,7 @@ const DRAIN: Duration = Duration::from_secs(20);
 enum Work {
     Now(Box<Delivery>),
     Due(DueWork),
+    Resend(Vec<String>),
 }
 
 /// The engine's [`Dispatch`] port in local mode: a channel to [`Workers`].
@@ -50,6 +51,10 @@ impl Dispatch for LocalDispatch {
 
     fn due(&self, work: DueWork) {
         let _ = self.tx.send(Work::Due(work));
+    }
+
+    fn resend(&self, delivery_ids: Vec<String>) {
+        let _ = self.tx.send(Work::Resend(delivery_ids));
     }
 }
 
@@ -260,6 +265,27 @@ impl Workers {
                 self.start(key, Some(delivery));
             }
             Work::Due(work) => self.lock().set(work.key(), work.at()),
+            Work::Resend(ids) => self.resend(ids),
+        }
+    }
+
+    /// Resends run in the same slots as attempts, each delivery once at a time. They are not
+    /// rows with a due time: a resend asked for just before a crash is not made (ask again).
+    fn resend(&self, ids: Vec<String>) {
+        for id in ids {
+            let (engine, slots) = (self.engine.clone(), self.slots.clone());
+            let stopping = self.stopping.clone();
+            tokio::spawn(async move {
+                let Ok(_slot) = slots.acquire_owned().await else {
+                    return;
+                };
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                if let Err(e) = engine.resend_stored(std::slice::from_ref(&id)).await {
+                    tracing::warn!(delivery_id = %id, error = %e, "a resend failed");
+                }
+            });
         }
     }
 

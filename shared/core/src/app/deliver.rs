@@ -4,6 +4,7 @@
 use super::{Hookline, Outcome};
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::retry::DEADLINE_GRACE;
+use crate::domain::signing;
 use crate::domain::time::add;
 use crate::ports::{OutboundRequest, Task};
 
@@ -73,11 +74,13 @@ impl Hookline {
         Option<jiff::Timestamp>,
     ) {
         let p = &self.ports;
+        let mut headers = delivery.headers.clone();
+        headers.extend(self.signature_headers(delivery, start).await);
         let outcome = p
             .sender
             .send(&OutboundRequest {
                 url: &delivery.url,
-                headers: &delivery.headers,
+                headers: &headers,
                 body: &delivery.payload,
             })
             .await;
@@ -108,6 +111,42 @@ impl Hookline {
         (outcome.into_attempt(start), status, next)
     }
 
+    /// The Standard Webhooks headers of an attempt at `at`, when its step signs (SPEC §5):
+    /// signed with the step's secret as stored now (and the previous one for 24 hours after a
+    /// rotation). None when the step does not sign, or has no secret yet.
+    async fn signature_headers(
+        &self,
+        delivery: &Delivery,
+        at: jiff::Timestamp,
+    ) -> Vec<(String, String)> {
+        let loaded = match self
+            .loaded_scenario(delivery.account, &delivery.scenario_id)
+            .await
+        {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                // the attempt goes on; the receiver refuses it, and it is retried
+                tracing::warn!(delivery_id = %delivery.id, error = %e, "the step's secret could not be read");
+                return Vec::new();
+            }
+        };
+        let Some(secret) = loaded
+            .as_ref()
+            .and_then(|l| l.record.secrets.get(&delivery.step_id))
+        else {
+            return Vec::new();
+        };
+        let Some(id) = envelope_id(&delivery.payload) else {
+            return Vec::new();
+        };
+        signing::headers(
+            &secret.signing_secrets(at),
+            &id,
+            at,
+            delivery.payload.as_bytes(),
+        )
+    }
+
     /// The contact moves on once the first attempt has been made, whatever its outcome.
     async fn hand_back(&self, delivery: &Delivery) -> anyhow::Result<()> {
         let p = &self.ports;
@@ -119,4 +158,13 @@ impl Hookline {
         self.queue()?.enqueue(&task, p.clock.now()).await?;
         Ok(())
     }
+}
+
+/// The envelope `id` of a frozen payload (the `webhook-id` of its signature).
+fn envelope_id(payload: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    serde_json::from_str::<Id>(payload).ok().map(|e| e.id)
 }

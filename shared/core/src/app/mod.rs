@@ -5,7 +5,9 @@ mod cache;
 mod deliver;
 mod inline;
 mod intake;
+mod resend;
 mod scenarios;
+mod secrets;
 mod stats;
 mod test_webhook;
 pub mod views;
@@ -22,6 +24,8 @@ use crate::domain::retry::RetryPolicy;
 use crate::ports::{ApiKey, Pipeline, Ports, Queue, Task};
 
 pub use intake::{BatchItem, MAX_BATCH_EVENTS};
+pub use resend::{MAX_RESEND, RESEND_CHUNK, ResendFailed, ResendQueued};
+pub use secrets::SecretView;
 pub use test_webhook::TestRequest;
 
 /// What a use case answers instead of a result.
@@ -97,6 +101,10 @@ impl Hookline {
                 seq,
             } => self.advance(enrollment_id, step_id.as_deref(), *seq).await,
             Task::DeliverV1 { delivery_id } => self.deliver(delivery_id).await,
+            Task::ResendV1 { delivery_ids } => {
+                self.resend_stored(delivery_ids).await?;
+                Ok(Outcome::Done)
+            }
         }
     }
 

@@ -69,6 +69,7 @@ impl Hookline {
             id: self.ports.ids.new_id("scn"),
             account,
             status: ScenarioStatus::Draft,
+            secrets: def.secrets(&Default::default(), now),
             def,
             created_at: now,
             updated_at: now,
@@ -129,6 +130,8 @@ impl Hookline {
         }
         record.def = self.checked_def(body).await?;
         record.updated_at = self.ports.clock.now();
+        // the secret of every step id that remains is kept (SPEC §5)
+        record.secrets = record.def.secrets(&record.secrets, record.updated_at);
         self.save(record, ScenarioStatus::Draft).await
     }
 
@@ -178,6 +181,8 @@ impl Hookline {
             id: self.ports.ids.new_id("scn"),
             account,
             status: ScenarioStatus::Draft,
+            // the copy signs as the source did: its receivers keep verifying (SPEC §5)
+            secrets: source.def.secrets(&source.secrets, now),
             def: source.def,
             created_at: now,
             updated_at: now,
@@ -187,7 +192,7 @@ impl Hookline {
         Ok(record.into())
     }
 
-    async fn save(
+    pub(crate) async fn save(
         &self,
         record: ScenarioRecord,
         expected: ScenarioStatus,

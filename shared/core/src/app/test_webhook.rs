@@ -12,6 +12,7 @@ use crate::domain::Invalid;
 use crate::domain::net::check_url;
 use crate::domain::payload::{EVENT_NAME, Envelope, sample_data};
 use crate::domain::scenario::check_headers;
+use crate::domain::signing;
 use crate::domain::time::rfc3339_seconds;
 use crate::ports::OutboundRequest;
 
@@ -25,6 +26,10 @@ pub struct TestRequest {
     pub url: String,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Sign the request with this secret (`whsec_` + base64), as a signed step would.
+    #[serde(default)]
+    #[schema(pattern = r"^whsec_[A-Za-z0-9+/]+={0,2}$", max_length = 200)]
+    pub secret: Option<String>,
 }
 
 impl Hookline {
@@ -32,21 +37,35 @@ impl Hookline {
         let request: TestRequest = crate::domain::from_json_value(body, "")?;
         let sender = &self.ports.sender;
         let url = check_url(&request.url, "url", sender.allows_private_targets())?;
-        let headers = check_headers(&request.headers, "headers")?;
+        let mut headers = check_headers(&request.headers, "headers")?;
+        if let Some(secret) = &request.secret
+            && (secret.len() > 200 || signing::key_of(secret).is_none())
+        {
+            return Err(Invalid::new(
+                "invalid_secret",
+                "secret",
+                "must be `whsec_` followed by base64 (as GET …/secret shows it)",
+            )
+            .into());
+        }
         sender
             .check_target(&url)
             .await
             .map_err(|why| Invalid::new("forbidden_target", "url", why))?;
         let id = self.ports.ids.new_id("test_evt");
+        let now = self.ports.clock.now();
         let body = Envelope {
             id: &id,
             event: EVENT_NAME,
-            timestamp: rfc3339_seconds(self.ports.clock.now()),
+            timestamp: rfc3339_seconds(now),
             id_client: account,
             scenario: None,
             data: sample_data(),
         }
         .to_json();
+        if let Some(secret) = &request.secret {
+            headers.extend(signing::headers(&[secret], &id, now, body.as_bytes()));
+        }
         let outcome = sender
             .send(&OutboundRequest {
                 url: url.as_str(),

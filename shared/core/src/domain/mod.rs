@@ -8,6 +8,7 @@ pub mod payload;
 pub mod retry;
 pub mod rule;
 pub mod scenario;
+pub mod signing;
 pub mod time;
 pub mod trigger;
 

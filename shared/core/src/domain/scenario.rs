@@ -13,6 +13,7 @@ use super::catalogue::FieldKey;
 use super::net::check_url;
 use super::payload::Template;
 use super::rule::Rule;
+use super::signing::{StepSecret, StepSecrets};
 use super::trigger::TriggerDef;
 use super::{Invalid, join};
 
@@ -88,8 +89,8 @@ pub struct WebhookStepDef {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub next: Option<String>,
-    /// SPEC §4 `signing` (default `true`). Accepted and kept; requests are not signed yet
-    /// (issue #11).
+    /// SPEC §4 `signing` (default `true`): every attempt carries Standard Webhooks
+    /// signature headers made with the step's secret (SPEC §5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing: Option<bool>,
 }
@@ -150,6 +151,9 @@ pub struct ScenarioRecord {
     pub account: i64,
     pub status: ScenarioStatus,
     pub def: ScenarioDef,
+    /// The signing secret of each signed webhook step (never part of the definition a
+    /// client reads back; `GET …/steps/{stepId}/secret` shows it).
+    pub secrets: StepSecrets,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -435,6 +439,28 @@ impl ScenarioDef {
 
     pub fn step(&self, id: &str) -> Option<&StepDef> {
         self.steps.iter().find(|s| s.id() == id)
+    }
+
+    /// The ids of the webhook steps that sign their requests (`signing` unset or `true`).
+    pub fn signed_steps(&self) -> impl Iterator<Item = &str> {
+        self.steps.iter().filter_map(|s| match s {
+            StepDef::SendWebhook(w) if w.signing != Some(false) => Some(w.id.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The secrets this definition needs: those of `kept` for step ids that remain signed,
+    /// a new one for every other signed step.
+    pub fn secrets(&self, kept: &StepSecrets, now: Timestamp) -> StepSecrets {
+        self.signed_steps()
+            .map(|id| {
+                let secret = kept
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| StepSecret::new(now));
+                (id.to_string(), secret)
+            })
+            .collect()
     }
 }
 

@@ -170,6 +170,8 @@ pub trait Dispatch: Send + Sync {
     fn deliver_now(&self, delivery: Delivery);
     /// Work due later.
     fn due(&self, work: DueWork);
+    /// Failed deliveries to resend now (one attempt each, SPEC §7).
+    fn resend(&self, delivery_ids: Vec<String>);
 }
 
 /// How work moves from stage to stage.

@@ -223,6 +223,16 @@ pub trait DeliveryStore: Send + Sync {
         status: DeliveryStatus,
         next_attempt_at: Option<Timestamp>,
     ) -> StoreResult<bool>;
+    /// Records the attempt of a resend (SPEC §7) when the stored delivery is still `failed`
+    /// with as many attempts as `delivery` has (a compare-and-set); `false` otherwise. Accepted:
+    /// the delivery becomes `accepted` and the statistics move `failed → accepted`, atomically;
+    /// refused: it stays `failed`, with one attempt more.
+    async fn record_resend(
+        &self,
+        delivery: &Delivery,
+        attempt: &Attempt,
+        accepted: bool,
+    ) -> StoreResult<bool>;
     /// A webhook step's deliveries, newest first.
     async fn list(&self, filter: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>>;
     /// Counters of every step of a scenario that has had at least one pass.
@@ -268,6 +278,10 @@ pub enum Task {
     /// Make the due attempt of a delivery.
     #[serde(rename = "deliver.v1")]
     DeliverV1 { delivery_id: String },
+    /// Resend failed deliveries: one new attempt of each (SPEC §7), up to
+    /// [`crate::app::RESEND_CHUNK`] a task.
+    #[serde(rename = "resend.v1")]
+    ResendV1 { delivery_ids: Vec<String> },
 }
 
 impl Task {
@@ -278,6 +292,7 @@ impl Task {
                 enrollment_id, seq, ..
             } => format!("adv:{enrollment_id}:{seq}"),
             Task::DeliverV1 { delivery_id } => format!("dlv:{delivery_id}"),
+            Task::ResendV1 { delivery_ids } => format!("rsd:{}", delivery_ids.join(",")),
         }
     }
 }

@@ -205,6 +205,45 @@ impl DeliveryStore for SqliteStore {
             .await
     }
 
+    async fn record_resend(
+        &self,
+        delivery: &Delivery,
+        attempt: &Attempt,
+        accepted: bool,
+    ) -> StoreResult<bool> {
+        let id = delivery.id.clone();
+        let attempts_before = delivery.attempts.len();
+        let attempt = serde_json::to_value(attempt)?;
+        let status = if accepted {
+            DeliveryStatus::Accepted
+        } else {
+            DeliveryStatus::Failed
+        };
+        self.db
+            .call(move |c| {
+                let current: Option<String> = row(
+                    c,
+                    "SELECT attempts FROM deliveries WHERE id = ?1 AND status = 'failed' AND attempt_count = ?2",
+                    params![id, attempts_before as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+                let Some(current) = current else {
+                    return Ok(false);
+                };
+                let mut attempts: Vec<serde_json::Value> = serde_json::from_str(&current)?;
+                attempts.push(attempt);
+                // statistics are counted from the rows: the status is the move
+                exec(
+                    c,
+                    "UPDATE deliveries SET attempts = ?1, attempt_count = ?2, status = ?3 WHERE id = ?4",
+                    params![serde_json::to_string(&attempts)?, attempts.len() as i64, status.as_str(), id],
+                )?;
+                Ok(true)
+            })
+            .await
+    }
+
     async fn list(&self, f: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>> {
         // cursor: "<created ms>.<id>" of the last item of the previous page
         let cursor = match f.cursor {

@@ -10,9 +10,11 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::*;
 use crate::db::{exec, row};
 
-const SCENARIO_COLS: &str = "id, account, status, def, created_at, updated_at";
+const SCENARIO_COLS: &str = "id, account, status, def, created_at, updated_at, secrets";
 
-fn scenario_row(row: &Row<'_>) -> rusqlite::Result<(String, i64, String, String, i64, i64)> {
+type RawScenario = (String, i64, String, String, i64, i64, String);
+
+fn scenario_row(row: &Row<'_>) -> rusqlite::Result<RawScenario> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -20,12 +22,15 @@ fn scenario_row(row: &Row<'_>) -> rusqlite::Result<(String, i64, String, String,
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
+        row.get(6)?,
     ))
 }
 
-fn scenario_from(raw: (String, i64, String, String, i64, i64)) -> anyhow::Result<ScenarioRecord> {
-    let (id, account, status, def, created, updated) = raw;
+fn scenario_from(raw: RawScenario) -> anyhow::Result<ScenarioRecord> {
+    let (id, account, status, def, created, updated, secrets) = raw;
     Ok(ScenarioRecord {
+        secrets: serde_json::from_str(&secrets)
+            .with_context(|| format!("scenario {id}: secrets"))?,
         status: ScenarioStatus::parse(&status)
             .with_context(|| format!("scenario {id}: status {status}"))?,
         def: serde_json::from_str::<ScenarioDef>(&def)
@@ -41,13 +46,14 @@ fn scenario_from(raw: (String, i64, String, String, i64, i64)) -> anyhow::Result
 impl ScenarioStore for SqliteStore {
     async fn insert(&self, s: &ScenarioRecord) -> StoreResult<()> {
         let def = serde_json::to_string(&s.def)?;
+        let secrets = serde_json::to_string(&s.secrets)?;
         let s = s.clone();
         self.db
             .call(move |c| {
                 exec(c,
-                    "INSERT INTO scenarios (id, account, status, trigger_type, def, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![s.id, s.account, s.status.as_str(), s.def.trigger.kind, def, to_millis(s.created_at), to_millis(s.updated_at)],
+                    "INSERT INTO scenarios (id, account, status, trigger_type, def, created_at, updated_at, secrets)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![s.id, s.account, s.status.as_str(), s.def.trigger.kind, def, to_millis(s.created_at), to_millis(s.updated_at), secrets],
                 )?;
                 Ok(())
             })
@@ -75,12 +81,13 @@ impl ScenarioStore for SqliteStore {
 
     async fn update(&self, s: &ScenarioRecord, expected: ScenarioStatus) -> StoreResult<bool> {
         let def = serde_json::to_string(&s.def)?;
+        let secrets = serde_json::to_string(&s.secrets)?;
         let s = s.clone();
         self.db
             .call(move |c| {
                 let n = exec(
                     c,
-                    "UPDATE scenarios SET status = ?1, trigger_type = ?2, def = ?3, updated_at = ?4
+                    "UPDATE scenarios SET status = ?1, trigger_type = ?2, def = ?3, updated_at = ?4, secrets = ?8
                      WHERE id = ?5 AND account = ?6 AND status = ?7",
                     params![
                         s.status.as_str(),
@@ -89,7 +96,8 @@ impl ScenarioStore for SqliteStore {
                         to_millis(s.updated_at),
                         s.id,
                         s.account,
-                        expected.as_str()
+                        expected.as_str(),
+                        secrets
                     ],
                 )?;
                 Ok(n == 1)
