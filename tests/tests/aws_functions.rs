@@ -381,6 +381,121 @@ impl Queue for Faulty {
     }
 }
 
+/// Signed webhooks and resends on the functions: webhook-deliver signs each attempt with the
+/// step's secret (scenario-api shows it; the reference libraries verify it), and a delivery that
+/// failed is resent through scenario-api and the deliver queue, moving failed → accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn attempts_are_signed_and_failed_deliveries_are_resent() {
+    let aws = Aws::fresh(RetryPolicy::parse("2s", "1s").unwrap()).await;
+    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+    let rx = Receiver::start(
+        "127.0.0.1:0",
+        ReceiverOptions {
+            status: 500,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = setup(&engine, &rx.url("/hooks")).await;
+    let api = hookline_aws::http_api::scenario_routes(engine.clone());
+    let (status, secret) = call(
+        &api,
+        http_event(
+            "GET",
+            &format!("/v1/scenarios/{id}/steps/hook/secret"),
+            Some(KEY),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{secret}");
+    let secret = secret["secret"].as_str().unwrap().to_string();
+    engine.intake(1, event("evt-s1")).await.unwrap();
+    for _ in 0..80 {
+        pump(&aws, &engine, queue.as_ref()).await;
+        if stats(&engine, &id, "hook").await["failed"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(stats(&engine, &id, "hook").await["failed"], 1);
+    let got = rx.received();
+    assert!(got.len() >= 2, "the first attempt and a retry");
+    for r in &got {
+        let header = |n: &str| r.header(n).map(str::to_string);
+        hookline_core::domain::signing::verify(
+            &secret,
+            header,
+            r.body.as_bytes(),
+            jiff::Timestamp::now(),
+        )
+        .unwrap();
+        let v = hookline_local::receiver::reference_verdicts(&secret, r, &r.body, 0);
+        assert_eq!(v, json!({"standardwebhooks": "ok", "svix": "ok"}));
+    }
+    let v = hookline_local::receiver::reference_verdicts(
+        &secret,
+        &got[0],
+        &got[0].body.replace("John", "Jane"),
+        0,
+    );
+    assert!(
+        v["standardwebhooks"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused"),
+        "{v}"
+    );
+    assert!(v["svix"].as_str().unwrap().starts_with("refused"), "{v}");
+
+    // resend every failed delivery since a time: queued, attempted by webhook-deliver
+    rx.set_status(200);
+    let (status, body) = call(
+        &api,
+        http_event(
+            "POST",
+            &format!("/v1/scenarios/{id}/steps/hook/resend-failed"),
+            Some(KEY),
+            Some(&json!({"since": "2020-01-01T00:00:00Z"})),
+        ),
+    )
+    .await;
+    assert_eq!((status, body), (202, json!({"queued": 1})));
+    for _ in 0..40 {
+        pump(&aws, &engine, queue.as_ref()).await;
+        if stats(&engine, &id, "hook").await["accepted"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stats(&engine, &id, "hook").await,
+        json!({"stepId": "hook", "type": "send_webhook", "passes": 1, "uniqueContacts": 1, "accepted": 1, "pending": 0, "failed": 0})
+    );
+    let last = rx.received().pop().unwrap();
+    assert_eq!(last.body, got[0].body, "a resend sends the same bytes");
+    assert_eq!(last.answered, 200);
+    let delivery = engine
+        .step_deliveries(1, &id, "hook", None, None, None)
+        .await
+        .unwrap()
+        .items[0]
+        .id
+        .clone();
+    let (status, _) = call(
+        &api,
+        http_event(
+            "POST",
+            &format!("/v1/scenarios/{id}/steps/hook/deliveries/{delivery}/resend"),
+            Some(KEY),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, 409, "an accepted delivery is not resent");
+}
+
 /// A crash after each write of the flow in turn (the handler fails, SQS redelivers, the
 /// platform re-sends the event): every run ends with one delivery and exact statistics.
 #[tokio::test(flavor = "multi_thread")]

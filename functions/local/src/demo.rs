@@ -128,6 +128,34 @@ pub async fn run() -> anyhow::Result<()> {
         got.len() >= 2 && got[0].body == got[1].body,
         "the retry did not resend the same bytes"
     );
+    println!("   Each attempt is signed (Standard Webhooks); the receiver checks it with the step's secret:");
+    let secret = api
+        .call(
+            "GET",
+            &format!("/v1/scenarios/{id}/steps/to-crm/secret"),
+            None,
+        )
+        .await?;
+    let secret = secret["secret"].as_str().context("the step's secret")?;
+    for r in &got {
+        let header = |n: &str| r.header(n).map(str::to_string);
+        let verdict = hookline_core::domain::signing::verify(
+            secret,
+            header,
+            r.body.as_bytes(),
+            jiff::Timestamp::now(),
+        );
+        println!(
+            "   webhook-id {} · webhook-timestamp {} · signature {}",
+            r.header("webhook-id").unwrap_or("-"),
+            r.header("webhook-timestamp").unwrap_or("-"),
+            match verdict {
+                Ok(()) => "valid".to_string(),
+                Err(e) => format!("INVALID ({e})"),
+            }
+        );
+    }
+    println!();
 
     println!("4. The step's statistics and deliveries:");
     crate::eventually(Duration::from_secs(5), || async {

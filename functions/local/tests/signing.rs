@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -13,39 +13,8 @@ use hookline_core::domain::signing;
 use hookline_local::receiver::Received;
 use serde_json::{Value, json};
 
-/// What `standardwebhooks` and `svix` say of a request, verified with `secret` by a receiver
-/// whose clock is `late_seconds` ahead.
 fn reference_verdicts(secret: &str, r: &Received, body: &str, late_seconds: u64) -> Value {
-    let python = std::env::var("HOOKLINE_TEST_PYTHON").expect(
-        "HOOKLINE_TEST_PYTHON is not set: run scripts/test.sh, which makes .venv-webhooks \
-         with the reference verifiers (standardwebhooks, svix)",
-    );
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/verify_webhooks.py"
-    );
-    let headers: serde_json::Map<String, Value> = r
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let input =
-        json!({"secret": secret, "body": body, "headers": headers, "late_seconds": late_seconds});
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the reference verifiers' python");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "verify_webhooks.py failed");
-    serde_json::from_slice(&out.stdout).unwrap()
+    hookline_local::receiver::reference_verdicts(secret, r, body, late_seconds)
 }
 
 fn both_accept(v: &Value) -> bool {

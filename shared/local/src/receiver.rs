@@ -249,3 +249,47 @@ impl Receiver {
         }
     }
 }
+
+/// What the reference verifiers nobody here wrote — the PyPI packages `standardwebhooks` and
+/// `svix` — say of a request, verified with `secret` by a receiver whose clock is
+/// `late_seconds` ahead: `{"standardwebhooks": "ok" | "refused: …", "svix": …}`. For tests:
+/// runs `scripts/verify_webhooks.py` with the interpreter named by `HOOKLINE_TEST_PYTHON`
+/// (scripts/test.sh makes that venv).
+pub fn reference_verdicts(
+    secret: &str,
+    r: &Received,
+    body: &str,
+    late_seconds: u64,
+) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let python = std::env::var("HOOKLINE_TEST_PYTHON").expect(
+        "HOOKLINE_TEST_PYTHON is not set: run scripts/test.sh, which makes .venv-webhooks \
+         with the reference verifiers (standardwebhooks, svix)",
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/verify_webhooks.py"
+    );
+    let headers: serde_json::Map<String, serde_json::Value> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let input = serde_json::json!({"secret": secret, "body": body, "headers": headers,
+                                   "late_seconds": late_seconds});
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the reference verifiers' python runs");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.to_string().as_bytes())
+            .expect("the verifiers read their input");
+    }
+    let out = child.wait_with_output().expect("the verifiers answer");
+    assert!(out.status.success(), "scripts/verify_webhooks.py failed");
+    serde_json::from_slice(&out.stdout).expect("the verifiers print JSON")
+}

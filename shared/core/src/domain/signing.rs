@@ -52,8 +52,8 @@ pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
 }
 
 /// The signing secret of one webhook step, with the previous one during the 24 hours after a
-/// rotation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// rotation. Its `Debug` shows no secret (a record logged by mistake leaks nothing).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepSecret {
     pub secret: String,
     #[serde(with = "millis")]
@@ -62,6 +62,17 @@ pub struct StepSecret {
     pub previous: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_millis")]
     pub previous_valid_until: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for StepSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepSecret")
+            .field("secret", &"whsec_…")
+            .field("created_at", &self.created_at)
+            .field("previous", &self.previous.as_ref().map(|_| "whsec_…"))
+            .field("previous_valid_until", &self.previous_valid_until)
+            .finish()
+    }
 }
 
 impl StepSecret {
@@ -249,6 +260,7 @@ mod tests {
         let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         assert_eq!(verify(&first.secret, get, b"{}", t0), Ok(()));
         assert_eq!(verify(&second.secret, get, b"{}", t0), Ok(()));
+        assert!(!format!("{second:?}").contains(&second.secret[6..]), "Debug shows a secret");
         let json = serde_json::to_string(&second).unwrap();
         assert_eq!(serde_json::from_str::<StepSecret>(&json).unwrap(), second);
     }
