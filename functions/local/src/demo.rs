@@ -128,7 +128,9 @@ pub async fn run() -> anyhow::Result<()> {
         got.len() >= 2 && got[0].body == got[1].body,
         "the retry did not resend the same bytes"
     );
-    println!("   Each attempt is signed (Standard Webhooks); the receiver checks it with the step's secret:");
+    println!(
+        "   Each attempt is signed (Standard Webhooks); the receiver checks it with the step's secret:"
+    );
     let secret = api
         .call(
             "GET",

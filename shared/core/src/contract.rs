@@ -525,6 +525,48 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
         .await
         .unwrap_err();
     assert!(bad.is::<BadCursor>(), "{bad}");
+
+    // resend: only a failed delivery, a compare-and-set on the attempt count; refused, it
+    // stays failed with one attempt more; accepted, it and its counters move failed → accepted
+    let failed = store.get(&d[1].id).await.unwrap().unwrap();
+    assert!(
+        !store
+            .record_resend(&got, &attempt(Some(200)), true)
+            .await
+            .unwrap(),
+        "an accepted delivery was resent"
+    );
+    assert!(
+        store
+            .record_resend(&failed, &attempt(Some(503)), false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_resend(&failed, &attempt(Some(200)), true)
+            .await
+            .unwrap(),
+        "a stale resend was recorded"
+    );
+    let refused = store.get(&d[1].id).await.unwrap().unwrap();
+    assert_eq!(
+        (refused.status, refused.attempts.clone()),
+        (DeliveryStatus::Failed, vec![attempt(Some(503))])
+    );
+    let c = counts(&store.step_counts(4_000, &scn).await.unwrap(), "hook");
+    assert_eq!((c.passes, c.accepted, c.pending, c.failed), (3, 1, 1, 1));
+    assert!(
+        store
+            .record_resend(&refused, &attempt(Some(200)), true)
+            .await
+            .unwrap()
+    );
+    let resent = store.get(&d[1].id).await.unwrap().unwrap();
+    assert_eq!(resent.status, DeliveryStatus::Accepted);
+    assert_eq!(resent.attempts.len(), 2);
+    let c = counts(&store.step_counts(4_000, &scn).await.unwrap(), "hook");
+    assert_eq!((c.passes, c.accepted, c.pending, c.failed), (3, 2, 1, 0));
 }
 
 pub type Receive<'a> = &'a (dyn Fn() -> Pin<Box<dyn Future<Output = Vec<Task>> + Send>> + Sync);

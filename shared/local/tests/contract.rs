@@ -131,3 +131,43 @@ async fn a_schema_0_database_is_migrated_with_its_work() {
     let store = SqliteStore::new(Db::open(&path).unwrap());
     assert_eq!(store.due(at(60), 10).await.unwrap().len(), 2);
 }
+
+/// A schema-1 database (before signing) opens with its scenarios, which have no secret until
+/// one is stored (a rotation).
+#[tokio::test]
+async fn a_schema_1_database_gains_the_secrets_column() {
+    use hookline_core::domain::scenario::ScenarioStatus;
+    use hookline_core::ports::ScenarioStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            r#"
+            CREATE TABLE scenarios (id TEXT PRIMARY KEY, account INTEGER NOT NULL, status TEXT NOT NULL,
+                trigger_type TEXT NOT NULL, def TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+            INSERT INTO scenarios VALUES ('scn_old', 1, 'active', 'group_added',
+                '{"name":"old","trigger":{"type":"group_added"},"start":"hook","steps":[{"type":"send_webhook","id":"hook","url":"https://example.com/h","next":null}]}',
+                0, 0);
+            PRAGMA user_version = 1;
+        "#,
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::new(Db::open(&path).unwrap());
+    let mut old = ScenarioStore::get(&store, 1, "scn_old")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(old.secrets.is_empty());
+    old.secrets = old.def.secrets(&Default::default(), old.updated_at);
+    assert!(store.update(&old, ScenarioStatus::Active).await.unwrap());
+    drop(store);
+    let store = SqliteStore::new(Db::open(&path).unwrap());
+    let read = ScenarioStore::get(&store, 1, "scn_old")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.secrets, old.secrets);
+    assert_eq!(read.secrets.len(), 1);
+}

@@ -260,7 +260,10 @@ mod tests {
         let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         assert_eq!(verify(&first.secret, get, b"{}", t0), Ok(()));
         assert_eq!(verify(&second.secret, get, b"{}", t0), Ok(()));
-        assert!(!format!("{second:?}").contains(&second.secret[6..]), "Debug shows a secret");
+        assert!(
+            !format!("{second:?}").contains(&second.secret[6..]),
+            "Debug shows a secret"
+        );
         let json = serde_json::to_string(&second).unwrap();
         assert_eq!(serde_json::from_str::<StepSecret>(&json).unwrap(), second);
     }
