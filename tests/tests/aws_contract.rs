@@ -68,6 +68,7 @@ async fn long_delays_become_one_schedule_and_short_ones_use_delay_seconds() {
     let now = jiff::Timestamp::now();
     let task = Task::DeliverV1 {
         delivery_id: "dlv_long".into(),
+        attempt: Some(0),
     };
     let due = hookline_core::domain::time::add(now, Duration::from_secs(2 * 3600));
     queue.enqueue(&task, due).await.unwrap();
@@ -117,6 +118,7 @@ async fn long_delays_become_one_schedule_and_short_ones_use_delay_seconds() {
         enrollment_id: "enr_short".into(),
         step_id: None,
         seq: 1,
+        not_before: None,
     };
     queue
         .enqueue(

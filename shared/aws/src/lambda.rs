@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use hookline_core::Hookline;
 use hookline_core::app::Outcome;
 use hookline_core::domain::retry::{DEFAULT_DELAYS, DEFAULT_WINDOW, RetryPolicy};
-use hookline_core::ports::{Pipeline, Ports, Queue, SystemClock, Task, UlidIds};
+use hookline_core::ports::{Clock, Pipeline, Ports, Queue, SystemClock, Task, UlidIds};
 use hookline_sender::ReqwestSender;
 
 use crate::{DynamoStore, QueueRef, SqsQueue};
@@ -119,8 +119,16 @@ pub fn engine_with(
     clients: Clients,
     settings: &Settings,
 ) -> anyhow::Result<(Hookline, Arc<SqsQueue>)> {
+    engine_with_clock(clients, settings, Arc::new(SystemClock))
+}
+
+/// The engine over given clients and clock (a test moves time itself).
+pub fn engine_with_clock(
+    clients: Clients,
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Hookline, Arc<SqsQueue>)> {
     let store = DynamoStore::new(clients.dynamodb, &settings.table);
-    let clock = Arc::new(SystemClock);
     let queue = Arc::new(SqsQueue {
         sqs: clients.sqs,
         scheduler: clients.scheduler,

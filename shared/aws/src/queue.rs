@@ -3,6 +3,10 @@
 //! A task due within 900 s is sent with `DelaySeconds`; a later one becomes a one-time
 //! schedule (`at(...)`, flexible window off, target: the queue, deleted after it fires) whose
 //! name derives from the task and its due time, so enqueueing it twice creates it once.
+//!
+//! EventBridge Scheduler fires an `at()` anywhere in the minute after it, so a schedule is set
+//! [`SCHEDULER_LEAD`] early: the message arrives before its time, the handler finds it early and
+//! sends it again with `DelaySeconds` for the rest (SPEC §6: never late because a timer was).
 
 use std::time::Duration;
 
@@ -18,6 +22,8 @@ use std::sync::Arc;
 
 /// SQS's longest delay.
 pub const MAX_SQS_DELAY: Duration = Duration::from_secs(900);
+/// How early a schedule is set before its task is due (Scheduler fires up to 59 s late).
+pub const SCHEDULER_LEAD: Duration = Duration::from_secs(60);
 
 /// A queue the engine sends to: its URL (for SQS) and ARN (as a schedule's target).
 #[derive(Debug, Clone)]
@@ -45,13 +51,15 @@ pub fn schedule_name(task: &Task, due: Timestamp) -> String {
     format!("hl-{}", &hex::encode(digest)[..40])
 }
 
-/// `at(2026-11-26T12:00:00)` in UTC, rounded up to the second (never early).
+/// `at(2026-11-26T11:59:00)` in UTC for a task due at 12:00:00.250: [`SCHEDULER_LEAD`] before
+/// it, rounded down to the second (a schedule fires between its time and 59 s after it, so the
+/// message always arrives before the task is due).
 pub fn at_expression(due: Timestamp) -> String {
-    let secs = due.as_second() + i64::from(due.subsec_nanosecond() > 0);
-    let due = Timestamp::from_second(secs).unwrap_or(due);
+    let early = due.as_second() - SCHEDULER_LEAD.as_secs() as i64;
+    let at = Timestamp::from_second(early).unwrap_or(due);
     format!(
         "at({})",
-        jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S", due).unwrap_or_default()
+        jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S", at).unwrap_or_default()
     )
 }
 
@@ -126,6 +134,7 @@ mod tests {
     fn schedule_names_and_times() {
         let task = Task::DeliverV1 {
             delivery_id: "dlv_1".into(),
+            attempt: Some(2),
         };
         let due: Timestamp = "2026-11-26T12:00:00.250Z".parse().unwrap();
         let name = schedule_name(&task, due);
@@ -135,10 +144,11 @@ mod tests {
             schedule_name(&task, "2026-11-26T12:00:01Z".parse().unwrap())
         );
         assert!(name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-        assert_eq!(at_expression(due), "at(2026-11-26T12:00:01)");
+        // a minute early, rounded down: never less than 60 s before the due time
+        assert_eq!(at_expression(due), "at(2026-11-26T11:59:00)");
         assert_eq!(
             at_expression("2026-11-26T12:00:00Z".parse().unwrap()),
-            "at(2026-11-26T12:00:00)"
+            "at(2026-11-26T11:59:00)"
         );
     }
 }

@@ -576,11 +576,13 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
     let u = unique();
     let now_task = Task::DeliverV1 {
         delivery_id: format!("dlv_{u}_now"),
+        attempt: Some(0),
     };
     let later_task = Task::AdvanceV1 {
         enrollment_id: format!("enr_{u}"),
         step_id: Some("next".into()),
         seq: 3,
+        not_before: None,
     };
     let start = Timestamp::now();
     queue.enqueue(&now_task, start).await.unwrap();

@@ -99,6 +99,7 @@ impl Hookline {
                     enrollment_id: enrollment.id.clone(),
                     step_id: resume,
                     seq: seq + 1,
+                    not_before: Some(until),
                 };
                 queue.enqueue(&task, until).await?;
                 p.enrollments
@@ -117,6 +118,7 @@ impl Hookline {
                 p.deliveries.record_pass(&pass, Some(&delivery)).await?;
                 let task = Task::DeliverV1 {
                     delivery_id: delivery.id.clone(),
+                    attempt: Some(0),
                 };
                 queue.enqueue(&task, now).await?;
                 p.enrollments

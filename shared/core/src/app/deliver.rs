@@ -1,21 +1,36 @@
 //! Webhook delivery on the queued path (AWS): make the due attempt, schedule the retry or settle the delivery, and
 //! hand the contact back to its scenario after the first attempt.
 
+use std::time::Duration;
+
 use super::{Hookline, Outcome};
 use crate::domain::delivery::{Delivery, DeliveryStatus};
-use crate::domain::retry::DEADLINE_GRACE;
 use crate::domain::signing;
 use crate::domain::time::add;
 use crate::ports::{OutboundRequest, Task};
 
+/// How soon a message that arrived before its previous attempt was recorded looks again.
+const NOT_YET_RECORDED: Duration = Duration::from_secs(5);
+/// Past the deadline by this much, such a message stops looking.
+const NOT_RECORDED_GIVE_UP: Duration = Duration::from_secs(3600);
+
 impl Hookline {
-    /// Reconciles a delivery with its state: safe to run twice, or after a crash anywhere.
-    /// An attempt is recorded with a compare-and-set on the attempt count, so a duplicate
-    /// worker never counts one twice (at worst the receiver sees the same `id` again).
-    /// The hand-back is enqueued after the first attempt is made and *before* it is recorded,
-    /// so a delivery that has attempts has always handed its contact back (a crash in between
-    /// repeats the attempt and the hand-back, which the enrollment's sequence makes a no-op).
-    pub(crate) async fn deliver(&self, delivery_id: &str) -> anyhow::Result<Outcome> {
+    /// Makes the attempt a deliver message is for, safe to run twice or after a crash anywhere.
+    ///
+    /// - A message names the attempt it is for (`attempt`: how many were made before it). One
+    ///   whose attempt was made already is dropped: a redelivered message never starts a second
+    ///   retry chain.
+    /// - Order of writes: POST; the hand-back after the first attempt and the message for the
+    ///   next attempt are queued; then the attempt is recorded (a compare-and-set on the attempt
+    ///   count). A crash before the record repeats the POST (at least once) and queues the next
+    ///   message again — the copy that runs second finds its attempt made and is dropped.
+    /// - Never before the due time (a timer that fired early waits the rest); after the
+    ///   deadline only when the message came late (the last attempt is made late, never skipped).
+    pub(crate) async fn deliver(
+        &self,
+        delivery_id: &str,
+        attempt: Option<u32>,
+    ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         let Some(delivery) = p.deliveries.get(delivery_id).await? else {
             tracing::warn!(delivery_id, "deliver for an unknown delivery: dropped");
@@ -24,42 +39,51 @@ impl Hookline {
         if delivery.status != DeliveryStatus::Pending {
             return Ok(Outcome::Done);
         }
+        let made = delivery.attempts.len() as u32;
         let start = p.clock.now();
+        match attempt {
+            Some(n) if n < made => {
+                tracing::debug!(
+                    delivery_id,
+                    attempt = n,
+                    "attempt made already: message dropped"
+                );
+                return Ok(Outcome::Done);
+            }
+            Some(n) if n > made => {
+                // queued just before its previous attempt was recorded: look again shortly,
+                // unless that record is not coming (its message went to the dead-letter queue)
+                if start > add(delivery.deadline, NOT_RECORDED_GIVE_UP) {
+                    tracing::error!(
+                        delivery_id,
+                        "the previous attempt was never recorded: message dropped"
+                    );
+                    return Ok(Outcome::Done);
+                }
+                return Ok(Outcome::RetryAt(add(start, NOT_YET_RECORDED)));
+            }
+            _ => {}
+        }
         if let Some(next) = delivery.next_attempt_at
             && next > start
         {
-            return Ok(Outcome::RetryAt(next));
-        }
-        let attempts_before = delivery.attempts.len();
-        if start > add(delivery.deadline, DEADLINE_GRACE) {
-            // Picked up too late (Hookline was down at the deadline): no attempt after it.
-            tracing::warn!(
-                delivery_id,
-                "deadline passed before the last attempt could be made"
-            );
-            if attempts_before == 0 {
-                self.hand_back(&delivery).await?;
-            }
-            p.deliveries
-                .record_attempt(&delivery, None, DeliveryStatus::Failed, None)
-                .await?;
-            return Ok(Outcome::Done);
+            return Ok(Outcome::RetryAt(next)); // early: the rest is waited
         }
         let (attempt, status, next) = self.post(&delivery, start).await;
-        if attempts_before == 0 {
+        if made == 0 {
             self.hand_back(&delivery).await?;
         }
-        let recorded = p
-            .deliveries
+        if let Some(at) = next {
+            let task = Task::DeliverV1 {
+                delivery_id: delivery.id.clone(),
+                attempt: Some(made + 1),
+            };
+            self.queue()?.enqueue(&task, at).await?;
+        }
+        p.deliveries
             .record_attempt(&delivery, Some(&attempt), status, next)
             .await?;
-        if !recorded {
-            return Ok(Outcome::Done); // another worker recorded this attempt
-        }
-        Ok(match next {
-            Some(at) => Outcome::RetryAt(at),
-            None => Outcome::Done,
-        })
+        Ok(Outcome::Done)
     }
 
     /// One POST of `delivery`, started at `start`, and what follows from its answer: the
@@ -147,13 +171,37 @@ impl Hookline {
         )
     }
 
-    /// The contact moves on once the first attempt has been made, whatever its outcome.
+    /// The contact moves on once the first attempt has been made, whatever its outcome: handed
+    /// back to scenario-advance when there is a next step; when the webhook was the last one,
+    /// the enrollment is completed here (a compare-and-set on its sequence: no hop, no reads).
     async fn hand_back(&self, delivery: &Delivery) -> anyhow::Result<()> {
         let p = &self.ports;
+        let handoff = &delivery.handoff;
+        if handoff.next_step.is_none() {
+            let completed = p
+                .enrollments
+                .advance(
+                    &handoff.enrollment_id,
+                    handoff.seq,
+                    None,
+                    crate::ports::EnrollmentState::Completed,
+                )
+                .await?;
+            if completed {
+                return Ok(());
+            }
+            // Not at that sequence: completed before (a repeat), or the move that created this
+            // delivery is not recorded yet — then scenario-advance finishes it when it is.
+            match p.enrollments.get(&handoff.enrollment_id).await? {
+                Some(e) if e.seq < handoff.seq && !e.state.is_final() => {}
+                _ => return Ok(()),
+            }
+        }
         let task = Task::AdvanceV1 {
-            enrollment_id: delivery.handoff.enrollment_id.clone(),
-            step_id: delivery.handoff.next_step.clone(),
-            seq: delivery.handoff.seq,
+            enrollment_id: handoff.enrollment_id.clone(),
+            step_id: handoff.next_step.clone(),
+            seq: handoff.seq,
+            not_before: None,
         };
         self.queue()?.enqueue(&task, p.clock.now()).await?;
         Ok(())

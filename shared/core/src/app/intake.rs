@@ -64,6 +64,7 @@ impl Hookline {
                     enrollment_id: enrollment.id.clone(),
                     step_id: scenario.def.start.clone(),
                     seq: 0,
+                    not_before: None,
                 };
                 queue.enqueue(&task, now).await?;
                 enrollments.push(EnrollmentRef {

@@ -53,7 +53,7 @@ pub enum AppError {
 pub enum Outcome {
     /// Finished: acknowledge.
     Done,
-    /// Run the same task again at this time (a retry or a wait).
+    /// Run the same task again at this time (a timer that fired early, a move not yet made).
     RetryAt(Timestamp),
 }
 
@@ -99,8 +99,20 @@ impl Hookline {
                 enrollment_id,
                 step_id,
                 seq,
-            } => self.advance(enrollment_id, step_id.as_deref(), *seq).await,
-            Task::DeliverV1 { delivery_id } => self.deliver(delivery_id).await,
+                not_before,
+            } => {
+                if let Some(at) = *not_before
+                    && at > self.ports.clock.now()
+                {
+                    // a timer that fired early (Scheduler is set a minute ahead): wait the rest
+                    return Ok(Outcome::RetryAt(at));
+                }
+                self.advance(enrollment_id, step_id.as_deref(), *seq).await
+            }
+            Task::DeliverV1 {
+                delivery_id,
+                attempt,
+            } => self.deliver(delivery_id, *attempt).await,
             Task::ResendV1 { delivery_ids } => {
                 self.resend_stored(delivery_ids).await?;
                 Ok(Outcome::Done)

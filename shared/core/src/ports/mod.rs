@@ -268,16 +268,25 @@ pub struct ApiKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Task {
-    /// Move an enrollment, at `seq`, into `step_id` (`None`: the end).
+    /// Move an enrollment, at `seq`, into `step_id` (`None`: the end), not before
+    /// `not_before` (the end of a wait: a timer may fire early).
     #[serde(rename = "advance.v1")]
     AdvanceV1 {
         enrollment_id: String,
         step_id: Option<String>,
         seq: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_before: Option<Timestamp>,
     },
-    /// Make the due attempt of a delivery.
+    /// Make the due attempt of a delivery: the one after `attempt` attempts made. A message
+    /// whose attempt was made already is dropped (a redelivery never starts a second chain);
+    /// `None` (messages queued before this field) acts on the delivery as stored.
     #[serde(rename = "deliver.v1")]
-    DeliverV1 { delivery_id: String },
+    DeliverV1 {
+        delivery_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
+    },
     /// Resend failed deliveries: one new attempt of each (SPEC §7), up to
     /// [`crate::app::RESEND_CHUNK`] a task.
     #[serde(rename = "resend.v1")]
@@ -285,13 +294,19 @@ pub enum Task {
 }
 
 impl Task {
-    /// Two enqueues of the same key are the same work (the local queue keeps one).
+    /// Two enqueues of the same key are the same work (a schedule's name derives from it).
     pub fn dedupe_key(&self) -> String {
         match self {
             Task::AdvanceV1 {
                 enrollment_id, seq, ..
             } => format!("adv:{enrollment_id}:{seq}"),
-            Task::DeliverV1 { delivery_id } => format!("dlv:{delivery_id}"),
+            Task::DeliverV1 {
+                delivery_id,
+                attempt,
+            } => match attempt {
+                Some(n) => format!("dlv:{delivery_id}:{n}"),
+                None => format!("dlv:{delivery_id}"),
+            },
             Task::ResendV1 { delivery_ids } => format!("rsd:{}", delivery_ids.join(",")),
         }
     }

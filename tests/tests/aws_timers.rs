@@ -1,0 +1,293 @@
+//! Timers on AWS (SPEC §6), played by this test's own firer on a clock it moves: SQS delivers a
+//! message exactly `DelaySeconds` after it was sent, and EventBridge Scheduler fires a schedule
+//! anywhere in the minute after its `at()` time — here always at the worst, 59 s late. The
+//! handlers run on moto's DynamoDB; their sends are recorded by an SDK interceptor (and also
+//! reach moto, where nothing reads them) and handed back to them when due.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_scheduler::operation::create_schedule::CreateScheduleInput;
+use aws_sdk_sqs::operation::send_message::SendMessageInput;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use hookline_aws::aws_lambda_events::event::sqs::SqsEvent;
+use hookline_aws::lambda::{Clients, engine_with_clock, handle_batch};
+use hookline_core::Hookline;
+use hookline_core::domain::delivery::DeliveryStatus;
+use hookline_core::domain::retry::RetryPolicy;
+use hookline_core::domain::time::add;
+use hookline_core::ports::Clock;
+use hookline_local::receiver::{Receiver, ReceiverOptions};
+use jiff::Timestamp;
+use serde_json::json;
+use support::{Aws, sqs_event};
+
+/// A clock the test moves.
+#[derive(Debug)]
+struct TestClock(Mutex<Timestamp>);
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
+impl TestClock {
+    fn set(&self, t: Timestamp) {
+        *self.0.lock().unwrap() = t;
+    }
+}
+
+/// A message on its way: when it arrives, on which queue, its body.
+#[derive(Debug, Clone)]
+struct Timer {
+    fires: Timestamp,
+    queue_url_or_arn: String,
+    body: String,
+    via_scheduler: bool,
+}
+
+/// Records every SendMessage and CreateSchedule as the [`Timer`] it becomes.
+#[derive(Debug, Clone)]
+struct Firer {
+    clock: Arc<TestClock>,
+    timers: Arc<Mutex<Vec<Timer>>>,
+}
+
+/// How late Scheduler fires here: the worst it may (60-second precision).
+const SCHEDULER_LATE: Duration = Duration::from_secs(59);
+
+impl Intercept for Firer {
+    fn name(&self) -> &'static str {
+        "test-firer"
+    }
+
+    fn read_before_serialization(
+        &self,
+        ctx: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let now = self.clock.now();
+        let input = ctx.input();
+        let timer = if let Some(send) = input.downcast_ref::<SendMessageInput>() {
+            let delay = send.delay_seconds.unwrap_or(0) as u64;
+            Some(Timer {
+                fires: add(now, Duration::from_secs(delay)),
+                queue_url_or_arn: send.queue_url.clone().unwrap_or_default(),
+                body: send.message_body.clone().unwrap_or_default(),
+                via_scheduler: false,
+            })
+        } else if let Some(schedule) = input.downcast_ref::<CreateScheduleInput>() {
+            let expr = schedule.schedule_expression.clone().unwrap_or_default();
+            let at = expr.trim_start_matches("at(").trim_end_matches(')');
+            let at: Timestamp = format!("{at}Z").parse().unwrap();
+            let target = schedule.target.clone().unwrap();
+            Some(Timer {
+                fires: add(at, SCHEDULER_LATE),
+                queue_url_or_arn: target.arn,
+                body: target.input.unwrap_or_default(),
+                via_scheduler: true,
+            })
+        } else {
+            None
+        };
+        if let Some(t) = timer {
+            self.timers.lock().unwrap().push(t);
+        }
+        Ok(())
+    }
+}
+
+fn engine(aws: &Aws, firer: &Firer) -> Hookline {
+    let clients = Clients {
+        dynamodb: aws_sdk_dynamodb::Client::new(&aws.config),
+        sqs: aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&aws.config)
+                .interceptor(firer.clone())
+                .build(),
+        ),
+        scheduler: aws_sdk_scheduler::Client::from_conf(
+            aws_sdk_scheduler::config::Builder::from(&aws.config)
+                .interceptor(firer.clone())
+                .build(),
+        ),
+    };
+    engine_with_clock(clients, &aws.settings, firer.clock.clone())
+        .unwrap()
+        .0
+}
+
+/// Hands one message body to the handlers, as the event source mapping would.
+async fn handle(engine: &Hookline, aws: &Aws, timer: &Timer) {
+    let arn = if timer.queue_url_or_arn == aws.settings.advance_queue.url
+        || timer.queue_url_or_arn == aws.settings.advance_queue.arn
+    {
+        &aws.settings.advance_queue.arn
+    } else {
+        &aws.settings.deliver_queue.arn
+    };
+    let messages = vec![("r".to_string(), "m".to_string(), timer.body.clone())];
+    let event: SqsEvent = serde_json::from_value(sqs_event(arn, &messages)).unwrap();
+    let hookline_core::ports::Pipeline::Queued(queue) = &engine.ports.pipeline else {
+        panic!("the AWS functions walk the queued path");
+    };
+    let response = handle_batch(engine, queue.as_ref(), event).await;
+    assert!(response.batch_item_failures.is_empty(), "{timer:?}");
+}
+
+fn scenario(url: &str) -> serde_json::Value {
+    json!({"name": "timers", "trigger": {"type": "group_added"}, "start": "hook",
+           "steps": [{"id": "hook", "type": "send_webhook", "url": url, "next": null}]})
+}
+
+/// Window 60 min, delays 40 min: the retry (36–44 min) and the last attempt at the deadline
+/// (16–24 min after it) both go through Scheduler, which fires 59 s late every time. Every
+/// attempt starts at its due time (within the second SQS's delay rounds to), the last one at the
+/// deadline: none is skipped, none is early.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduler_59_s_late_never_delays_or_skips_an_attempt() {
+    let aws = Aws::fresh(RetryPolicy::parse("60m", "40m").unwrap()).await;
+    // whole milliseconds: what the stores keep
+    let start = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).unwrap();
+    let firer = Firer {
+        clock: Arc::new(TestClock(Mutex::new(start))),
+        timers: Arc::default(),
+    };
+    let engine = engine(&aws, &firer);
+    let rx = Receiver::start(
+        "127.0.0.1:0",
+        ReceiverOptions {
+            status: 503,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = engine
+        .create_scenario(1, scenario(&rx.url("/late")))
+        .await
+        .unwrap()
+        .id;
+    engine.activate_scenario(1, &id).await.unwrap();
+    engine
+        .intake(1, json!({"id": "e1", "type": "group_added", "contact": {"id": 1, "email": "a@example.org"}}))
+        .await
+        .unwrap();
+
+    let mut handled = 0;
+    let mut schedules = 0;
+    loop {
+        let next = {
+            let mut timers = firer.timers.lock().unwrap();
+            timers.sort_by_key(|t| t.fires);
+            (!timers.is_empty()).then(|| timers.remove(0))
+        };
+        let Some(timer) = next else { break };
+        schedules += usize::from(timer.via_scheduler);
+        firer.clock.set(timer.fires.max(firer.clock.now()));
+        handle(&engine, &aws, &timer).await;
+        handled += 1;
+        assert!(handled < 50, "the timers never settled");
+    }
+    let delivery = engine
+        .step_deliveries(1, &id, "hook", None, None, None)
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(delivery.status, DeliveryStatus::Failed, "{delivery:?}");
+    assert_eq!(
+        schedules, 2,
+        "the retry and the last attempt both went through Scheduler"
+    );
+    let at: Vec<Timestamp> = delivery
+        .attempts
+        .iter()
+        .map(|a| a.at.parse().unwrap())
+        .collect();
+    assert_eq!(at.len(), 3, "an attempt was skipped: {at:?}");
+    let deadline: Timestamp = delivery.deadline.parse().unwrap();
+    assert_eq!(deadline, add(start, Duration::from_secs(3600)));
+    // the retry: 40 min ± 10 % after the first; the last: at the deadline, to the second
+    let gap = at[1].duration_since(at[0]).as_secs();
+    assert!((2160..=2641).contains(&gap), "retry after {gap} s");
+    assert!(at[2] >= deadline, "the last attempt was early: {at:?}");
+    assert!(
+        at[2].duration_since(deadline).as_secs_f64() < 1.0,
+        "the last attempt was {} s late",
+        at[2].duration_since(deadline).as_secs_f64()
+    );
+    assert_eq!(rx.count(), 3);
+}
+
+/// A deliver message handled again after its attempt was recorded (an SQS redelivery) sends
+/// nothing and queues nothing: one retry chain per delivery.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivered_message_never_starts_a_second_retry_chain() {
+    let aws = Aws::fresh(RetryPolicy::parse("60s", "5s").unwrap()).await;
+    let firer = Firer {
+        clock: Arc::new(TestClock(Mutex::new(Timestamp::now()))),
+        timers: Arc::default(),
+    };
+    let engine = engine(&aws, &firer);
+    let rx = Receiver::start(
+        "127.0.0.1:0",
+        ReceiverOptions {
+            status: 500,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = engine
+        .create_scenario(1, scenario(&rx.url("/again")))
+        .await
+        .unwrap()
+        .id;
+    engine.activate_scenario(1, &id).await.unwrap();
+    engine
+        .intake(1, json!({"id": "e1", "type": "group_added", "contact": {"id": 1, "email": "a@example.org"}}))
+        .await
+        .unwrap();
+    let take = || {
+        let mut timers = firer.timers.lock().unwrap();
+        timers.sort_by_key(|t| t.fires);
+        (!timers.is_empty()).then(|| timers.remove(0))
+    };
+    let advance = take().unwrap();
+    handle(&engine, &aws, &advance).await;
+    let first = take().expect("the first deliver message");
+    handle(&engine, &aws, &first).await;
+    assert_eq!(rx.count(), 1);
+    let pending: Vec<Timer> = firer.timers.lock().unwrap().clone();
+    assert_eq!(pending.len(), 1, "one retry queued: {pending:?}");
+    // the same message again, and again
+    handle(&engine, &aws, &first).await;
+    handle(&engine, &aws, &first).await;
+    assert_eq!(
+        rx.count(),
+        1,
+        "a redelivered message sent the webhook again"
+    );
+    let after: Vec<Timer> = firer.timers.lock().unwrap().clone();
+    assert_eq!(
+        after.len(),
+        1,
+        "a redelivered message queued a second chain: {after:?}"
+    );
+    // the retry itself runs once
+    let retry = take().unwrap();
+    firer.clock.set(retry.fires);
+    handle(&engine, &aws, &retry).await;
+    handle(&engine, &aws, &retry).await;
+    assert_eq!(rx.count(), 2);
+    let stats = engine.step_stats(1, &id, "hook").await.unwrap();
+    assert_eq!((stats.passes, stats.pending), (1, Some(1)));
+}
