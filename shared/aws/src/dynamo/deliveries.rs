@@ -1,0 +1,445 @@
+//! Deliveries, their attempts, and the sharded statistics counters.
+
+use anyhow::{Context, anyhow};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use hookline_core::domain::delivery::{Attempt, Delivery, DeliveryStatus, Handoff};
+use hookline_core::domain::time::{from_millis, to_millis};
+use hookline_core::ports::{
+    BadCursor, DeliveryFilter, DeliveryStore, Page, Pass, StepCounts, StoreResult,
+};
+use jiff::Timestamp;
+
+use super::*;
+
+fn created_key(d: &Delivery) -> String {
+    format!("{:013}#{}", to_millis(d.created_at), d.id)
+}
+
+fn delivery_item(d: &Delivery) -> anyhow::Result<Item> {
+    let mut item = key(format!("DLV#{}", d.id), "DLV");
+    item.insert("id".into(), s(&d.id));
+    item.insert("account".into(), n(d.account));
+    item.insert("scenario_id".into(), s(&d.scenario_id));
+    item.insert("step_id".into(), s(&d.step_id));
+    item.insert("contact_id".into(), n(d.contact_id));
+    item.insert("handoff".into(), s(serde_json::to_string(&d.handoff)?));
+    item.insert("url".into(), s(&d.url));
+    item.insert("headers".into(), s(serde_json::to_string(&d.headers)?));
+    item.insert("payload".into(), s(&d.payload));
+    item.insert("status".into(), s(d.status.as_str()));
+    item.insert("created_at".into(), n(to_millis(d.created_at)));
+    item.insert("deadline".into(), n(to_millis(d.deadline)));
+    if let Some(t) = d.next_attempt_at {
+        item.insert("next_attempt_at".into(), n(to_millis(t)));
+    }
+    let attempts = d
+        .attempts
+        .iter()
+        .map(|a| serde_json::to_string(a).map(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    item.insert("attempts".into(), AttributeValue::L(attempts));
+    item.insert("attempt_count".into(), n(d.attempts.len()));
+    item.insert(
+        "gsi1pk".into(),
+        s(format!(
+            "DLVS#{}#{}#{}",
+            d.scenario_id,
+            d.step_id,
+            shard_of(&d.id)
+        )),
+    );
+    item.insert("gsi1sk".into(), s(created_key(d)));
+    item.insert(
+        "expires_at".into(),
+        n(d.deadline.as_second() + 30 * DAY_SECS),
+    );
+    Ok(item)
+}
+
+fn delivery_from(item: &Item) -> anyhow::Result<Delivery> {
+    let status = get_s(item, "status")?;
+    let attempts = match item.get("attempts") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(text) => {
+                    serde_json::from_str::<Attempt>(text).map_err(anyhow::Error::from)
+                }
+                _ => Err(anyhow!("an attempt is not a string")),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        _ => Vec::new(),
+    };
+    Ok(Delivery {
+        id: get_s(item, "id")?,
+        account: get_n(item, "account")?,
+        scenario_id: get_s(item, "scenario_id")?,
+        step_id: get_s(item, "step_id")?,
+        contact_id: get_n(item, "contact_id")?,
+        handoff: serde_json::from_str::<Handoff>(&get_s(item, "handoff")?)?,
+        url: get_s(item, "url")?,
+        headers: serde_json::from_str(&get_s(item, "headers")?)?,
+        payload: get_s(item, "payload")?,
+        status: DeliveryStatus::parse(&status).with_context(|| format!("status {status}"))?,
+        created_at: from_millis(get_n(item, "created_at")?),
+        deadline: from_millis(get_n(item, "deadline")?),
+        next_attempt_at: opt_n(item, "next_attempt_at").map(from_millis),
+        attempts,
+    })
+}
+
+impl DynamoStore {
+    /// `ADD` to one counter shard of a step.
+    pub(super) fn count(
+        &self,
+        account: i64,
+        scenario: &str,
+        step: &str,
+        shard: u32,
+        adds: &[(&str, i64)],
+    ) -> anyhow::Result<TransactWriteItem> {
+        let mut expr = Vec::new();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("STAT#{scenario}#{shard}"), step)))
+            .expression_attribute_values(":account", n(account));
+        for (i, (field, delta)) in adds.iter().enumerate() {
+            expr.push(format!("{field} :d{i}"));
+            update = update.expression_attribute_values(format!(":d{i}"), n(delta));
+        }
+        let update = update
+            .update_expression(format!("SET account = :account ADD {}", expr.join(", ")))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    pub(super) async fn exists(&self, pk: String, sk: &str) -> anyhow::Result<bool> {
+        Ok(self.get_item(pk, sk).await?.is_some())
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for DynamoStore {
+    async fn record_pass(&self, pass: &Pass, delivery: Option<&Delivery>) -> StoreResult<bool> {
+        let not_exists = Some("attribute_not_exists(pk)");
+        // a webhook pass counts on its delivery's shard, where its attempts will count too
+        let shard = shard_of(delivery.map(|d| d.id.as_str()).unwrap_or(&pass.key));
+        let pass_pk = format!("PASS#{}", pass.key);
+        let unique_pk = format!(
+            "UNQ#{}#{}#{}",
+            pass.scenario_id, pass.step_id, pass.contact_id
+        );
+        for first_visit in [true, false] {
+            let mut marker = key(pass_pk.clone(), "PASS");
+            marker.insert("expires_at".into(), ttl(15));
+            let mut writes = vec![self.put(marker, not_exists)?];
+            let mut adds = vec![("passes", 1)];
+            if first_visit {
+                writes.push(self.put(key(unique_pk.clone(), "UNQ"), not_exists)?);
+                adds.push(("unique_contacts", 1));
+            }
+            if let Some(d) = delivery {
+                writes.push(self.put(delivery_item(d)?, not_exists)?);
+                adds.push(("pending", 1));
+            }
+            writes.push(self.count(
+                pass.account,
+                &pass.scenario_id,
+                &pass.step_id,
+                shard,
+                &adds,
+            )?);
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(err) if cancelled(&err) => {
+                    if self.exists(pass_pk.clone(), "PASS").await? {
+                        return Ok(false); // recorded before: a repeated message
+                    }
+                    if !first_visit || !self.exists(unique_pk.clone(), "UNQ").await? {
+                        return Err(anyhow!(
+                            "recording pass {} was cancelled: {err:?}",
+                            pass.key
+                        ));
+                    }
+                    // the contact passed this step before: record it without counting it anew
+                }
+                Err(err) => {
+                    return Err(
+                        anyhow::Error::from(err).context("DynamoDB TransactWriteItems pass")
+                    );
+                }
+            }
+        }
+        Err(anyhow!("recording pass {} did not settle", pass.key))
+    }
+
+    async fn get(&self, id: &str) -> StoreResult<Option<Delivery>> {
+        self.get_item(format!("DLV#{id}"), "DLV")
+            .await?
+            .as_ref()
+            .map(delivery_from)
+            .transpose()
+    }
+
+    async fn record_attempt(
+        &self,
+        d: &Delivery,
+        attempt: Option<&Attempt>,
+        status: DeliveryStatus,
+        next_attempt_at: Option<Timestamp>,
+    ) -> StoreResult<bool> {
+        let mut sets = vec!["attempt_count = :count", "#st = :status"];
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("DLV#{}", d.id), "DLV")))
+            .condition_expression(
+                "attribute_exists(pk) AND attempt_count = :before AND #st = :pending",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":before", n(d.attempts.len()))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(
+                ":count",
+                n(d.attempts.len() + usize::from(attempt.is_some())),
+            );
+        if let Some(a) = attempt {
+            sets.push("attempts = list_append(attempts, :attempt)");
+            update = update.expression_attribute_values(
+                ":attempt",
+                AttributeValue::L(vec![s(serde_json::to_string(a)?)]),
+            );
+        }
+        let expression = match next_attempt_at {
+            Some(t) => {
+                sets.push("next_attempt_at = :next");
+                update = update.expression_attribute_values(":next", n(to_millis(t)));
+                format!("SET {}", sets.join(", "))
+            }
+            None => format!("SET {} REMOVE next_attempt_at", sets.join(", ")),
+        };
+        let update = update.update_expression(expression).build()?;
+        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+        let settled = match status {
+            DeliveryStatus::Pending => None,
+            DeliveryStatus::Accepted => Some("accepted"),
+            DeliveryStatus::Failed => Some("failed"),
+        };
+        if let Some(field) = settled {
+            writes.push(self.count(
+                d.account,
+                &d.scenario_id,
+                &d.step_id,
+                shard_of(&d.id),
+                &[("pending", -1), (field, 1)],
+            )?);
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if cancelled(&err) => {
+                // lost the compare-and-set (someone recorded this attempt), or a conflicting
+                // transaction cancelled ours: only the first is final
+                match DeliveryStore::get(self, &d.id).await? {
+                    Some(now)
+                        if now.status == DeliveryStatus::Pending
+                            && now.attempts.len() == d.attempts.len() =>
+                    {
+                        Err(anyhow!(
+                            "recording an attempt of {} was cancelled: {err:?}",
+                            d.id
+                        ))
+                    }
+                    _ => Ok(false),
+                }
+            }
+            Err(err) => {
+                Err(anyhow::Error::from(err).context("DynamoDB TransactWriteItems attempt"))
+            }
+        }
+    }
+
+    async fn record_resend(
+        &self,
+        d: &Delivery,
+        attempt: &Attempt,
+        accepted: bool,
+    ) -> StoreResult<bool> {
+        let status = if accepted { "accepted" } else { "failed" };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("DLV#{}", d.id), "DLV")))
+            .condition_expression(
+                "attribute_exists(pk) AND attempt_count = :before AND #st = :failed",
+            )
+            .update_expression(
+                "SET attempt_count = :count, #st = :status, attempts = list_append(attempts, :attempt)",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":before", n(d.attempts.len()))
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":status", s(status))
+            .expression_attribute_values(":count", n(d.attempts.len() + 1))
+            .expression_attribute_values(
+                ":attempt",
+                AttributeValue::L(vec![s(serde_json::to_string(attempt)?)]),
+            )
+            .build()?;
+        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+        if accepted {
+            writes.push(self.count(
+                d.account,
+                &d.scenario_id,
+                &d.step_id,
+                shard_of(&d.id),
+                &[("failed", -1), ("accepted", 1)],
+            )?);
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if cancelled(&err) => match DeliveryStore::get(self, &d.id).await? {
+                // a conflicting transaction cancelled ours: it may pass
+                Some(now)
+                    if now.status == DeliveryStatus::Failed
+                        && now.attempts.len() == d.attempts.len() =>
+                {
+                    Err(anyhow!(
+                        "recording a resend of {} was cancelled: {err:?}",
+                        d.id
+                    ))
+                }
+                _ => Ok(false), // recorded by another worker
+            },
+            Err(err) => Err(anyhow::Error::from(err).context("DynamoDB TransactWriteItems resend")),
+        }
+    }
+
+    async fn list(&self, f: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>> {
+        if let Some(c) = f.cursor
+            && !(c.len() > 14
+                && c.as_bytes()[13] == b'#'
+                && c[..13].bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(BadCursor.into());
+        }
+        // newest first across the shards: the first limit+1 of each, merged
+        let queries = (0..SHARDS).map(|shard| self.list_shard(f, shard));
+        let mut items: Vec<(String, Delivery)> = futures::future::try_join_all(queries)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        items.sort_by(|a, b| b.0.cmp(&a.0));
+        let more = items.len() > f.limit;
+        items.truncate(f.limit);
+        let next_cursor = if more {
+            items.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: items.into_iter().map(|(_, d)| d).collect(),
+            next_cursor,
+        })
+    }
+
+    async fn step_counts(&self, account: i64, scenario_id: &str) -> StoreResult<Vec<StepCounts>> {
+        let reads =
+            (0..SHARDS).map(|shard| self.query_all(format!("STAT#{scenario_id}#{shard}"), None));
+        let shards = futures::future::try_join_all(reads).await?;
+        let mut counts: Vec<StepCounts> = Vec::new();
+        for item in shards.iter().flatten() {
+            if opt_n(item, "account") != Some(account) {
+                continue;
+            }
+            let step = get_s(item, "sk")?;
+            let entry = match counts.iter_mut().position(|c| c.step_id == step) {
+                Some(i) => &mut counts[i],
+                None => {
+                    counts.push(StepCounts {
+                        step_id: step,
+                        ..StepCounts::default()
+                    });
+                    counts.last_mut().context("just pushed")?
+                }
+            };
+            let get = |k: &str| opt_n(item, k).unwrap_or(0).max(0) as u64;
+            entry.passes += get("passes");
+            entry.unique_contacts += get("unique_contacts");
+            entry.accepted += get("accepted");
+            entry.pending += get("pending");
+            entry.failed += get("failed");
+        }
+        Ok(counts)
+    }
+}
+
+impl DynamoStore {
+    /// Up to `limit + 1` deliveries of one shard of a step's index, older than the cursor.
+    async fn list_shard(
+        &self,
+        f: &DeliveryFilter<'_>,
+        shard: u32,
+    ) -> anyhow::Result<Vec<(String, Delivery)>> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .scan_index_forward(false)
+                .limit((f.limit + 1) as i32)
+                .expression_attribute_values(
+                    ":pk",
+                    s(format!("DLVS#{}#{}#{shard}", f.scenario_id, f.step_id)),
+                )
+                .expression_attribute_values(":account", n(f.account))
+                .set_exclusive_start_key(start.take());
+            let mut filter = vec!["account = :account"];
+            q = match f.cursor {
+                Some(c) => q
+                    .key_condition_expression("gsi1pk = :pk AND gsi1sk < :cursor")
+                    .expression_attribute_values(":cursor", s(c)),
+                None => q.key_condition_expression("gsi1pk = :pk"),
+            };
+            if let Some(status) = f.status {
+                filter.push("#st = :status");
+                q = q
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":status", s(status.as_str()));
+            }
+            let out = q
+                .filter_expression(filter.join(" AND "))
+                .send()
+                .await
+                .context("DynamoDB Query deliveries")?;
+            for item in out.items.unwrap_or_default() {
+                found.push((get_s(&item, "gsi1sk")?, delivery_from(&item)?));
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() && found.len() <= f.limit => start = Some(k),
+                _ => return Ok(found),
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Enrollments, the re-entry rule and event answers.
+
+use anyhow::{Context, anyhow};
+use async_trait::async_trait;
+use hookline_core::domain::event::IntakeAnswer;
+use hookline_core::domain::time::{from_millis, to_millis};
+use hookline_core::ports::{
+    EnrollOutcome, Enrollment, EnrollmentState, EnrollmentStore, StoreResult,
+};
+
+use super::*;
+
+fn enrollment_item(e: &Enrollment) -> Item {
+    let mut item = key(format!("ENR#{}", e.id), "ENR");
+    item.insert("id".into(), s(&e.id));
+    item.insert("account".into(), n(e.account));
+    item.insert("scenario_id".into(), s(&e.scenario_id));
+    item.insert("contact_id".into(), n(e.contact_id));
+    item.insert("seq".into(), n(e.seq));
+    if let Some(step) = &e.step_id {
+        item.insert("step_id".into(), s(step));
+    }
+    item.insert("state".into(), s(e.state.as_str()));
+    item.insert("created_at".into(), n(to_millis(e.created_at)));
+    item
+}
+
+#[async_trait]
+impl EnrollmentStore for DynamoStore {
+    async fn event_answer(
+        &self,
+        account: i64,
+        event_id: &str,
+    ) -> StoreResult<Option<IntakeAnswer>> {
+        let item = self
+            .get_item(format!("EVT#{account}#{event_id}"), "EVT")
+            .await?;
+        Ok(item
+            .map(|i| get_s(&i, "answer"))
+            .transpose()?
+            .map(|t| serde_json::from_str(&t))
+            .transpose()?)
+    }
+
+    async fn save_event_answer(
+        &self,
+        account: i64,
+        answer: &IntakeAnswer,
+    ) -> StoreResult<IntakeAnswer> {
+        let pk = format!("EVT#{account}#{}", answer.event_id);
+        let mut item = key(pk.clone(), "EVT");
+        item.insert("answer".into(), s(serde_json::to_string(answer)?));
+        item.insert("expires_at".into(), ttl(7));
+        if self.put_new(item, "event").await? {
+            return Ok(answer.clone());
+        }
+        let stored = self
+            .get_item(pk, "EVT")
+            .await?
+            .context("event answer vanished")?;
+        Ok(serde_json::from_str(&get_s(&stored, "answer")?)?)
+    }
+
+    async fn create(&self, e: &Enrollment, allow_reentry: bool) -> StoreResult<EnrollOutcome> {
+        let not_exists = Some("attribute_not_exists(pk)");
+        let mut writes = vec![self.put(enrollment_item(e), not_exists)?];
+        if !allow_reentry {
+            let mut entry = key(format!("ENT#{}#{}", e.scenario_id, e.contact_id), "ENT");
+            entry.insert("enrollment_id".into(), s(&e.id));
+            writes.push(self.put(entry, not_exists)?);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(EnrollOutcome::Created),
+            Err(err) if cancelled(&err) => {
+                // which condition failed: this enrollment exists, or the contact already
+                // entered; neither (a conflicting transaction) may pass: retried
+                if self.exists(format!("ENR#{}", e.id), "ENR").await? {
+                    Ok(EnrollOutcome::AlreadyExists)
+                } else if !allow_reentry
+                    && self
+                        .exists(format!("ENT#{}#{}", e.scenario_id, e.contact_id), "ENT")
+                        .await?
+                {
+                    Ok(EnrollOutcome::AlreadyEntered)
+                } else {
+                    Err(anyhow!(
+                        "creating enrollment {} was cancelled: {err:?}",
+                        e.id
+                    ))
+                }
+            }
+            Err(err) => {
+                Err(anyhow::Error::from(err).context("DynamoDB TransactWriteItems enrollment"))
+            }
+        }
+    }
+
+    async fn get(&self, id: &str) -> StoreResult<Option<Enrollment>> {
+        let Some(item) = self.get_item(format!("ENR#{id}"), "ENR").await? else {
+            return Ok(None);
+        };
+        let state = get_s(&item, "state")?;
+        Ok(Some(Enrollment {
+            id: get_s(&item, "id")?,
+            account: get_n(&item, "account")?,
+            scenario_id: get_s(&item, "scenario_id")?,
+            contact_id: get_n(&item, "contact_id")?,
+            seq: get_n(&item, "seq")? as u64,
+            step_id: opt_s(&item, "step_id"),
+            state: EnrollmentState::parse(&state).with_context(|| format!("state {state}"))?,
+            created_at: from_millis(get_n(&item, "created_at")?),
+        }))
+    }
+
+    async fn advance(
+        &self,
+        id: &str,
+        from_seq: u64,
+        step_id: Option<&str>,
+        state: EnrollmentState,
+    ) -> StoreResult<bool> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("ENR#{id}"), "ENR")))
+            .condition_expression("attribute_exists(pk) AND seq = :from")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":from", n(from_seq))
+            .expression_attribute_values(":to", n(from_seq + 1))
+            .expression_attribute_values(":state", s(state.as_str()));
+        update = match step_id {
+            Some(step) => update
+                .update_expression("SET seq = :to, #state = :state, step_id = :step")
+                .expression_attribute_values(":step", s(step)),
+            None => update.update_expression("SET seq = :to, #state = :state REMOVE step_id"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(anyhow::Error::from(e).context("DynamoDB UpdateItem enrollment")),
+        }
+    }
+}

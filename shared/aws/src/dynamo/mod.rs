@@ -1,0 +1,204 @@
+//! Every store port on one DynamoDB table.
+//!
+//! Keys (`pk`, `sk`; index `gsi1` on `gsi1pk`, `gsi1sk`; TTL attribute `expires_at`):
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | scenario | `ACCT#{account}` | `SCN#{id}` |
+//! | contact snapshot | `CON#{account}#{id}` | `CON` |
+//! | event answer (TTL 7 d) | `EVT#{account}#{event id}` | `EVT` |
+//! | enrollment | `ENR#{id}` | `ENR` |
+//! | entered (no re-entry) | `ENT#{scenario}#{contact}` | `ENT` |
+//! | pass marker (TTL 15 d) | `PASS#{key}` | `PASS` |
+//! | unique-contact marker | `UNQ#{scenario}#{step}#{contact}` | `UNQ` |
+//! | counter shard | `STAT#{scenario}#{shard}` | `{step}` |
+//! | delivery (TTL 30 d after the deadline) | `DLV#{id}` | `DLV`; gsi1: `DLVS#{scenario}#{step}#{shard}`, `{created ms}#{id}` |
+//! | API key (`revoked_at` once revoked) | `KEY#{sha256}` | `KEY` |
+//! | API key, listed | `KEYS` | `{prefix}#{sha256}` |
+//!
+//! A busy webhook step never becomes a hot key: its counters and its delivery index are spread
+//! over [`SHARDS`] partition keys (by delivery id) and summed / merged on read. A pass, its
+//! counter increments and its delivery are written in one transaction with conditions, so a
+//! repeated message changes nothing; an attempt moves the delivery and its counters in one
+//! transaction conditioned on the attempt count.
+//!
+//! One file per store: `scenarios.rs`, `contacts.rs`, `enrollments.rs` (with event answers),
+//! `deliveries.rs` (with the counters), `keys.rs`; the helpers they share are here.
+
+mod contacts;
+mod deliveries;
+mod enrollments;
+mod keys;
+mod scenarios;
+
+use std::collections::HashMap;
+
+use anyhow::{Context, anyhow};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+/// Partition keys per webhook step for counters and the delivery index.
+pub const SHARDS: u32 = 16;
+pub(super) const DAY_SECS: i64 = 86_400;
+
+pub(super) type Item = HashMap<String, AttributeValue>;
+
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(super) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(super) fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+pub(super) fn get_s(item: &Item, k: &str) -> anyhow::Result<String> {
+    match item.get(k) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(anyhow!("attribute {k} is missing or not a string")),
+    }
+}
+
+pub(super) fn opt_s(item: &Item, k: &str) -> Option<String> {
+    match item.get(k) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+pub(super) fn get_n(item: &Item, k: &str) -> anyhow::Result<i64> {
+    match item.get(k) {
+        Some(AttributeValue::N(v)) => v.parse().with_context(|| format!("attribute {k}")),
+        _ => Err(anyhow!("attribute {k} is missing or not a number")),
+    }
+}
+
+pub(super) fn opt_n(item: &Item, k: &str) -> Option<i64> {
+    match item.get(k) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+pub(super) fn shard_of(id: &str) -> u32 {
+    let digest = Sha256::digest(id.as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % SHARDS
+}
+
+pub(super) fn ttl(days: i64) -> AttributeValue {
+    n(Timestamp::now().as_second() + days * DAY_SECS)
+}
+
+/// Was this a failed condition (an item that exists, a stale compare-and-set)?
+pub(super) fn is_conditional<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    err: &SdkError<E>,
+) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| {
+            c == "ConditionalCheckFailedException" || c == "TransactionCanceledException"
+        })
+}
+
+pub(super) fn cancelled(err: &SdkError<TransactWriteItemsError>) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(TransactWriteItemsError::TransactionCanceledException(_))
+    )
+}
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    pub(super) client: Client,
+    pub(super) table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub(super) async fn get_item(&self, pk: String, sk: &str) -> anyhow::Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("DynamoDB GetItem")?;
+        Ok(out.item)
+    }
+
+    /// Puts an item that must not exist yet; `Ok(false)` when it already does.
+    pub(super) async fn put_new(&self, item: Item, what: &str) -> anyhow::Result<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional(&e) => Ok(false),
+            Err(e) => Err(anyhow::Error::from(e).context(format!("DynamoDB PutItem {what}"))),
+        }
+    }
+
+    pub(super) fn put(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+    ) -> anyhow::Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_string))
+            .build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Queries one partition, all pages (optionally only sort keys with a prefix).
+    pub(super) async fn query_all(
+        &self,
+        pk: String,
+        sk_prefix: Option<&str>,
+    ) -> anyhow::Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_exclusive_start_key(start.take());
+            q = match sk_prefix {
+                Some(prefix) => q
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            let out = q.send().await.context("DynamoDB Query")?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
