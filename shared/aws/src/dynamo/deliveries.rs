@@ -150,13 +150,7 @@ impl DeliveryStore for DynamoStore {
                 shard,
                 &adds,
             )?);
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await
-            {
+            match self.transact(writes).await {
                 Ok(_) => return Ok(true),
                 Err(err) if cancelled(&err) => {
                     if self.exists(pass_pk.clone(), "PASS").await? {
@@ -241,13 +235,7 @@ impl DeliveryStore for DynamoStore {
                 &[("pending", -1), (field, 1)],
             )?);
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-        {
+        match self.transact(writes).await {
             Ok(_) => Ok(true),
             Err(err) if cancelled(&err) => {
                 // lost the compare-and-set (someone recorded this attempt), or a conflicting
@@ -307,13 +295,7 @@ impl DeliveryStore for DynamoStore {
                 &[("failed", -1), ("accepted", 1)],
             )?);
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-        {
+        match self.transact(writes).await {
             Ok(_) => Ok(true),
             Err(err) if cancelled(&err) => match DeliveryStore::get(self, &d.id).await? {
                 // a conflicting transaction cancelled ours: it may pass

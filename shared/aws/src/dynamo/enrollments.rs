@@ -69,12 +69,7 @@ impl EnrollmentStore for DynamoStore {
             entry.insert("enrollment_id".into(), s(&e.id));
             writes.push(self.put(entry, not_exists)?);
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await;
+        let result = self.transact(writes).await;
         match result {
             Ok(_) => Ok(EnrollOutcome::Created),
             Err(err) if cancelled(&err) => {

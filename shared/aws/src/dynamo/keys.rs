@@ -26,13 +26,7 @@ impl KeyStore for DynamoStore {
         }
         let not_exists = Some("attribute_not_exists(pk)");
         let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(vec![
-                self.put(item, not_exists)?,
-                self.put(listed, None)?,
-            ]))
-            .send()
+            .transact(vec![self.put(item, not_exists)?, self.put(listed, None)?])
             .await;
         match result {
             Ok(_) => Ok(true),

@@ -114,6 +114,52 @@ pub(super) fn cancelled(err: &SdkError<TransactWriteItemsError>) -> bool {
     )
 }
 
+/// How many times a transaction cancelled by a conflicting one is tried in all.
+const CONFLICT_TRIES: u32 = 6;
+/// The first pause before trying again; it doubles, with ±50 % jitter.
+const CONFLICT_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Was this transaction cancelled only because another transaction touched one of its items at
+/// the same moment (a hot counter shard), no condition having failed? Then trying again passes.
+pub(super) fn conflict_only(err: &SdkError<TransactWriteItemsError>) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            let codes: Vec<&str> = e
+                .cancellation_reasons()
+                .iter()
+                .filter_map(|r| r.code())
+                .collect();
+            codes.contains(&"TransactionConflict") && !codes.contains(&"ConditionalCheckFailed")
+        }
+        Some(TransactWriteItemsError::TransactionInProgressException(_)) => true,
+        _ => false,
+    }
+}
+
+/// Runs `send` until it is not cancelled by a conflict (at most [`CONFLICT_TRIES`] times),
+/// pausing 10 ms, 20 ms, 40 ms … with jitter in between: a conflict is retried here, in the
+/// handler, never through an SQS redelivery (which would repeat the POST before it).
+pub(super) async fn retry_conflicts<T, F, Fut>(
+    mut send: F,
+) -> Result<T, SdkError<TransactWriteItemsError>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<TransactWriteItemsError>>>,
+{
+    let mut pause = CONFLICT_PAUSE;
+    for _ in 1..CONFLICT_TRIES {
+        match send().await {
+            Err(e) if conflict_only(&e) => {
+                let jitter = 0.5 + rand::random::<f64>();
+                tokio::time::sleep(pause.mul_f64(jitter)).await;
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    send().await
+}
+
 #[derive(Clone)]
 pub struct DynamoStore {
     pub(super) client: Client,
@@ -158,6 +204,21 @@ impl DynamoStore {
         }
     }
 
+    /// One `TransactWriteItems`, conflicts retried in-process ([`retry_conflicts`]).
+    pub(super) async fn transact(
+        &self,
+        writes: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError>> {
+        retry_conflicts(|| {
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
     pub(super) fn put(
         &self,
         item: Item,
@@ -200,5 +261,71 @@ impl DynamoStore {
                 _ => return Ok(items),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A cancellation as DynamoDB reports it, with one reason code per item.
+    fn cancelled_by(codes: &[&str]) -> SdkError<TransactWriteItemsError> {
+        let mut e = TransactionCanceledException::builder();
+        for code in codes {
+            e = e.cancellation_reasons(CancellationReason::builder().code(*code).build());
+        }
+        let response = HttpResponse::new(
+            400.try_into().unwrap_or_else(|_| unreachable!()),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        SdkError::service_error(
+            TransactWriteItemsError::TransactionCanceledException(e.build()),
+            response,
+        )
+    }
+
+    /// A conflict on a hot counter shard cannot be made to happen on the emulator (it serves
+    /// one call at a time): the errors DynamoDB answers with are made here.
+    #[tokio::test]
+    async fn conflicts_are_tried_again_in_process_and_failed_conditions_are_not() {
+        let calls = AtomicU32::new(0);
+        let result = retry_conflicts(|| async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(cancelled_by(&["None", "TransactionConflict"])),
+                _ => Ok("written"),
+            }
+        })
+        .await;
+        assert_eq!(result.ok(), Some("written"));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = retry_conflicts(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(cancelled_by(&[
+                "ConditionalCheckFailed",
+                "TransactionConflict",
+            ]))
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "a failed condition is final"
+        );
+
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = retry_conflicts(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(cancelled_by(&["TransactionConflict"]))
+        })
+        .await;
+        assert!(result.is_err_and(|e| conflict_only(&e)));
+        assert_eq!(calls.load(Ordering::SeqCst), CONFLICT_TRIES, "bounded");
     }
 }
