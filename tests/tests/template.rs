@@ -751,6 +751,7 @@ async fn failed_delivery(aws: &Aws, scenario: &str, url: &str) -> String {
         created_at: now,
         deadline: now,
         next_attempt_at: Some(now),
+        attempt_count: 0,
         attempts: vec![],
     };
     let pass = Pass {

@@ -322,6 +322,7 @@ fn delivery(id: &str, scenario: &str, contact: i64, created: i64) -> Delivery {
         created_at: ts(created),
         deadline: ts(created + 43_200),
         next_attempt_at: Some(ts(created)),
+        attempt_count: 0,
         attempts: vec![],
     }
 }
@@ -567,6 +568,29 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
     assert_eq!(resent.attempts.len(), 2);
     let c = counts(&store.step_counts(4_000, &scn).await.unwrap(), "hook");
     assert_eq!((c.passes, c.accepted, c.pending, c.failed), (3, 2, 1, 0));
+
+    // no record grows without bound: the first attempt and the last 19 are kept, and the count
+    for i in 0..25u16 {
+        let now = store.get(&d[2].id).await.unwrap().unwrap();
+        assert_eq!(now.attempt_count, u32::from(i));
+        assert!(
+            store
+                .record_attempt(
+                    &now,
+                    Some(&attempt(Some(500 + i))),
+                    DeliveryStatus::Pending,
+                    Some(ts(20))
+                )
+                .await
+                .unwrap()
+        );
+    }
+    let long = store.get(&d[2].id).await.unwrap().unwrap();
+    assert_eq!(long.attempt_count, 25);
+    let kept: Vec<u16> = long.attempts.iter().filter_map(|a| a.status).collect();
+    let mut want = vec![500];
+    want.extend(506..525);
+    assert_eq!(kept, want);
 }
 
 pub type Receive<'a> = &'a (dyn Fn() -> Pin<Box<dyn Future<Output = Vec<Task>> + Send>> + Sync);

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use async_trait::async_trait;
-use hookline_core::domain::delivery::{Attempt, Delivery};
+use hookline_core::domain::delivery::Delivery;
 use hookline_core::domain::event::{EnrollmentRef, IntakeAnswer};
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
@@ -188,13 +188,11 @@ impl FlowStore for SqliteStore {
     }
 
     async fn commit_attempt(&self, a: &AttemptCommit) -> StoreResult<AttemptRecorded> {
-        let mut attempts: Vec<&Attempt> = a.delivery.attempts.iter().collect();
-        attempts.push(&a.attempt);
-        let attempts_json = serde_json::to_string(&attempts)?;
+        let attempts_json = serde_json::to_string(&a.delivery.kept_with(&a.attempt))?;
         let (id, before, count) = (
             a.delivery.id.clone(),
-            a.delivery.attempts.len() as i64,
-            attempts.len() as i64,
+            a.delivery.attempt_count,
+            a.delivery.attempt_count + 1,
         );
         let (status, next) = (a.status, a.next_attempt_at.map(to_millis));
         let then = match &a.then {

@@ -33,13 +33,8 @@ fn delivery_item(d: &Delivery) -> anyhow::Result<Item> {
     if let Some(t) = d.next_attempt_at {
         item.insert("next_attempt_at".into(), n(to_millis(t)));
     }
-    let attempts = d
-        .attempts
-        .iter()
-        .map(|a| serde_json::to_string(a).map(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    item.insert("attempts".into(), AttributeValue::L(attempts));
-    item.insert("attempt_count".into(), n(d.attempts.len()));
+    item.insert("attempts".into(), attempt_list(&d.attempts)?);
+    item.insert("attempt_count".into(), n(d.attempt_count));
     item.insert(
         "gsi1pk".into(),
         s(format!(
@@ -55,6 +50,15 @@ fn delivery_item(d: &Delivery) -> anyhow::Result<Item> {
         n(d.deadline.as_second() + 30 * DAY_SECS),
     );
     Ok(item)
+}
+
+/// The attempts kept (the first and the last 19), one JSON text each.
+fn attempt_list(attempts: &[Attempt]) -> anyhow::Result<AttributeValue> {
+    let texts = attempts
+        .iter()
+        .map(|a| serde_json::to_string(a).map(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(AttributeValue::L(texts))
 }
 
 fn delivery_from(item: &Item) -> anyhow::Result<Delivery> {
@@ -85,6 +89,7 @@ fn delivery_from(item: &Item) -> anyhow::Result<Delivery> {
         created_at: from_millis(get_n(item, "created_at")?),
         deadline: from_millis(get_n(item, "deadline")?),
         next_attempt_at: opt_n(item, "next_attempt_at").map(from_millis),
+        attempt_count: opt_n(item, "attempt_count").unwrap_or(attempts.len() as i64) as u32,
         attempts,
     })
 }
@@ -197,19 +202,19 @@ impl DeliveryStore for DynamoStore {
                 "attribute_exists(pk) AND attempt_count = :before AND #st = :pending",
             )
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":before", n(d.attempts.len()))
+            .expression_attribute_values(":before", n(d.attempt_count))
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(
                 ":count",
-                n(d.attempts.len() + usize::from(attempt.is_some())),
+                n(d.attempt_count + u32::from(attempt.is_some())),
             );
         if let Some(a) = attempt {
-            sets.push("attempts = list_append(attempts, :attempt)");
-            update = update.expression_attribute_values(
-                ":attempt",
-                AttributeValue::L(vec![s(serde_json::to_string(a)?)]),
-            );
+            // the whole kept list, not an append: the item never grows past 20 attempts (the
+            // compare-and-set on the count makes `d.attempts` the stored list)
+            sets.push("attempts = :attempts");
+            update =
+                update.expression_attribute_values(":attempts", attempt_list(&d.kept_with(a))?);
         }
         let expression = match next_attempt_at {
             Some(t) => {
@@ -243,7 +248,7 @@ impl DeliveryStore for DynamoStore {
                 match DeliveryStore::get(self, &d.id).await? {
                     Some(now)
                         if now.status == DeliveryStatus::Pending
-                            && now.attempts.len() == d.attempts.len() =>
+                            && now.attempt_count == d.attempt_count =>
                     {
                         Err(anyhow!(
                             "recording an attempt of {} was cancelled: {err:?}",
@@ -272,18 +277,13 @@ impl DeliveryStore for DynamoStore {
             .condition_expression(
                 "attribute_exists(pk) AND attempt_count = :before AND #st = :failed",
             )
-            .update_expression(
-                "SET attempt_count = :count, #st = :status, attempts = list_append(attempts, :attempt)",
-            )
+            .update_expression("SET attempt_count = :count, #st = :status, attempts = :attempts")
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":before", n(d.attempts.len()))
+            .expression_attribute_values(":before", n(d.attempt_count))
             .expression_attribute_values(":failed", s("failed"))
             .expression_attribute_values(":status", s(status))
-            .expression_attribute_values(":count", n(d.attempts.len() + 1))
-            .expression_attribute_values(
-                ":attempt",
-                AttributeValue::L(vec![s(serde_json::to_string(attempt)?)]),
-            )
+            .expression_attribute_values(":count", n(d.attempt_count + 1))
+            .expression_attribute_values(":attempts", attempt_list(&d.kept_with(attempt))?)
             .build()?;
         let mut writes = vec![TransactWriteItem::builder().update(update).build()];
         if accepted {
@@ -301,7 +301,7 @@ impl DeliveryStore for DynamoStore {
                 // a conflicting transaction cancelled ours: it may pass
                 Some(now)
                     if now.status == DeliveryStatus::Failed
-                        && now.attempts.len() == d.attempts.len() =>
+                        && now.attempt_count == d.attempt_count =>
                 {
                     Err(anyhow!(
                         "recording a resend of {} was cancelled: {err:?}",

@@ -39,7 +39,7 @@ impl Hookline {
         if delivery.status != DeliveryStatus::Pending {
             return Ok(Outcome::Done);
         }
-        let made = delivery.attempts.len() as u32;
+        let made = delivery.attempt_count;
         let start = p.clock.now();
         match attempt {
             Some(n) if n < made => {
@@ -109,7 +109,7 @@ impl Hookline {
             })
             .await;
         let end = p.clock.now();
-        let attempts_before = delivery.attempts.len();
+        let attempts_before = delivery.attempt_count as usize;
         let (status, next) = if outcome.accepted() {
             (DeliveryStatus::Accepted, None)
         } else {

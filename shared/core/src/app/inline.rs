@@ -122,7 +122,7 @@ impl Hookline {
         }
         // The move does not depend on the answer: walked before the POST, so that nothing
         // that may fail stands between the POST and its commit.
-        let then = if delivery.attempts.is_empty() {
+        let then = if delivery.attempt_count == 0 {
             Some(self.move_after_webhook(&delivery, start).await?)
         } else {
             None

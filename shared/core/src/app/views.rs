@@ -76,6 +76,8 @@ pub struct DeliveryView {
     pub created_at: String,
     pub deadline: String,
     pub next_attempt_at: Option<String>,
+    /// How many attempts were made (the first and the last 19 are listed in `attempts`).
+    pub attempt_count: u32,
     pub attempts: Vec<AttemptView>,
 }
 
@@ -100,6 +102,7 @@ impl From<Delivery> for DeliveryView {
             created_at: rfc3339_millis(d.created_at),
             deadline: rfc3339_millis(d.deadline),
             next_attempt_at: d.next_attempt_at.map(rfc3339_millis),
+            attempt_count: d.attempt_count,
             attempts: d.attempts.into_iter().map(AttemptView::from).collect(),
         }
     }

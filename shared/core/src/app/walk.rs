@@ -135,6 +135,7 @@ impl Hookline {
             created_at: now,
             deadline: self.policy.deadline(now),
             next_attempt_at: Some(now),
+            attempt_count: 0,
             attempts: Vec::new(),
         }
     }

@@ -71,7 +71,43 @@ pub struct Delivery {
     pub created_at: Timestamp,
     pub deadline: Timestamp,
     pub next_attempt_at: Option<Timestamp>,
+    /// How many attempts were made (the compare-and-set of every attempt's record).
+    pub attempt_count: u32,
+    /// The attempts kept in full: the first and the last [`KEPT_ATTEMPTS`]` - 1` (SPEC §6).
     pub attempts: Vec<Attempt>,
+}
+
+/// Attempts a delivery keeps in full: the first and the last 19. No record grows without bound.
+pub const KEPT_ATTEMPTS: usize = 20;
+/// Longest error text kept on an attempt, in bytes.
+pub const MAX_ERROR_TEXT: usize = 1024;
+
+impl Delivery {
+    /// The attempts to keep once `attempt` is added: the first and the last 19.
+    pub fn kept_with(&self, attempt: &Attempt) -> Vec<Attempt> {
+        keep(self.attempts.iter().chain([attempt]).cloned().collect())
+    }
+}
+
+/// The first attempt and the last [`KEPT_ATTEMPTS`]` - 1`.
+pub fn keep(mut attempts: Vec<Attempt>) -> Vec<Attempt> {
+    if attempts.len() > KEPT_ATTEMPTS {
+        attempts.drain(1..attempts.len() - (KEPT_ATTEMPTS - 1));
+    }
+    attempts
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary, marked with `…` when cut.
+pub fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// What the webhook sender reports of one attempt.
@@ -95,9 +131,54 @@ impl AttemptOutcome {
         Attempt {
             at,
             status: self.status,
-            error: self.error,
+            error: self.error.map(|e| cut(e, MAX_ERROR_TEXT)),
             duration_ms: self.duration_ms,
             response_snippet: self.response_snippet,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(n: u16) -> Attempt {
+        Attempt {
+            at: Timestamp::from_second(i64::from(n)).unwrap(),
+            status: Some(n),
+            error: None,
+            duration_ms: 1,
+            response_snippet: None,
+        }
+    }
+
+    #[test]
+    fn the_first_attempt_and_the_last_19_are_kept() {
+        let all: Vec<Attempt> = (1..=25).map(attempt).collect();
+        let kept = keep(all.clone());
+        assert_eq!(kept.len(), KEPT_ATTEMPTS);
+        assert_eq!(kept[0], all[0]);
+        assert_eq!(kept[1..], all[6..]);
+        assert_eq!(keep(all[..20].to_vec()), all[..20].to_vec());
+    }
+
+    #[test]
+    fn error_texts_are_cut_to_1_kib_on_a_character_boundary() {
+        let long = format!(
+            "HTTP 302 Found: redirects are not followed (to {})",
+            "é".repeat(2000)
+        );
+        let e = AttemptOutcome {
+            status: Some(302),
+            error: Some(long),
+            duration_ms: 1,
+            response_snippet: None,
+            retry_after: None,
+        }
+        .into_attempt(Timestamp::UNIX_EPOCH)
+        .error
+        .unwrap();
+        assert!(e.len() <= MAX_ERROR_TEXT && e.ends_with('…'), "{}", e.len());
+        assert_eq!(cut("short".into(), MAX_ERROR_TEXT), "short");
     }
 }

@@ -31,19 +31,19 @@ pub(crate) fn insert_delivery(
     attempts: &str,
 ) -> rusqlite::Result<bool> {
     Ok(exec(c,
-        &format!("INSERT INTO deliveries ({DELIVERY_COLS}, attempt_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+        &format!("INSERT INTO deliveries ({DELIVERY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                   ON CONFLICT DO NOTHING"),
         params![
             d.id, d.account, d.scenario_id, d.step_id, d.contact_id, handoff, d.url, headers, d.payload,
             d.status.as_str(), to_millis(d.created_at), to_millis(d.deadline), d.next_attempt_at.map(to_millis),
-            attempts, d.attempts.len() as i64
+            attempts, d.attempt_count
         ],
     )? == 1)
 }
 
 const DELIVERY_COLS: &str =
     "id, account, scenario_id, step_id, contact_id, handoff, url, headers, payload, status,
-    created_at, deadline, next_attempt_at, attempts";
+    created_at, deadline, next_attempt_at, attempts, attempt_count";
 
 type DeliveryRow = (
     String,
@@ -60,6 +60,7 @@ type DeliveryRow = (
     i64,
     Option<i64>,
     String,
+    u32,
 );
 
 fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
@@ -78,6 +79,7 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
         r.get(11)?,
         r.get(12)?,
         r.get(13)?,
+        r.get(14)?,
     ))
 }
 
@@ -97,6 +99,7 @@ fn delivery_from(raw: DeliveryRow) -> anyhow::Result<Delivery> {
         deadline,
         next,
         attempts,
+        attempt_count,
     ) = raw;
     Ok(Delivery {
         handoff: serde_json::from_str::<Handoff>(&handoff)?,
@@ -104,6 +107,7 @@ fn delivery_from(raw: DeliveryRow) -> anyhow::Result<Delivery> {
         status: DeliveryStatus::parse(&status)
             .with_context(|| format!("delivery {id}: status {status}"))?,
         attempts: serde_json::from_str::<Vec<Attempt>>(&attempts)?,
+        attempt_count,
         id,
         account,
         scenario_id,
@@ -179,28 +183,22 @@ impl DeliveryStore for SqliteStore {
         next_attempt_at: Option<Timestamp>,
     ) -> StoreResult<bool> {
         let id = delivery.id.clone();
-        let attempts_before = delivery.attempts.len();
-        let attempt = attempt.map(serde_json::to_value).transpose()?;
+        let before = delivery.attempt_count;
+        let (attempts, count) = match attempt {
+            Some(a) => (delivery.kept_with(a), before + 1),
+            None => (delivery.attempts.clone(), before),
+        };
+        let attempts = serde_json::to_string(&attempts)?;
         self.db
             .call(move |c| {
-                let current: Option<String> = row(
+                // a compare-and-set: the stored delivery is still pending after `before` attempts
+                let n = exec(
                     c,
-                    "SELECT attempts FROM deliveries WHERE id = ?1 AND status = 'pending' AND attempt_count = ?2",
-                    params![id, attempts_before as i64],
-                    |r| r.get(0),
-                )
-                .optional()?;
-                let Some(current) = current else {
-                    return Ok(false);
-                };
-                let mut attempts: Vec<serde_json::Value> = serde_json::from_str(&current)?;
-                attempts.extend(attempt);
-                exec(
-                    c,
-                    "UPDATE deliveries SET attempts = ?1, attempt_count = ?2, status = ?3, next_attempt_at = ?4 WHERE id = ?5",
-                    params![serde_json::to_string(&attempts)?, attempts.len() as i64, status.as_str(), next_attempt_at.map(to_millis), id],
+                    "UPDATE deliveries SET attempts = ?1, attempt_count = ?2, status = ?3, next_attempt_at = ?4
+                     WHERE id = ?5 AND status = 'pending' AND attempt_count = ?6",
+                    params![attempts, count, status.as_str(), next_attempt_at.map(to_millis), id, before],
                 )?;
-                Ok(true)
+                Ok(n == 1)
             })
             .await
     }
@@ -212,8 +210,8 @@ impl DeliveryStore for SqliteStore {
         accepted: bool,
     ) -> StoreResult<bool> {
         let id = delivery.id.clone();
-        let attempts_before = delivery.attempts.len();
-        let attempt = serde_json::to_value(attempt)?;
+        let before = delivery.attempt_count;
+        let attempts = serde_json::to_string(&delivery.kept_with(attempt))?;
         let status = if accepted {
             DeliveryStatus::Accepted
         } else {
@@ -221,25 +219,14 @@ impl DeliveryStore for SqliteStore {
         };
         self.db
             .call(move |c| {
-                let current: Option<String> = row(
-                    c,
-                    "SELECT attempts FROM deliveries WHERE id = ?1 AND status = 'failed' AND attempt_count = ?2",
-                    params![id, attempts_before as i64],
-                    |r| r.get(0),
-                )
-                .optional()?;
-                let Some(current) = current else {
-                    return Ok(false);
-                };
-                let mut attempts: Vec<serde_json::Value> = serde_json::from_str(&current)?;
-                attempts.push(attempt);
                 // statistics are counted from the rows: the status is the move
-                exec(
+                let n = exec(
                     c,
-                    "UPDATE deliveries SET attempts = ?1, attempt_count = ?2, status = ?3 WHERE id = ?4",
-                    params![serde_json::to_string(&attempts)?, attempts.len() as i64, status.as_str(), id],
+                    "UPDATE deliveries SET attempts = ?1, attempt_count = ?2, status = ?3
+                     WHERE id = ?4 AND status = 'failed' AND attempt_count = ?5",
+                    params![attempts, before + 1, status.as_str(), id, before],
                 )?;
-                Ok(true)
+                Ok(n == 1)
             })
             .await
     }
