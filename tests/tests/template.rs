@@ -325,6 +325,9 @@ impl Intercept for Needs {
                 if w.condition_check.is_some() {
                     needs.insert("dynamodb:ConditionCheckItem".into());
                 }
+                if w.delete.is_some() {
+                    needs.insert("dynamodb:DeleteItem".into());
+                }
             }
         } else if let Some(send) = input.downcast_ref::<SendMessageInput>() {
             needs.insert(format!(
@@ -676,6 +679,15 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
     .await
         > 0
     {}
+    // archiving an active scenario deletes its active copy
+    let (status, body) = call(
+        "ScenarioApiFunction",
+        "POST",
+        format!("/v1/scenarios/{id}/archive"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 
     let queue_id = |url: &str| {
         if url == aws.settings.advance_queue.url {

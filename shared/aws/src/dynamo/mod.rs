@@ -5,6 +5,8 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | scenario | `ACCT#{account}` | `SCN#{id}` |
+//! | active scenario, by trigger (a copy, while active) | `ACTIVE#{account}#{trigger type}` | `SCN#{id}` |
+//! | the active index is complete (written once per account) | `ACCT#{account}` | `ACTIVE-INDEX` |
 //! | contact snapshot | `CON#{account}#{id}` | `CON` |
 //! | event answer (TTL 7 d) | `EVT#{account}#{event id}` | `EVT` |
 //! | enrollment | `ENR#{id}` | `ENR` |
@@ -164,6 +166,8 @@ where
 pub struct DynamoStore {
     pub(super) client: Client,
     pub(super) table: String,
+    /// Accounts whose active-scenario index is known to be complete (this process checked).
+    pub(super) indexed: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
 
 impl DynamoStore {
@@ -171,6 +175,7 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            indexed: Default::default(),
         }
     }
 

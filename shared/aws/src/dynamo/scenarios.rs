@@ -1,10 +1,15 @@
-//! Scenarios: one item per scenario in its account's partition.
+//! Scenarios: one item per scenario in its account's partition, and a copy of each active one
+//! in the partition of its (account, trigger type) — what every event reads, so that an
+//! account's drafts and archived scenarios cost an event nothing.
 
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
 use hookline_core::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{BadCursor, Page, ScenarioStore, StoreResult};
+
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
+use jiff::Timestamp;
 
 use super::*;
 
@@ -19,6 +24,30 @@ fn scenario_item(r: &ScenarioRecord) -> anyhow::Result<Item> {
     item.insert("created_at".into(), n(to_millis(r.created_at)));
     item.insert("updated_at".into(), n(to_millis(r.updated_at)));
     Ok(item)
+}
+
+fn active_pk(account: i64, trigger: &str) -> String {
+    format!("ACTIVE#{account}#{trigger}")
+}
+
+/// The copy of an active scenario that [`ScenarioStore::active_for_trigger`] reads.
+fn active_copy(r: &ScenarioRecord) -> anyhow::Result<Item> {
+    let mut item = scenario_item(r)?;
+    item.insert("pk".into(), s(active_pk(r.account, &r.def.trigger.kind)));
+    Ok(item)
+}
+
+const INDEX_SK: &str = "ACTIVE-INDEX";
+
+/// Did a failed condition (not a conflict) cancel this transaction?
+fn condition_failed(err: &SdkError<TransactWriteItemsError>) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("ConditionalCheckFailed")),
+        _ => false,
+    }
 }
 
 fn scenario_from(item: &Item) -> anyhow::Result<ScenarioRecord> {
@@ -41,10 +70,15 @@ fn scenario_from(item: &Item) -> anyhow::Result<ScenarioRecord> {
 #[async_trait]
 impl ScenarioStore for DynamoStore {
     async fn insert(&self, r: &ScenarioRecord) -> StoreResult<()> {
-        if !self.put_new(scenario_item(r)?, "scenario").await? {
-            return Err(anyhow!("scenario {} already exists", r.id));
+        let mut writes = vec![self.put(scenario_item(r)?, Some("attribute_not_exists(pk)"))?];
+        if r.status == ScenarioStatus::Active {
+            writes.push(self.put(active_copy(r)?, None)?);
         }
-        Ok(())
+        match self.transact(writes).await {
+            Ok(()) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(anyhow!("scenario {} already exists", r.id)),
+            Err(e) => Err(anyhow::Error::from(e).context("DynamoDB TransactWriteItems scenario")),
+        }
     }
 
     async fn get(&self, account: i64, id: &str) -> StoreResult<Option<ScenarioRecord>> {
@@ -54,10 +88,10 @@ impl ScenarioStore for DynamoStore {
         item.as_ref().map(scenario_from).transpose()
     }
 
+    /// The scenario (a compare-and-set on its status) and its active copy, in one
+    /// transaction: written while it is active, deleted when it stops being active.
     async fn update(&self, r: &ScenarioRecord, expected: ScenarioStatus) -> StoreResult<bool> {
-        let result = self
-            .client
-            .update_item()
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(
                 format!("ACCT#{}", r.account),
@@ -74,12 +108,24 @@ impl ScenarioStore for DynamoStore {
             .expression_attribute_values(":sec", s(serde_json::to_string(&r.secrets)?))
             .expression_attribute_values(":up", n(to_millis(r.updated_at)))
             .expression_attribute_values(":expected", s(expected.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional(&e) => Ok(false),
-            Err(e) => Err(anyhow::Error::from(e).context("DynamoDB UpdateItem scenario")),
+            .build()?;
+        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+        if r.status == ScenarioStatus::Active {
+            writes.push(self.put(active_copy(r)?, None)?);
+        } else if expected == ScenarioStatus::Active {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(
+                    active_pk(r.account, &r.def.trigger.kind),
+                    &format!("SCN#{}", r.id),
+                )))
+                .build()?;
+            writes.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        match self.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(anyhow::Error::from(e).context("DynamoDB TransactWriteItems scenario")),
         }
     }
 
@@ -127,23 +173,78 @@ impl ScenarioStore for DynamoStore {
         Ok(Page { items, next_cursor })
     }
 
+    /// One query of the (account, trigger type) partition of active copies.
     async fn active_for_trigger(
         &self,
         account: i64,
         trigger_type: &str,
     ) -> StoreResult<Vec<ScenarioRecord>> {
+        self.ensure_active_index(account).await?;
         let items = self
-            .query_all(format!("ACCT#{account}"), Some("SCN#"))
+            .query_all(active_pk(account, trigger_type), Some("SCN#"))
             .await?;
-        let mut found = Vec::new();
-        for item in &items {
-            if opt_s(item, "status").as_deref() == Some("active")
-                && opt_s(item, "trigger_type").as_deref() == Some(trigger_type)
-            {
-                found.push(scenario_from(item)?);
-            }
-        }
+        let mut found = items
+            .iter()
+            .map(scenario_from)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        found.retain(|s| s.status == ScenarioStatus::Active);
         found.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(found)
+    }
+}
+
+impl DynamoStore {
+    /// Scenarios activated before the active copies existed have none: the first event of an
+    /// account (once per process) checks its index marker and, without one, copies each active
+    /// scenario (a transaction conditioned on it being active still), then writes the marker.
+    async fn ensure_active_index(&self, account: i64) -> anyhow::Result<()> {
+        let known = self
+            .indexed
+            .lock()
+            .map(|set| set.contains(&account))
+            .unwrap_or(false);
+        if known {
+            return Ok(());
+        }
+        let pk = format!("ACCT#{account}");
+        if self.get_item(pk.clone(), INDEX_SK).await?.is_none() {
+            for item in self.query_all(pk.clone(), Some("SCN#")).await? {
+                let record = scenario_from(&item)?;
+                if record.status != ScenarioStatus::Active {
+                    continue;
+                }
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(pk.clone(), &format!("SCN#{}", record.id))))
+                    .condition_expression("#st = :active")
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":active", s("active"))
+                    .build()?;
+                let writes = vec![
+                    TransactWriteItem::builder().condition_check(check).build(),
+                    self.put(active_copy(&record)?, None)?,
+                ];
+                match self.transact(writes).await {
+                    Ok(()) => {}
+                    Err(e) if condition_failed(&e) => {} // archived meanwhile: no copy
+                    Err(e) => {
+                        return Err(anyhow::Error::from(e).context("DynamoDB active index"));
+                    }
+                }
+            }
+            let mut marker = key(pk, INDEX_SK);
+            marker.insert("at".into(), n(Timestamp::now().as_millisecond()));
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(marker))
+                .send()
+                .await
+                .context("DynamoDB PutItem active index marker")?;
+        }
+        if let Ok(mut set) = self.indexed.lock() {
+            set.insert(account);
+        }
+        Ok(())
     }
 }

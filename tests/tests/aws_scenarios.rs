@@ -1,0 +1,164 @@
+//! Which scenarios an event reads on DynamoDB: only the active ones of its account and trigger
+//! type (their copies in one partition), however many drafts and archived scenarios the account
+//! has; scenarios activated before those copies existed are found once and copied.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use hookline_aws::lambda::{Clients, engine_with};
+use hookline_core::Hookline;
+use hookline_core::domain::retry::RetryPolicy;
+use serde_json::json;
+use support::Aws;
+
+/// Counts the items every DynamoDB Query returns.
+#[derive(Debug, Clone, Default)]
+struct ItemsRead(Arc<AtomicUsize>);
+
+impl Intercept for ItemsRead {
+    fn name(&self) -> &'static str {
+        "items-read"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        ctx: &AfterDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Ok(output) = ctx.output_or_error()
+            && let Some(q) = output.downcast_ref::<QueryOutput>()
+        {
+            self.0.fetch_add(q.items().len(), Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+fn engine(aws: &Aws, read: &ItemsRead) -> Hookline {
+    let clients = Clients {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&aws.config)
+                .interceptor(read.clone())
+                .build(),
+        ),
+        sqs: aws_sdk_sqs::Client::new(&aws.config),
+        scheduler: aws_sdk_scheduler::Client::new(&aws.config),
+    };
+    engine_with(clients, &aws.settings).unwrap().0
+}
+
+fn def(trigger: &str) -> serde_json::Value {
+    json!({"name": "history", "trigger": {"type": trigger}, "start": "hook",
+           "steps": [{"id": "hook", "type": "send_webhook", "url": "https://example.com/h", "next": null}]})
+}
+
+/// A new contact each time (without re-entry, a contact enters a scenario once).
+fn event(id: &str) -> serde_json::Value {
+    let contact = id.trim_start_matches('e').parse::<i64>().unwrap() + 1;
+    json!({"id": id, "type": "group_added", "contact": {"id": contact, "email": "a@example.org"}})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_reads_only_the_active_scenarios_of_its_trigger() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let read = ItemsRead::default();
+    let engine = engine(&aws, &read);
+    // history: 15 drafts, 15 archived, one active of another trigger, and the one that matters
+    for i in 0..30 {
+        let id = engine
+            .create_scenario(1, def("group_added"))
+            .await
+            .unwrap()
+            .id;
+        if i % 2 == 1 {
+            engine.activate_scenario(1, &id).await.unwrap();
+            engine.archive_scenario(1, &id).await.unwrap();
+        }
+    }
+    let other = engine
+        .create_scenario(1, def("form_subscribed"))
+        .await
+        .unwrap()
+        .id;
+    engine.activate_scenario(1, &other).await.unwrap();
+    let live = engine
+        .create_scenario(1, def("group_added"))
+        .await
+        .unwrap()
+        .id;
+    engine.activate_scenario(1, &live).await.unwrap();
+
+    let first = engine.intake(1, event("e0")).await.unwrap();
+    assert_eq!(first.enrollments.len(), 1);
+    read.0.store(0, Ordering::SeqCst);
+    for i in 1..=5 {
+        let answer = engine.intake(1, event(&format!("e{i}"))).await.unwrap();
+        assert_eq!(answer.enrollments.len(), 1);
+        assert_eq!(answer.enrollments[0].scenario_id, live);
+    }
+    assert_eq!(
+        read.0.load(Ordering::SeqCst),
+        5,
+        "an event read more than the one active scenario of its trigger"
+    );
+
+    // archived: no longer read, no longer enrolling
+    engine.archive_scenario(1, &live).await.unwrap();
+    let answer = engine.intake(1, event("e9")).await.unwrap();
+    assert!(answer.enrollments.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scenarios_activated_before_the_index_are_copied_once() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let read = ItemsRead::default();
+    let before = engine(&aws, &read);
+    let old = before
+        .create_scenario(1, def("group_added"))
+        .await
+        .unwrap()
+        .id;
+    before.activate_scenario(1, &old).await.unwrap();
+    let gone = before
+        .create_scenario(1, def("group_added"))
+        .await
+        .unwrap()
+        .id;
+    before.activate_scenario(1, &gone).await.unwrap();
+    before.archive_scenario(1, &gone).await.unwrap();
+    // as an older version left it: no active copy
+    let ddb = aws_sdk_dynamodb::Client::new(&aws.config);
+    ddb.delete_item()
+        .table_name(&aws.settings.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("ACTIVE#1#group_added".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("SCN#{old}")),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let after = engine(&aws, &read); // a new process
+    let answer = after.intake(1, event("e1")).await.unwrap();
+    assert_eq!(answer.enrollments.len(), 1);
+    assert_eq!(answer.enrollments[0].scenario_id, old);
+    // another new process reads the index alone
+    read.0.store(0, Ordering::SeqCst);
+    let third = engine(&aws, &read);
+    let answer = third.intake(1, event("e2")).await.unwrap();
+    assert_eq!(answer.enrollments.len(), 1);
+    assert_eq!(read.0.load(Ordering::SeqCst), 1);
+}
