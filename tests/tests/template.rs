@@ -773,6 +773,7 @@ async fn failed_delivery(aws: &Aws, scenario: &str, url: &str) -> String {
         step_id: "hook".into(),
         contact_id: 9,
         at: now,
+        first_for_contact: true,
     };
     assert!(store.record_pass(&pass, Some(&d)).await.unwrap());
     let attempt = Attempt {

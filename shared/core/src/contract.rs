@@ -335,6 +335,7 @@ fn pass(key: &str, scenario: &str, step: &str, contact: i64) -> Pass {
         step_id: step.to_string(),
         contact_id: contact,
         at: ts(0),
+        first_for_contact: false,
     }
 }
 
@@ -591,6 +592,30 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
     let mut want = vec![500];
     want.extend(506..525);
     assert_eq!(kept, want);
+
+    // a pass known to be the contact's first (no re-entry): counted once, a repeat is not
+    let mut first = pass(&format!("{u}:gate"), &scn, "gate", 77);
+    first.first_for_contact = true;
+    assert!(store.record_pass(&first, None).await.unwrap());
+    assert!(!store.record_pass(&first, None).await.unwrap());
+    let mut hooked = pass(&format!("{u}:gate-hook"), &scn, "gate-hook", 77);
+    hooked.first_for_contact = true;
+    let mut dl = delivery(&format!("dlv_{u}_gate"), &scn, 77, 9);
+    dl.step_id = "gate-hook".into();
+    assert!(store.record_pass(&hooked, Some(&dl)).await.unwrap());
+    assert!(!store.record_pass(&hooked, Some(&dl)).await.unwrap());
+    let all = store.step_counts(4_000, &scn).await.unwrap();
+    let gate = counts(&all, "gate");
+    assert_eq!((gate.passes, gate.unique_contacts), (1, 1));
+    let gate_hook = counts(&all, "gate-hook");
+    assert_eq!(
+        (
+            gate_hook.passes,
+            gate_hook.unique_contacts,
+            gate_hook.pending
+        ),
+        (1, 1, 1)
+    );
 }
 
 pub type Receive<'a> = &'a (dyn Fn() -> Pin<Box<dyn Future<Output = Vec<Task>> + Send>> + Sync);

@@ -126,26 +126,40 @@ impl DynamoStore {
 
 #[async_trait]
 impl DeliveryStore for DynamoStore {
+    /// One transaction: the record that makes the pass happen once — the delivery itself for
+    /// a webhook step (its id derives from the pass), a pass marker otherwise — the
+    /// unique-contact marker only where a contact may pass a step twice (re-entry), and the
+    /// counters.
     async fn record_pass(&self, pass: &Pass, delivery: Option<&Delivery>) -> StoreResult<bool> {
         let not_exists = Some("attribute_not_exists(pk)");
         // a webhook pass counts on its delivery's shard, where its attempts will count too
         let shard = shard_of(delivery.map(|d| d.id.as_str()).unwrap_or(&pass.key));
-        let pass_pk = format!("PASS#{}", pass.key);
+        let (once_pk, once_sk) = match delivery {
+            Some(d) => (format!("DLV#{}", d.id), "DLV"),
+            None => (format!("PASS#{}", pass.key), "PASS"),
+        };
         let unique_pk = format!(
             "UNQ#{}#{}#{}",
             pass.scenario_id, pass.step_id, pass.contact_id
         );
         for first_visit in [true, false] {
-            let mut marker = key(pass_pk.clone(), "PASS");
-            marker.insert("expires_at".into(), ttl(15));
-            let mut writes = vec![self.put(marker, not_exists)?];
+            let mut writes = Vec::new();
+            match delivery {
+                Some(d) => writes.push(self.put(delivery_item(d)?, not_exists)?),
+                None => {
+                    let mut marker = key(once_pk.clone(), once_sk);
+                    marker.insert("expires_at".into(), ttl(15));
+                    writes.push(self.put(marker, not_exists)?);
+                }
+            }
             let mut adds = vec![("passes", 1)];
             if first_visit {
-                writes.push(self.put(key(unique_pk.clone(), "UNQ"), not_exists)?);
+                if !pass.first_for_contact {
+                    writes.push(self.put(key(unique_pk.clone(), "UNQ"), not_exists)?);
+                }
                 adds.push(("unique_contacts", 1));
             }
-            if let Some(d) = delivery {
-                writes.push(self.put(delivery_item(d)?, not_exists)?);
+            if delivery.is_some() {
                 adds.push(("pending", 1));
             }
             writes.push(self.count(
@@ -158,10 +172,13 @@ impl DeliveryStore for DynamoStore {
             match self.transact(writes).await {
                 Ok(_) => return Ok(true),
                 Err(err) if cancelled(&err) => {
-                    if self.exists(pass_pk.clone(), "PASS").await? {
+                    if self.exists(once_pk.clone(), once_sk).await? {
                         return Ok(false); // recorded before: a repeated message
                     }
-                    if !first_visit || !self.exists(unique_pk.clone(), "UNQ").await? {
+                    if !first_visit
+                        || pass.first_for_contact
+                        || !self.exists(unique_pk.clone(), "UNQ").await?
+                    {
                         return Err(anyhow!(
                             "recording pass {} was cancelled: {err:?}",
                             pass.key

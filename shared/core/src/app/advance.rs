@@ -114,6 +114,7 @@ impl Hookline {
                     step_id: delivery.step_id.clone(),
                     contact_id: enrollment.contact_id,
                     at: now,
+                    first_for_contact: !scenario.def.allow_reentry,
                 };
                 p.deliveries.record_pass(&pass, Some(&delivery)).await?;
                 let task = Task::DeliverV1 {

@@ -52,6 +52,7 @@ impl Hookline {
                 step_id: id.clone(),
                 contact_id: who.contact.id,
                 at: now,
+                first_for_contact: !scenario.def.allow_reentry,
             };
             match step {
                 Step::Condition { rule, yes, no } => {

@@ -183,6 +183,9 @@ pub struct Pass {
     pub step_id: String,
     pub contact_id: i64,
     pub at: Timestamp,
+    /// Known to be the contact's first pass of this step: its scenario takes a contact once
+    /// (no re-entry) and has no cycle. A store then needs no unique-contact marker.
+    pub first_for_contact: bool,
 }
 
 /// A step's counters (SPEC §7). For webhook steps `accepted + pending + failed == passes`.
