@@ -267,7 +267,9 @@ async fn one_bad_message_never_fails_the_batch() {
         .unwrap();
     let id = setup(&engine, &rx.url("/hooks")).await;
     engine.intake(1, event("evt-1")).await.unwrap();
-    let mut messages = aws.receive(&aws.settings.advance_queue).await;
+    // intake walked to the webhook step: its delivery is queued directly
+    assert!(aws.receive(&aws.settings.advance_queue).await.is_empty());
+    let mut messages = aws.receive(&aws.settings.deliver_queue).await;
     assert_eq!(messages.len(), 1);
     messages.push(("r-bad".into(), "m-bad".into(), "not a task".into()));
     messages.push((
@@ -276,17 +278,18 @@ async fn one_bad_message_never_fails_the_batch() {
         r#"{"type":"deliver.v1","delivery_id":"dlv_unknown"}"#.into(),
     ));
     let event: SqsEvent =
-        serde_json::from_value(sqs_event(&aws.settings.advance_queue.arn, &messages)).unwrap();
+        serde_json::from_value(sqs_event(&aws.settings.deliver_queue.arn, &messages)).unwrap();
     let response = handle_batch(&engine, queue.as_ref(), event).await;
     assert!(
         response.batch_item_failures.is_empty(),
         "messages that can never succeed are acknowledged"
     );
     assert_eq!(
-        stats(&engine, &id, "hook").await["passes"],
+        stats(&engine, &id, "hook").await["accepted"],
         1,
         "the good message was not processed"
     );
+    assert_eq!(rx.count(), 1);
 }
 
 /// Fails once, right after the n-th write of the whole flow (the write itself lands).

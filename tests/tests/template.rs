@@ -479,7 +479,8 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
     // scenario-api: every route
     let def = json!({"name": "iam", "trigger": {"type": "group_added"}, "start": "check",
         "steps": [{"id": "check", "type": "condition", "rule": {"field": "email", "op": "isNotEmpty"}, "yes": "hook", "no": null},
-                  {"id": "hook", "type": "send_webhook", "url": rx.url("/h"), "next": "long"},
+                  {"id": "hook", "type": "send_webhook", "url": rx.url("/h"), "next": "hook2"},
+                  {"id": "hook2", "type": "send_webhook", "url": rx.url("/h2"), "next": "long"},
                   {"id": "long", "type": "wait", "duration": "PT2H", "next": null}]});
     let (status, created) = call(
         "ScenarioApiFunction",
@@ -546,6 +547,42 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
         .await
         .0,
         200
+    );
+
+    // a scenario that starts with a two-hour wait: trigger-intake walks it and sets the schedule
+    let waits = json!({"name": "wait first", "trigger": {"type": "form_subscribed"}, "start": "later",
+        "steps": [{"id": "later", "type": "wait", "duration": "PT2H", "next": null}]});
+    let (status, created) = call(
+        "ScenarioApiFunction",
+        "POST",
+        "/v1/scenarios".into(),
+        Some(waits),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let waits = created["id"].as_str().unwrap().to_string();
+    let (status, _) = call(
+        "ScenarioApiFunction",
+        "POST",
+        format!("/v1/scenarios/{waits}/activate"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = call(
+        "TriggerIntakeFunction",
+        "POST",
+        "/v1/events".into(),
+        Some(json!({"id": "e-wait", "type": "form_subscribed", "contact": {"id": 2, "email": "b@example.org"}})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        needs["TriggerIntakeFunction"]
+            .0
+            .lock()
+            .unwrap()
+            .contains("scheduler:CreateSchedule")
     );
 
     // trigger-intake, then the consumers until the contact waits two hours (a schedule)

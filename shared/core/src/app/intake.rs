@@ -2,11 +2,12 @@
 
 use serde_json::Value;
 
+use super::Outcome;
 use super::{AppError, Hookline};
 use crate::domain::Invalid;
 use crate::domain::event::{EnrollmentRef, Event, EventIn, IntakeAnswer};
 use crate::domain::ids::derived_id;
-use crate::ports::{EnrollOutcome, Enrollment, EnrollmentState, Pipeline, Queue, Task};
+use crate::ports::{EnrollOutcome, Enrollment, EnrollmentState, Pipeline};
 
 impl Hookline {
     /// Idempotent by event `id`: the same id again enrolls nobody twice and gets the first answer.
@@ -19,17 +20,12 @@ impl Hookline {
                 self.intake_inline(flow.as_ref(), dispatch.as_ref(), account, event)
                     .await
             }
-            Pipeline::Queued(queue) => self.intake_queued(queue.as_ref(), account, event).await,
+            Pipeline::Queued(_) => self.intake_queued(account, event).await,
         }
     }
 
     /// The queued path: each write on its own, keyed so that a retry finishes the work.
-    async fn intake_queued(
-        &self,
-        queue: &dyn Queue,
-        account: i64,
-        event: Event,
-    ) -> Result<IntakeAnswer, AppError> {
+    async fn intake_queued(&self, account: i64, event: Event) -> Result<IntakeAnswer, AppError> {
         let p = &self.ports;
         if let Some(answer) = p.enrollments.event_answer(account, &event.id).await? {
             return Ok(answer);
@@ -60,13 +56,19 @@ impl Hookline {
                     EnrollOutcome::AlreadyEntered => continue,
                     EnrollOutcome::Created | EnrollOutcome::AlreadyExists => {}
                 }
-                let task = Task::AdvanceV1 {
-                    enrollment_id: enrollment.id.clone(),
-                    step_id: scenario.def.start.clone(),
-                    seq: 0,
-                    not_before: None,
-                };
-                queue.enqueue(&task, now).await?;
+                // The first steps are walked here (no hop through scenario-advance): conditions,
+                // then the first delivery or wait queued directly. A retry after a crash finds
+                // the same enrollment and walks it again, idempotently.
+                if let Outcome::RetryAt(_) = self
+                    .advance(&enrollment.id, scenario.def.start.as_deref(), 0)
+                    .await?
+                {
+                    return Err(anyhow::anyhow!(
+                        "enrollment {} is not at its start",
+                        enrollment.id
+                    )
+                    .into());
+                }
                 enrollments.push(EnrollmentRef {
                     scenario_id: scenario.id,
                     enrollment_id: enrollment.id,
