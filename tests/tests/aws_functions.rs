@@ -292,6 +292,66 @@ async fn one_bad_message_never_fails_the_batch() {
     assert_eq!(rx.count(), 1);
 }
 
+/// The intake queue (SPEC §3): `{"account", "event"}` messages enroll exactly as `POST
+/// /v1/events` does; a message that is not one, or whose event is invalid, is reported failed
+/// (SQS moves it to the dead-letter queue after its last receive) without holding up the others.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_intake_queue_enrolls_and_sets_bad_messages_aside() {
+    let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
+    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
+        .await
+        .unwrap();
+    let id = setup(&engine, &rx.url("/hooks")).await;
+    let mut bad_event = event("evt-q3");
+    bad_event["contact"]["email"] = json!("not an address");
+    let bodies = [
+        (
+            "m1",
+            json!({"account": 1, "event": event("evt-q1")}).to_string(),
+        ),
+        ("m2", "not json".to_string()),
+        ("m3", json!({"account": 1, "event": bad_event}).to_string()),
+        ("m4", json!({"event": event("evt-q4")}).to_string()),
+        (
+            "m5",
+            json!({"account": 1, "event": event("evt-q1")}).to_string(),
+        ), // a repeat
+    ];
+    let messages: Vec<(String, String, String)> = bodies
+        .iter()
+        .map(|(id, body)| (format!("r-{id}"), id.to_string(), body.clone()))
+        .collect();
+    let batch = sqs_event("arn:aws:sqs:us-east-1:123456789012:intake", &messages);
+    assert!(hookline_aws::lambda::is_sqs(&batch));
+    assert!(!hookline_aws::lambda::is_sqs(
+        &serde_json::from_str::<Value>(&http_event("POST", "/v1/events", Some(KEY), None)).unwrap()
+    ));
+    let response =
+        hookline_aws::lambda::handle_intake_batch(&engine, serde_json::from_value(batch).unwrap())
+            .await;
+    let mut failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, vec!["m2", "m3", "m4"]);
+    for _ in 0..40 {
+        pump(&aws, &engine, queue.as_ref()).await;
+        if stats(&engine, &id, "hook").await["accepted"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hook = stats(&engine, &id, "hook").await;
+    assert_eq!(
+        (hook["passes"].clone(), hook["accepted"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(rx.count(), 1, "the repeated event was delivered twice");
+}
+
 /// Fails once, right after the n-th write of the whole flow (the write itself lands).
 struct Faulty {
     store: DynamoStore,

@@ -173,6 +173,7 @@ fn the_environment_carries_every_setting_the_code_reads() {
 fn each_queue_feeds_its_consumer_with_partial_failures_and_a_dead_letter_queue() {
     let t = template();
     for (function, queue) in [
+        ("TriggerIntakeFunction", "IntakeQueue"),
         ("ScenarioAdvanceFunction", "AdvanceQueue"),
         ("WebhookDeliverFunction", "DeliverQueue"),
     ] {
@@ -207,6 +208,19 @@ fn each_queue_feeds_its_consumer_with_partial_failures_and_a_dead_letter_queue()
         assert!(
             q["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout,
             "{queue} visibility"
+        );
+    }
+    // a platform can send to the intake queue: a managed policy for it, and both as outputs
+    let send = &resource(&t, "IntakeSendPolicy")["Properties"]["PolicyDocument"]["Statement"][0];
+    assert!(list(&send["Action"]).contains(&Value::from("sqs:SendMessage")));
+    assert_eq!(
+        tag(&send["Resource"]),
+        Some(("GetAtt".into(), "IntakeQueue.Arn".into()))
+    );
+    for output in ["IntakeQueueUrl", "IntakeSendPolicyArn"] {
+        assert!(
+            tag(&t["Outputs"][output]["Value"]).is_some(),
+            "output {output}"
         );
     }
     let table = &resource(&t, "Table")["Properties"];

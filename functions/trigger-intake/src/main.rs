@@ -1,7 +1,7 @@
-//! Lambda `trigger-intake` (API Gateway HTTP API): `POST /v1/events`: intake, enrollment, the first advance enqueued.
+//! Lambda `trigger-intake`: `POST /v1/events` and `/v1/events/batch` (API Gateway HTTP API) and
+//! the intake queue (SQS): snapshots, enrollments, and their first steps walked.
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    let (engine, _queue) = hookline_aws::lambda::init().await?;
-    lambda_http::run(hookline_aws::http_api::intake_routes(engine)).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    hookline_aws::lambda::run_trigger_intake().await
 }

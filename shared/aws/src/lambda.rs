@@ -283,3 +283,110 @@ pub async fn run_sqs_consumer() -> Result<(), lambda_runtime::Error> {
     }))
     .await
 }
+
+/// A message of the intake queue (SPEC §3): `{"account": <idClient>, "event": {...}}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntakeMessage {
+    account: i64,
+    event: serde_json::Value,
+}
+
+/// The intake queue's batch: each message is an event of an account, taken exactly as
+/// `POST /v1/events` takes it. Events of one contact run in their order; different contacts at
+/// once. A message that is not an intake message or whose event is invalid is logged and
+/// reported failed, so that SQS moves it to the dead-letter queue after its last receive; a
+/// store failure is reported failed too and comes back. Neither holds up the other messages.
+pub async fn handle_intake_batch(engine: &Hookline, event: SqsEvent) -> SqsBatchResponse {
+    type Lane = Vec<(String, anyhow::Result<IntakeMessage>)>;
+    let mut lanes: Vec<((i64, Option<i64>), Lane)> = Vec::new();
+    let mut failed = Vec::new();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let parsed = record
+            .body
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("the message has no body"))
+            .and_then(|b| serde_json::from_str::<IntakeMessage>(b).map_err(anyhow::Error::from));
+        let lane_key = match &parsed {
+            Ok(m) => (
+                m.account,
+                m.event.pointer("/contact/id").and_then(|v| v.as_i64()),
+            ),
+            Err(e) => {
+                tracing::error!(message_id = %id, error = %e, "not an intake message ({{\"account\", \"event\"}}): left to the dead-letter queue");
+                failed.push(id);
+                continue;
+            }
+        };
+        match lanes
+            .iter_mut()
+            .find(|(k, _)| k.1.is_some() && *k == lane_key)
+        {
+            Some((_, lane)) => lane.push((id, parsed)),
+            None => lanes.push((lane_key, vec![(id, parsed)])),
+        }
+    }
+    let runs = lanes.into_iter().map(|(_, lane)| async move {
+        let mut failed = Vec::new();
+        for (id, message) in lane {
+            let Ok(message) = message else { continue };
+            match engine.intake(message.account, message.event).await {
+                Ok(_) => {}
+                Err(hookline_core::AppError::Invalid(e)) => {
+                    tracing::error!(message_id = %id, account = message.account, error = %e, "an invalid event: left to the dead-letter queue");
+                    failed.push(id);
+                }
+                Err(e) => {
+                    tracing::warn!(message_id = %id, error = %e, "intake failed; SQS will redeliver it");
+                    failed.push(id);
+                }
+            }
+        }
+        failed
+    });
+    failed.extend(futures::future::join_all(runs).await.into_iter().flatten());
+    let mut response = SqsBatchResponse::default();
+    for id in failed {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// The whole `main` of `trigger-intake`: the HTTP routes (API Gateway) and the intake queue
+/// (SQS) in one function, told apart by the event's shape.
+pub async fn run_trigger_intake() -> Result<(), lambda_runtime::Error> {
+    use lambda_http::tower::{Service, ServiceExt};
+    use lambda_runtime::{LambdaEvent, service_fn};
+    let (engine, _queue) = init().await?;
+    let http = lambda_http::Adapter::from(crate::http_api::intake_routes(engine.clone()));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let (engine, mut http) = (engine.clone(), http.clone());
+        async move {
+            let LambdaEvent { payload, context } = event;
+            if is_sqs(&payload) {
+                let batch: SqsEvent = serde_json::from_value(payload)?;
+                let answer = handle_intake_batch(&engine, batch).await;
+                return Ok::<_, lambda_runtime::Error>(serde_json::to_value(answer)?);
+            }
+            let request: lambda_http::request::LambdaRequest = serde_json::from_value(payload)?;
+            let response = http
+                .ready()
+                .await?
+                .call(LambdaEvent::new(request, context))
+                .await?;
+            Ok(serde_json::to_value(response)?)
+        }
+    }))
+    .await
+}
+
+/// An SQS batch (`{"Records": [{"eventSource": "aws:sqs", …}]}`), not an HTTP request.
+pub fn is_sqs(payload: &serde_json::Value) -> bool {
+    payload
+        .pointer("/Records/0/eventSource")
+        .and_then(|s| s.as_str())
+        == Some("aws:sqs")
+}
