@@ -151,14 +151,27 @@ async fn scenarios_activated_before_the_index_are_copied_once() {
         .await
         .unwrap();
 
-    let after = engine(&aws, &read); // a new process
-    let answer = after.intake(1, event("e1")).await.unwrap();
-    assert_eq!(answer.enrollments.len(), 1);
-    assert_eq!(answer.enrollments[0].scenario_id, old);
+    // a new process, and a burst of eight events: the account's scenarios are read once (two
+    // items), then each event reads the one active copy
+    read.0.store(0, Ordering::SeqCst);
+    let after = engine(&aws, &read);
+    let burst = (1..=8).map(|i| {
+        let after = after.clone();
+        async move { after.intake(1, event(&format!("e{i}"))).await.unwrap() }
+    });
+    for answer in futures::future::join_all(burst).await {
+        assert_eq!(answer.enrollments.len(), 1);
+        assert_eq!(answer.enrollments[0].scenario_id, old);
+    }
+    assert_eq!(
+        read.0.load(Ordering::SeqCst),
+        2 + 8,
+        "the index was built more than once"
+    );
     // another new process reads the index alone
     read.0.store(0, Ordering::SeqCst);
     let third = engine(&aws, &read);
-    let answer = third.intake(1, event("e2")).await.unwrap();
+    let answer = third.intake(1, event("e20")).await.unwrap();
     assert_eq!(answer.enrollments.len(), 1);
     assert_eq!(read.0.load(Ordering::SeqCst), 1);
 }

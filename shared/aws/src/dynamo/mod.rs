@@ -168,6 +168,9 @@ pub struct DynamoStore {
     pub(super) table: String,
     /// Accounts whose active-scenario index is known to be complete (this process checked).
     pub(super) indexed: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    /// Held while an account's index is checked, so that a burst of events after a cold start
+    /// checks (and, once ever, builds) it once, not once per event.
+    pub(super) indexing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl DynamoStore {
@@ -176,6 +179,7 @@ impl DynamoStore {
             client,
             table: table.into(),
             indexed: Default::default(),
+            indexing: Default::default(),
         }
     }
 

@@ -198,13 +198,18 @@ impl DynamoStore {
     /// account (once per process) checks its index marker and, without one, copies each active
     /// scenario (a transaction conditioned on it being active still), then writes the marker.
     async fn ensure_active_index(&self, account: i64) -> anyhow::Result<()> {
-        let known = self
-            .indexed
-            .lock()
-            .map(|set| set.contains(&account))
-            .unwrap_or(false);
-        if known {
+        let known = |s: &Self| {
+            s.indexed
+                .lock()
+                .map(|set| set.contains(&account))
+                .unwrap_or(false)
+        };
+        if known(self) {
             return Ok(());
+        }
+        let _one_at_a_time = self.indexing.lock().await;
+        if known(self) {
+            return Ok(()); // checked while this one waited
         }
         let pk = format!("ACCT#{account}");
         if self.get_item(pk.clone(), INDEX_SK).await?.is_none() {
