@@ -400,6 +400,217 @@ async fn deliver_batch_of_10() {
     );
 }
 
+/// A store that answers every call after 5 ms (DynamoDB's order of magnitude), over SQLite:
+/// unlike moto, it serves calls concurrently, so the handler's own concurrency shows.
+struct Slow(hookline_local::SqliteStore);
+
+const STORE_LATENCY: Duration = Duration::from_millis(5);
+
+async fn wait() {
+    tokio::time::sleep(STORE_LATENCY).await;
+}
+
+mod slow {
+    use super::{Slow, wait};
+    use async_trait::async_trait;
+    use hookline_core::domain::contact::Contact;
+    use hookline_core::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+    use hookline_core::domain::event::IntakeAnswer;
+    use hookline_core::domain::scenario::{ScenarioRecord, ScenarioStatus};
+    use hookline_core::ports::*;
+    use jiff::Timestamp;
+
+    #[async_trait]
+    impl ScenarioStore for Slow {
+        async fn insert(&self, r: &ScenarioRecord) -> StoreResult<()> {
+            wait().await;
+            ScenarioStore::insert(&self.0, r).await
+        }
+        async fn get(&self, a: i64, id: &str) -> StoreResult<Option<ScenarioRecord>> {
+            wait().await;
+            ScenarioStore::get(&self.0, a, id).await
+        }
+        async fn update(&self, r: &ScenarioRecord, e: ScenarioStatus) -> StoreResult<bool> {
+            wait().await;
+            self.0.update(r, e).await
+        }
+        async fn list(
+            &self,
+            a: i64,
+            c: Option<&str>,
+            l: usize,
+        ) -> StoreResult<Page<ScenarioRecord>> {
+            wait().await;
+            ScenarioStore::list(&self.0, a, c, l).await
+        }
+        async fn active_for_trigger(&self, a: i64, t: &str) -> StoreResult<Vec<ScenarioRecord>> {
+            wait().await;
+            self.0.active_for_trigger(a, t).await
+        }
+    }
+
+    #[async_trait]
+    impl ContactStore for Slow {
+        async fn put(&self, a: i64, c: &Contact) -> StoreResult<()> {
+            wait().await;
+            self.0.put(a, c).await
+        }
+        async fn get(&self, a: i64, id: i64) -> StoreResult<Option<Contact>> {
+            wait().await;
+            ContactStore::get(&self.0, a, id).await
+        }
+    }
+
+    #[async_trait]
+    impl EnrollmentStore for Slow {
+        async fn event_answer(&self, a: i64, id: &str) -> StoreResult<Option<IntakeAnswer>> {
+            wait().await;
+            self.0.event_answer(a, id).await
+        }
+        async fn save_event_answer(&self, a: i64, x: &IntakeAnswer) -> StoreResult<IntakeAnswer> {
+            wait().await;
+            self.0.save_event_answer(a, x).await
+        }
+        async fn create(&self, e: &Enrollment, r: bool) -> StoreResult<EnrollOutcome> {
+            wait().await;
+            self.0.create(e, r).await
+        }
+        async fn get(&self, id: &str) -> StoreResult<Option<Enrollment>> {
+            wait().await;
+            EnrollmentStore::get(&self.0, id).await
+        }
+        async fn advance(
+            &self,
+            id: &str,
+            from: u64,
+            step: Option<&str>,
+            state: EnrollmentState,
+        ) -> StoreResult<bool> {
+            wait().await;
+            self.0.advance(id, from, step, state).await
+        }
+    }
+
+    #[async_trait]
+    impl DeliveryStore for Slow {
+        async fn record_pass(&self, p: &Pass, d: Option<&Delivery>) -> StoreResult<bool> {
+            wait().await;
+            self.0.record_pass(p, d).await
+        }
+        async fn get(&self, id: &str) -> StoreResult<Option<Delivery>> {
+            wait().await;
+            DeliveryStore::get(&self.0, id).await
+        }
+        async fn record_attempt(
+            &self,
+            d: &Delivery,
+            a: Option<&Attempt>,
+            s: DeliveryStatus,
+            n: Option<Timestamp>,
+        ) -> StoreResult<bool> {
+            wait().await;
+            self.0.record_attempt(d, a, s, n).await
+        }
+        async fn record_resend(&self, d: &Delivery, a: &Attempt, ok: bool) -> StoreResult<bool> {
+            wait().await;
+            self.0.record_resend(d, a, ok).await
+        }
+        async fn list(&self, f: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>> {
+            wait().await;
+            DeliveryStore::list(&self.0, f).await
+        }
+        async fn step_counts(&self, a: i64, s: &str) -> StoreResult<Vec<StepCounts>> {
+            wait().await;
+            self.0.step_counts(a, s).await
+        }
+    }
+}
+
+/// Queued tasks kept in memory (the batch is handed to the handler by the bench itself).
+#[derive(Default)]
+struct Kept(Mutex<Vec<hookline_core::ports::Task>>);
+
+#[async_trait::async_trait]
+impl Queue for Kept {
+    async fn enqueue(
+        &self,
+        task: &hookline_core::ports::Task,
+        _due: jiff::Timestamp,
+    ) -> hookline_core::ports::StoreResult<()> {
+        wait().await;
+        self.0.lock().unwrap().push(task.clone());
+        Ok(())
+    }
+}
+
+/// The same batch of 10 as [`deliver_batch_of_10`], every store call and send answering after
+/// 5 ms: the handler's time with a store that serves calls at once.
+async fn deliver_batch_of_10_with_a_5ms_store() {
+    use hookline_core::ports::{Pipeline, Ports, SystemClock, Task, UlidIds};
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let (aws_engine, _) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+    let dir = std::env::temp_dir().join(format!("hookline-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = hookline_local::Db::open(&dir.join("slow.db")).unwrap();
+    let store = Arc::new(Slow(hookline_local::SqliteStore::new(db.clone())));
+    let keys = Arc::new(hookline_local::SqliteStore::new(db));
+    let queue = Arc::new(Kept::default());
+    let ports = Ports {
+        scenarios: store.clone(),
+        contacts: store.clone(),
+        enrollments: store.clone(),
+        deliveries: store,
+        keys,
+        pipeline: Pipeline::Queued(queue.clone()),
+        sender: aws_engine.ports.sender.clone(),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UlidIds),
+    };
+    let engine = Hookline::new(ports, RetryPolicy::default());
+    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
+        .await
+        .unwrap();
+    rx.set_delay(Duration::from_millis(200));
+    let def = json!({"name": "slow", "trigger": {"type": "group_added"}, "start": "hook",
+        "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/slow"), "next": null}]});
+    let id = engine.create_scenario(1, def).await.unwrap().id;
+    engine.activate_scenario(1, &id).await.unwrap();
+    for i in 0..10 {
+        engine
+            .intake(1, json!({"id": format!("e{i}"), "type": "group_added", "contact": {"id": i + 1, "email": "a@example.org"}}))
+            .await
+            .unwrap();
+    }
+    let tasks: Vec<Task> = std::mem::take(&mut *queue.0.lock().unwrap());
+    assert_eq!(tasks.len(), 10);
+    let messages: Vec<(String, String, String)> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            (
+                format!("r{i}"),
+                format!("m{i}"),
+                serde_json::to_string(t).unwrap(),
+            )
+        })
+        .collect();
+    let event: SqsEvent =
+        serde_json::from_value(sqs_event(&aws.settings.deliver_queue.arn, &messages)).unwrap();
+    let start = Instant::now();
+    let response = handle_batch(&engine, queue.as_ref(), event).await;
+    let wall = start.elapsed();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(rx.count(), 10);
+    let stats = engine.step_stats(1, &id, "hook").await.unwrap();
+    assert_eq!(stats.accepted, Some(10));
+    println!("\n== webhook-deliver, one batch of 10 to a 200 ms receiver, every store call 5 ms");
+    println!(
+        "  wall time {:.0} ms (each message: read, scenario, POST, completion, record — concurrently)",
+        wall.as_secs_f64() * 1000.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 async fn init_times() {
     use axum::routing::get;
     println!(
@@ -488,5 +699,6 @@ async fn main() {
     cost_per_webhook(false).await;
     cost_per_webhook(true).await;
     deliver_batch_of_10().await;
+    deliver_batch_of_10_with_a_5ms_store().await;
     init_times().await;
 }
