@@ -293,13 +293,14 @@ struct IntakeMessage {
 }
 
 /// The intake queue's batch: each message is an event of an account, taken exactly as
-/// `POST /v1/events` takes it. Events of one contact run in their order; different contacts at
-/// once. A message that is not an intake message or whose event is invalid is logged and
-/// reported failed, so that SQS moves it to the dead-letter queue after its last receive; a
-/// store failure is reported failed too and comes back. Neither holds up the other messages.
+/// `POST /v1/events/batch` takes it ([`Hookline::intake_batch`]: events of one contact in their
+/// order, different contacts at once), one batch per account. A message that is not an intake
+/// message or whose event is invalid is logged and reported failed, so that SQS moves it to the
+/// dead-letter queue after its last receive; a store failure reports the account's messages
+/// failed, and they come back (each event is idempotent by its id). Neither holds up the others.
 pub async fn handle_intake_batch(engine: &Hookline, event: SqsEvent) -> SqsBatchResponse {
-    type Lane = Vec<(String, anyhow::Result<IntakeMessage>)>;
-    let mut lanes: Vec<((i64, Option<i64>), Lane)> = Vec::new();
+    use hookline_core::app::BatchItem;
+    let mut accounts: Vec<(i64, Vec<String>, Vec<serde_json::Value>)> = Vec::new();
     let mut failed = Vec::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
@@ -308,42 +309,39 @@ pub async fn handle_intake_batch(engine: &Hookline, event: SqsEvent) -> SqsBatch
             .as_deref()
             .ok_or_else(|| anyhow::anyhow!("the message has no body"))
             .and_then(|b| serde_json::from_str::<IntakeMessage>(b).map_err(anyhow::Error::from));
-        let lane_key = match &parsed {
-            Ok(m) => (
-                m.account,
-                m.event.pointer("/contact/id").and_then(|v| v.as_i64()),
-            ),
+        match parsed {
+            Ok(m) => match accounts.iter_mut().find(|(a, _, _)| *a == m.account) {
+                Some((_, ids, events)) => {
+                    ids.push(id);
+                    events.push(m.event);
+                }
+                None => accounts.push((m.account, vec![id], vec![m.event])),
+            },
             Err(e) => {
                 tracing::error!(message_id = %id, error = %e, "not an intake message ({{\"account\", \"event\"}}): left to the dead-letter queue");
                 failed.push(id);
-                continue;
             }
-        };
-        match lanes
-            .iter_mut()
-            .find(|(k, _)| k.1.is_some() && *k == lane_key)
-        {
-            Some((_, lane)) => lane.push((id, parsed)),
-            None => lanes.push((lane_key, vec![(id, parsed)])),
         }
     }
-    let runs = lanes.into_iter().map(|(_, lane)| async move {
-        let mut failed = Vec::new();
-        for (id, message) in lane {
-            let Ok(message) = message else { continue };
-            match engine.intake(message.account, message.event).await {
-                Ok(_) => {}
-                Err(hookline_core::AppError::Invalid(e)) => {
-                    tracing::error!(message_id = %id, account = message.account, error = %e, "an invalid event: left to the dead-letter queue");
-                    failed.push(id);
-                }
-                Err(e) => {
-                    tracing::warn!(message_id = %id, error = %e, "intake failed; SQS will redeliver it");
-                    failed.push(id);
-                }
+    let runs = accounts.into_iter().map(|(account, ids, events)| async move {
+        let body = serde_json::json!({ "events": events });
+        match engine.intake_batch(account, body).await {
+            Ok(items) => ids
+                .into_iter()
+                .zip(items)
+                .filter_map(|(id, item)| match item {
+                    BatchItem::Answer(_) => None,
+                    BatchItem::Invalid { error, .. } => {
+                        tracing::error!(message_id = %id, account, error = %error, "an invalid event: left to the dead-letter queue");
+                        Some(id)
+                    }
+                })
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(account, error = %e, "intake failed; SQS will redeliver the account's messages");
+                ids
             }
         }
-        failed
     });
     failed.extend(futures::future::join_all(runs).await.into_iter().flatten());
     let mut response = SqsBatchResponse::default();

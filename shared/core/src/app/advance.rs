@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use super::walk::Walker;
 use super::{Hookline, Outcome};
-use crate::domain::scenario::ScenarioStatus;
+use crate::domain::contact::Contact;
+use crate::domain::scenario::{ScenarioRecord, ScenarioStatus};
 use crate::domain::time::add;
-use crate::ports::{EnrollmentState, Pass, Task, WalkEnd};
+use crate::ports::{Enrollment, EnrollmentState, Pass, Task, WalkEnd};
 
 /// How soon to look again at a task whose enrollment has not yet made the move that queued it.
 const NOT_YET: Duration = Duration::from_millis(200);
@@ -39,6 +40,22 @@ impl Hookline {
             .scenarios
             .get(enrollment.account, &enrollment.scenario_id)
             .await?;
+        self.advance_with(&enrollment, scenario, None, step_id, seq)
+            .await
+    }
+
+    /// [`Hookline::advance`] once the enrollment (at `seq`) and its scenario are read; the
+    /// contact is read only when the walk needs it and the caller does not already have it
+    /// (intake, which just stored it).
+    pub(crate) async fn advance_with(
+        &self,
+        enrollment: &Enrollment,
+        scenario: Option<ScenarioRecord>,
+        contact: Option<&Contact>,
+        step_id: Option<&str>,
+        seq: u64,
+    ) -> anyhow::Result<Outcome> {
+        let p = &self.ports;
         let Some(scenario) = scenario.filter(|s| s.status != ScenarioStatus::Archived) else {
             p.enrollments
                 .advance(
@@ -60,16 +77,24 @@ impl Hookline {
                 return Ok(Outcome::Done);
             }
         };
-        let Some(contact) = p
-            .contacts
-            .get(enrollment.account, enrollment.contact_id)
-            .await?
-        else {
-            anyhow::bail!(
-                "contact {} of enrollment {} is missing",
-                enrollment.contact_id,
-                enrollment.id
-            );
+        let read;
+        let contact = match contact {
+            Some(c) => c,
+            None => {
+                let Some(c) = p
+                    .contacts
+                    .get(enrollment.account, enrollment.contact_id)
+                    .await?
+                else {
+                    anyhow::bail!(
+                        "contact {} of enrollment {} is missing",
+                        enrollment.contact_id,
+                        enrollment.id
+                    );
+                };
+                read = c;
+                &read
+            }
         };
         let now = p.clock.now();
         let who = Walker {

@@ -48,21 +48,32 @@ impl Hookline {
                     state: EnrollmentState::Active,
                     created_at: now,
                 };
-                match p
+                // The first steps are walked here (no hop through scenario-advance): conditions,
+                // then the first delivery or wait queued directly. A new enrollment walks with
+                // what intake holds (no reads); one found from before (a retry after a crash)
+                // is read again, as it may have moved, and walked on idempotently.
+                let start = scenario.def.start.clone();
+                let walked = match p
                     .enrollments
                     .create(&enrollment, scenario.def.allow_reentry)
                     .await?
                 {
                     EnrollOutcome::AlreadyEntered => continue,
-                    EnrollOutcome::Created | EnrollOutcome::AlreadyExists => {}
-                }
-                // The first steps are walked here (no hop through scenario-advance): conditions,
-                // then the first delivery or wait queued directly. A retry after a crash finds
-                // the same enrollment and walks it again, idempotently.
-                if let Outcome::RetryAt(_) = self
-                    .advance(&enrollment.id, scenario.def.start.as_deref(), 0)
-                    .await?
-                {
+                    EnrollOutcome::Created => {
+                        self.advance_with(
+                            &enrollment,
+                            Some(scenario.clone()),
+                            Some(&event.contact),
+                            start.as_deref(),
+                            0,
+                        )
+                        .await?
+                    }
+                    EnrollOutcome::AlreadyExists => {
+                        self.advance(&enrollment.id, start.as_deref(), 0).await?
+                    }
+                };
+                if let Outcome::RetryAt(_) = walked {
                     return Err(anyhow::anyhow!(
                         "enrollment {} is not at its start",
                         enrollment.id
