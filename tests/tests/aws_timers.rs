@@ -142,6 +142,32 @@ async fn handle(engine: &Hookline, aws: &Aws, timer: &Timer) {
     assert!(response.batch_item_failures.is_empty(), "{timer:?}");
 }
 
+/// An engine on `firer`'s clock, a receiver answering `status`, an active one-webhook scenario
+/// to it, and one contact sent in (its first attempt queued).
+async fn one_contact_in(aws: &Aws, firer: &Firer, status: u16) -> (Hookline, Receiver, String) {
+    let engine = engine(aws, firer);
+    let rx = Receiver::start(
+        "127.0.0.1:0",
+        ReceiverOptions {
+            status,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = engine
+        .create_scenario(1, scenario(&rx.url("/hook")))
+        .await
+        .unwrap()
+        .id;
+    engine.activate_scenario(1, &id).await.unwrap();
+    engine
+        .intake(1, json!({"id": "e1", "type": "group_added", "contact": {"id": 1, "email": "a@example.org"}}))
+        .await
+        .unwrap();
+    (engine, rx, id)
+}
+
 fn scenario(url: &str) -> serde_json::Value {
     json!({"name": "timers", "trigger": {"type": "group_added"}, "start": "hook",
            "steps": [{"id": "hook", "type": "send_webhook", "url": url, "next": null}]})
@@ -160,26 +186,7 @@ async fn a_scheduler_59_s_late_never_delays_or_skips_an_attempt() {
         clock: Arc::new(TestClock(Mutex::new(start))),
         timers: Arc::default(),
     };
-    let engine = engine(&aws, &firer);
-    let rx = Receiver::start(
-        "127.0.0.1:0",
-        ReceiverOptions {
-            status: 503,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let id = engine
-        .create_scenario(1, scenario(&rx.url("/late")))
-        .await
-        .unwrap()
-        .id;
-    engine.activate_scenario(1, &id).await.unwrap();
-    engine
-        .intake(1, json!({"id": "e1", "type": "group_added", "contact": {"id": 1, "email": "a@example.org"}}))
-        .await
-        .unwrap();
+    let (engine, rx, id) = one_contact_in(&aws, &firer, 503).await;
 
     let mut handled = 0;
     let mut schedules = 0;
@@ -236,26 +243,7 @@ async fn a_redelivered_message_never_starts_a_second_retry_chain() {
         clock: Arc::new(TestClock(Mutex::new(Timestamp::now()))),
         timers: Arc::default(),
     };
-    let engine = engine(&aws, &firer);
-    let rx = Receiver::start(
-        "127.0.0.1:0",
-        ReceiverOptions {
-            status: 500,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let id = engine
-        .create_scenario(1, scenario(&rx.url("/again")))
-        .await
-        .unwrap()
-        .id;
-    engine.activate_scenario(1, &id).await.unwrap();
-    engine
-        .intake(1, json!({"id": "e1", "type": "group_added", "contact": {"id": 1, "email": "a@example.org"}}))
-        .await
-        .unwrap();
+    let (engine, rx, id) = one_contact_in(&aws, &firer, 500).await;
     let take = || {
         let mut timers = firer.timers.lock().unwrap();
         timers.sort_by_key(|t| t.fires);
