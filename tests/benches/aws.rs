@@ -451,13 +451,17 @@ mod slow {
 
     #[async_trait]
     impl ContactStore for Slow {
-        async fn put(&self, a: i64, c: &Contact) -> StoreResult<()> {
+        async fn put(&self, a: i64, c: &Contact, at: Timestamp) -> StoreResult<SnapshotPut> {
             wait().await;
-            self.0.put(a, c).await
+            self.0.put(a, c, at).await
         }
         async fn get(&self, a: i64, id: i64) -> StoreResult<Option<Contact>> {
             wait().await;
             ContactStore::get(&self.0, a, id).await
+        }
+        async fn page(&self, a: i64, cursor: Option<&str>, n: usize) -> StoreResult<Page<Contact>> {
+            wait().await;
+            self.0.page(a, cursor, n).await
         }
     }
 
@@ -560,6 +564,7 @@ async fn deliver_batch_of_10_with_a_5ms_store() {
         contacts: store.clone(),
         enrollments: store.clone(),
         deliveries: store,
+        occurrences: keys.clone(),
         keys,
         pipeline: Pipeline::Queued(queue.clone()),
         sender: aws_engine.ports.sender.clone(),

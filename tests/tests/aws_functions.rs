@@ -429,11 +429,24 @@ impl EnrollmentStore for Faulty {
 
 #[async_trait]
 impl ContactStore for Faulty {
-    async fn put(&self, account: i64, c: &Contact) -> StoreResult<()> {
-        self.after(ContactStore::put(&self.store, account, c).await)
+    async fn put(
+        &self,
+        account: i64,
+        c: &Contact,
+        at: jiff::Timestamp,
+    ) -> StoreResult<SnapshotPut> {
+        self.after(ContactStore::put(&self.store, account, c, at).await)
     }
     async fn get(&self, account: i64, id: i64) -> StoreResult<Option<Contact>> {
         ContactStore::get(&self.store, account, id).await
+    }
+    async fn page(
+        &self,
+        account: i64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<Contact>> {
+        self.store.page(account, cursor, limit).await
     }
 }
 

@@ -249,6 +249,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         allow_private_targets: true,
         policy: RetryPolicy::default(),
         workers: o.concurrency.max(64),
+        clock_start: None,
     })
     .await?;
     let base = Arc::new(format!("http://{}", server.addr));

@@ -70,6 +70,10 @@ enum Command {
         /// How many jobs (attempts, advances) run at once.
         #[arg(long, env = "HOOKLINE_WORKERS", default_value_t = 64)]
         workers: usize,
+        /// Run the clock from this instant on (RFC 3339) instead of the real time: for tests
+        /// and demos of time-based triggers (a birthday at 09:00 without waiting for 09:00).
+        #[arg(long, value_name = "RFC3339", hide = true)]
+        clock_start: Option<jiff::Timestamp>,
     },
     /// Manage API keys.
     Keys {
@@ -185,6 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             allow_private_targets,
             retry,
             workers,
+            clock_start,
         } => {
             let config = serve::Config {
                 listen,
@@ -193,6 +198,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 allow_private_targets,
                 policy: retry.policy()?,
                 workers,
+                clock_start,
             };
             let server = serve::start(config).await?;
             println!("hookline listening on http://{}", server.addr);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use hookline_core::Hookline;
 use hookline_core::domain::retry::RetryPolicy;
-use hookline_core::ports::{Pipeline, Ports, SystemClock, UlidIds};
+use hookline_core::ports::{Clock, Pipeline, Ports, ShiftedClock, SystemClock, UlidIds};
 use hookline_local::{Db, Inbox, SqliteStore, Workers, dispatch_channel};
 use hookline_sender::ReqwestSender;
 use rand::distr::{Alphanumeric, SampleString};
@@ -22,6 +22,8 @@ pub struct Config {
     pub allow_private_targets: bool,
     pub policy: RetryPolicy,
     pub workers: usize,
+    /// The clock starts at this instant (tests, demos); `None`: the real time.
+    pub clock_start: Option<jiff::Timestamp>,
 }
 
 /// `ACCOUNT:KEY` pairs of `--api-key`.
@@ -45,6 +47,16 @@ pub fn parse_api_keys(raw: &[String]) -> anyhow::Result<Vec<(i64, String)>> {
 /// The engine over a database file (the inline path, scenarios cached: this process is the
 /// database's only writer), with the real clock, ids and sender; and its workers' inbox.
 pub fn engine(db: &Db, allow_private: bool, policy: RetryPolicy) -> (Hookline, SqliteStore, Inbox) {
+    engine_with_clock(db, allow_private, policy, Arc::new(SystemClock))
+}
+
+/// [`engine`] with another clock.
+pub fn engine_with_clock(
+    db: &Db,
+    allow_private: bool,
+    policy: RetryPolicy,
+    clock: Arc<dyn Clock>,
+) -> (Hookline, SqliteStore, Inbox) {
     let store = SqliteStore::new(db.clone());
     let (dispatch, inbox) = dispatch_channel();
     let sender = ReqwestSender::new(allow_private);
@@ -54,12 +66,13 @@ pub fn engine(db: &Db, allow_private: bool, policy: RetryPolicy) -> (Hookline, S
         enrollments: Arc::new(store.clone()),
         deliveries: Arc::new(store.clone()),
         keys: Arc::new(store.clone()),
+        occurrences: Arc::new(store.clone()),
         pipeline: Pipeline::Inline {
             flow: Arc::new(store.clone()),
             dispatch: Arc::new(dispatch),
         },
         sender: Arc::new(sender),
-        clock: Arc::new(SystemClock),
+        clock,
         ids: Arc::new(UlidIds),
     };
     let engine = Hookline::new(ports, policy)
@@ -98,7 +111,12 @@ pub struct Server {
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     let lock = lock(&config.db)?;
     let db = Db::open(&config.db)?;
-    let (engine, store, inbox) = engine(&db, config.allow_private_targets, config.policy);
+    let clock: Arc<dyn Clock> = match config.clock_start {
+        Some(start) => Arc::new(ShiftedClock::starting_at(start)),
+        None => Arc::new(SystemClock),
+    };
+    let (engine, store, inbox) =
+        engine_with_clock(&db, config.allow_private_targets, config.policy, clock);
     for (account, key) in &config.api_keys {
         engine
             .register_key(key, *account)

@@ -144,7 +144,8 @@ pub fn engine_with_clock(
         contacts: Arc::new(store.clone()),
         enrollments: Arc::new(store.clone()),
         deliveries: Arc::new(store.clone()),
-        keys: Arc::new(store),
+        keys: Arc::new(store.clone()),
+        occurrences: Arc::new(store),
         pipeline: Pipeline::Queued(queue.clone()),
         sender: Arc::new(sender),
         clock,
@@ -364,6 +365,15 @@ pub async fn run_trigger_intake() -> Result<(), lambda_runtime::Error> {
         let (engine, mut http) = (engine.clone(), http.clone());
         async move {
             let LambdaEvent { payload, context } = event;
+            if is_tick(&payload) {
+                // the one-minute schedule: queue the occurrences of every minute not yet swept
+                let swept = engine.sweep().await?;
+                tracing::info!(minutes = swept.minutes, occurrences = swept.occurrences, "swept");
+                return Ok(serde_json::json!({
+                    "minutes": swept.minutes,
+                    "occurrences": swept.occurrences,
+                }));
+            }
             if is_sqs(&payload) {
                 let batch: SqsEvent = serde_json::from_value(payload)?;
                 let answer = handle_intake_batch(&engine, batch).await;
@@ -379,6 +389,14 @@ pub async fn run_trigger_intake() -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+/// The input of the one-minute tick schedule (template `TickSchedule`).
+pub const TICK_INPUT: &str = r#"{"hooklineTick":true}"#;
+
+/// The tick schedule's input, not an HTTP request.
+pub fn is_tick(payload: &serde_json::Value) -> bool {
+    payload.get("hooklineTick") == Some(&serde_json::Value::Bool(true))
 }
 
 /// An SQS batch (`{"Records": [{"eventSource": "aws:sqs", …}]}`), not an HTTP request.

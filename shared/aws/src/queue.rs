@@ -66,7 +66,10 @@ pub fn at_expression(due: Timestamp) -> String {
 impl SqsQueue {
     fn target(&self, task: &Task) -> &QueueRef {
         match task {
-            Task::AdvanceV1 { .. } => &self.advance,
+            // occurrences and backfills enroll contacts: scenario-advance runs them
+            Task::AdvanceV1 { .. } | Task::FireV1 { .. } | Task::BackfillV1 { .. } => {
+                &self.advance
+            }
             Task::DeliverV1 { .. } | Task::ResendV1 { .. } => &self.deliver,
         }
     }

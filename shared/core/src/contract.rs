@@ -19,9 +19,11 @@ use crate::ports::*;
 mod deliveries;
 mod flow;
 mod keys;
+mod occurrences;
 pub use deliveries::delivery_store;
+pub use occurrences::occurrence_store;
 pub(crate) use deliveries::{attempt, delivery, pass};
-pub use flow::flow_store;
+pub use flow::{flow_store, flow_store_occurrences};
 pub use keys::key_store;
 
 fn ts(secs: i64) -> Timestamp {
@@ -169,31 +171,70 @@ pub async fn scenario_store(store: &dyn ScenarioStore) {
 }
 
 pub async fn contact_store(store: &dyn ContactStore) {
-    let account = 2_000;
-    let id = (Timestamp::now().as_nanosecond() % 1_000_000_000_000) as i64;
+    // an account of its own: `page` lists every contact of it
+    let account = 2_000_000 + (Timestamp::now().as_nanosecond() % 1_000_000_000) as i64;
+    let id = 42;
     let first = Contact::parse(
         json!({"id": id, "email": "a@example.org", "firstname": "Ann"}),
         "c",
     )
     .unwrap();
-    store.put(account, &first).await.unwrap();
-    assert_eq!(store.get(account, id).await.unwrap(), Some(first));
+    assert_eq!(
+        store.put(account, &first, ts(10)).await.unwrap(),
+        SnapshotPut::Applied { previous: None }
+    );
+    assert_eq!(store.get(account, id).await.unwrap(), Some(first.clone()));
     let second = Contact::parse(
         json!({"id": id, "email": "b@example.org", "customFields": {"plan": "gold"}}),
         "c",
     )
     .unwrap();
-    store.put(account, &second).await.unwrap();
+    assert_eq!(
+        store.put(account, &second, ts(20)).await.unwrap(),
+        SnapshotPut::Applied {
+            previous: Some(first.clone())
+        },
+        "the previous snapshot is handed back"
+    );
     assert_eq!(
         store.get(account, id).await.unwrap(),
-        Some(second),
+        Some(second.clone()),
         "the snapshot was not replaced"
     );
+    // an older snapshot arriving late does not replace a newer one (SPEC §3); a tie does
+    assert_eq!(
+        store.put(account, &first, ts(15)).await.unwrap(),
+        SnapshotPut::Older
+    );
+    assert_eq!(store.get(account, id).await.unwrap(), Some(second.clone()));
+    assert!(matches!(
+        store.put(account, &second, ts(20)).await.unwrap(),
+        SnapshotPut::Applied { .. }
+    ));
     assert_eq!(
         store.get(account + 1, id).await.unwrap(),
         None,
         "another account's contact was visible"
     );
+    // pages: every contact of the account exactly once, none of another account
+    for other in 1..=4 {
+        let c = Contact::parse(json!({"id": other, "email": "x@example.org"}), "c").unwrap();
+        store.put(account, &c, ts(0)).await.unwrap();
+    }
+    let stranger = Contact::parse(json!({"id": 7, "email": "s@example.org"}), "c").unwrap();
+    store.put(account + 1, &stranger, ts(0)).await.unwrap();
+    let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+    for _ in 0..1_000 {
+        let page = store.page(account, cursor.as_deref(), 2).await.unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|c| c.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, vec![1, 2, 3, 4, id]);
 }
 
 fn enrollment(id: &str, scenario: &str, contact: i64) -> Enrollment {

@@ -26,11 +26,33 @@ CREATE TABLE IF NOT EXISTS scenarios (
 CREATE INDEX IF NOT EXISTS scenarios_by_account ON scenarios (account, id);
 CREATE INDEX IF NOT EXISTS scenarios_by_trigger ON scenarios (account, status, trigger_type);
 CREATE TABLE IF NOT EXISTS contacts (
-    account    INTEGER NOT NULL,
-    id         INTEGER NOT NULL,
-    snapshot   TEXT NOT NULL,
-    updated_at INTEGER NOT NULL,
+    account     INTEGER NOT NULL,
+    id          INTEGER NOT NULL,
+    snapshot    TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    occurred_at INTEGER,                  -- when the snapshot was taken (schema 3; NULL: before)
     PRIMARY KEY (account, id)
+);
+-- pending occurrences of time-based triggers (schema 3), fired by the workers' timers
+CREATE TABLE IF NOT EXISTS occurrences (
+    scenario_id TEXT NOT NULL,
+    contact_id  INTEGER NOT NULL,
+    date        TEXT NOT NULL,            -- the nominal date (YYYY-MM-DD): the occurrence's identity
+    account     INTEGER NOT NULL,
+    at          INTEGER NOT NULL,         -- when it fires (ms)
+    PRIMARY KEY (scenario_id, contact_id, date)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS occurrences_due ON occurrences (at);
+CREATE INDEX IF NOT EXISTS occurrences_by_contact ON occurrences (account, contact_id);
+-- activations of time-based scenarios still scheduling their contacts' occurrences
+CREATE TABLE IF NOT EXISTS backfills (
+    scenario_id TEXT PRIMARY KEY,
+    account     INTEGER NOT NULL,
+    cursor      TEXT                      -- the next page starts after this contact id
+);
+CREATE TABLE IF NOT EXISTS sweep (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    minute INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     account    INTEGER NOT NULL,
@@ -90,7 +112,7 @@ type Reply = Box<dyn FnOnce(Option<&anyhow::Error>) + Send>;
 type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const VERSION: i64 = 2;
+const VERSION: i64 = 3;
 
 /// Version 0 (up to the queued local path) to 1 (the inline path): the re-entry rule moves
 /// from `entries` into `enrollments.entry_key`; keys get a prefix and can be revoked; queued advances become waiting enrollments
@@ -119,6 +141,10 @@ DROP TABLE entries;
 /// their secret is rotated).
 const MIGRATE_1_TO_2: &str = "ALTER TABLE scenarios ADD COLUMN secrets TEXT NOT NULL DEFAULT '{}';";
 
+/// Version 2 to 3: time-based triggers (the `occurrences`, `backfills` and `sweep` tables
+/// come from the schema itself) and snapshots applied in the order they occurred.
+const MIGRATE_2_TO_3: &str = "ALTER TABLE contacts ADD COLUMN occurred_at INTEGER;";
+
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > VERSION {
@@ -146,6 +172,19 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
         tx.execute_batch(MIGRATE_1_TO_2)
             .context("migrating the database to schema 2")?;
         tracing::info!("database migrated to schema 2 (signing secrets)");
+    }
+    let has_contacts = tx
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'contacts'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if has_contacts && version < 3 {
+        tx.execute_batch(MIGRATE_2_TO_3)
+            .context("migrating the database to schema 3")?;
+        tracing::info!("database migrated to schema 3 (time-based triggers)");
     }
     tx.execute_batch(SCHEMA).context("creating the schema")?;
     tx.pragma_update(None, "user_version", VERSION)?;

@@ -8,7 +8,7 @@ use hookline_core::domain::delivery::Delivery;
 use hookline_core::domain::event::{EnrollmentRef, IntakeAnswer};
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
-    AttemptCommit, AttemptRecorded, DueWork, Enrollment, EnrollmentState, FlowStore, IntakeCommit,
+    AttemptCommit, AttemptRecorded, Backfill, DueWork, Enrollment, EnrollmentState, FlowStore, IntakeCommit,
     IntakeDone, Move, StoreResult, Waiting, Walk, WalkEnd,
 };
 use jiff::Timestamp;
@@ -16,7 +16,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::SqliteStore;
 use crate::db::{exec, row};
-use crate::store::{entry_key, insert_delivery, insert_pass, now_ms};
+use crate::store::{
+    entry_key, insert_delivery, insert_occurrence, insert_pass, now_ms, put_snapshot,
+    read_occurrence,
+};
 
 /// A walk with its JSON columns serialized before it goes to the database thread.
 struct Prepared {
@@ -131,6 +134,9 @@ impl FlowStore for SqliteStore {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let (account, event_id, contact_id) =
             (intake.account, intake.event_id.clone(), intake.contact.id);
+        let (store_contact, occurred_at) = (intake.store_contact, to_millis(intake.occurred_at));
+        let (time_scenarios, occurrences) =
+            (intake.time_scenarios.clone(), intake.occurrences.clone());
         self.db()
             .call(move |c| {
                 let stored: Option<String> = row(c,
@@ -145,14 +151,28 @@ impl FlowStore for SqliteStore {
                         replay: true,
                         deliveries: Vec::new(),
                         waits: Vec::new(),
+                        occurrences: Vec::new(),
                     });
                 }
                 let now = now_ms();
-                exec(c,
-                    "INSERT INTO contacts (account, id, snapshot, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (account, id) DO UPDATE SET snapshot = excluded.snapshot, updated_at = excluded.updated_at",
-                    params![account, contact_id, snapshot, now],
-                )?;
+                // A snapshot older than the stored one is not stored (SPEC §3); nor are the
+                // occurrences it implies. One that is stored replaces the contact's pending
+                // occurrences of every time-based scenario, in this same transaction.
+                let applied = store_contact
+                    && put_snapshot(c, account, contact_id, &snapshot, occurred_at)?.is_some();
+                let mut scheduled = Vec::new();
+                if applied {
+                    for scenario_id in &time_scenarios {
+                        exec(c,
+                            "DELETE FROM occurrences WHERE scenario_id = ?1 AND contact_id = ?2",
+                            params![scenario_id, contact_id],
+                        )?;
+                    }
+                    for o in &occurrences {
+                        insert_occurrence(c, o)?;
+                    }
+                    scheduled = occurrences;
+                }
                 let (mut enrollments, mut deliveries, mut waits) = (Vec::new(), Vec::new(), Vec::new());
                 for (e, allow_reentry, walk) in &planned {
                     let entry = (!allow_reentry).then(|| entry_key(&e.scenario_id, e.contact_id));
@@ -182,7 +202,7 @@ impl FlowStore for SqliteStore {
                     "INSERT INTO events (account, event_id, answer, created_at) VALUES (?1, ?2, ?3, ?4)",
                     params![account, answer.event_id, serde_json::to_string(&answer)?, now],
                 )?;
-                Ok(IntakeDone { answer, replay: false, deliveries, waits })
+                Ok(IntakeDone { answer, replay: false, deliveries, waits, occurrences: scheduled })
             })
             .await
     }
@@ -281,8 +301,42 @@ impl FlowStore for SqliteStore {
                     let (enrollment_id, at) = r?;
                     work.push(DueWork::Wait { enrollment_id, at: from_millis(at) });
                 }
+                let mut stmt = c.prepare_cached(
+                    "SELECT scenario_id, contact_id, date, account, at FROM occurrences WHERE at <= ?1
+                     ORDER BY at LIMIT ?2",
+                )?;
+                for o in stmt.query_map(params![until, limit], read_occurrence)? {
+                    work.push(DueWork::Occurrence(Box::new(o?)));
+                }
                 work.sort_by_key(DueWork::at);
                 Ok(work)
+            })
+            .await
+    }
+
+    async fn backfills(&self) -> StoreResult<Vec<Backfill>> {
+        self.db()
+            .read(|c| {
+                let mut stmt = c.prepare_cached("SELECT account, scenario_id, cursor FROM backfills")?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok(Backfill { account: r.get(0)?, scenario_id: r.get(1)?, cursor: r.get(2)? })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    async fn backfill_done_until(&self, scenario_id: &str, cursor: Option<&str>) -> StoreResult<()> {
+        let (id, cursor) = (scenario_id.to_string(), cursor.map(str::to_string));
+        self.db()
+            .call(move |c| {
+                match cursor {
+                    Some(cursor) => exec(c, "UPDATE backfills SET cursor = ?1 WHERE scenario_id = ?2", params![cursor, id])?,
+                    None => exec(c, "DELETE FROM backfills WHERE scenario_id = ?1", params![id])?,
+                };
+                Ok(())
             })
             .await
     }

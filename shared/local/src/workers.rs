@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hookline_core::Hookline;
+use hookline_core::app::Outcome;
 use hookline_core::domain::delivery::Delivery;
 use hookline_core::ports::{Dispatch, DueWork, FlowStore, WorkKey};
 use jiff::Timestamp;
@@ -177,6 +178,8 @@ pub struct Workers {
     /// Set when the loop stops: work still waiting for a slot then gives up (its row stays due)
     /// instead of starting a POST that the process exit would cut short.
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// A backfill task is running.
+    backfilling: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Most pieces of work waiting for a slot; past it, work handed over in memory is left to the
@@ -200,6 +203,7 @@ impl Workers {
             concurrency,
             timers: Arc::default(),
             stopping: Arc::default(),
+            backfilling: Arc::default(),
         }
     }
 
@@ -305,6 +309,49 @@ impl Workers {
             }
             Err(e) => tracing::error!(error = %e, "looking for due work failed"),
         }
+        self.backfill();
+    }
+
+    /// Runs the unfinished backfills (activations of time-based scenarios), one page at a time
+    /// with its progress stored after each, in a task of their own: the API and the timers go
+    /// on meanwhile, and a restart goes on from the last page stored.
+    fn backfill(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.backfilling.swap(true, SeqCst) {
+            return;
+        }
+        let (engine, flow, running, stopping) = (
+            self.engine.clone(),
+            self.flow.clone(),
+            self.backfilling.clone(),
+            self.stopping.clone(),
+        );
+        tokio::spawn(async move {
+            let result: anyhow::Result<()> = async {
+                for mut backfill in flow.backfills().await? {
+                    loop {
+                        if stopping.load(SeqCst) {
+                            return Ok(());
+                        }
+                        let next = engine.backfill_page(&backfill).await?;
+                        flow.backfill_done_until(&backfill.scenario_id, next.as_deref())
+                            .await?;
+                        match next {
+                            Some(cursor) => backfill.cursor = Some(cursor),
+                            None => break,
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    tracing::info!(scenario_id = %backfill.scenario_id, "backfill finished");
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "a backfill page failed; it goes on at the next scan");
+            }
+            running.store(false, SeqCst);
+        });
     }
 
     /// Runs one piece of work in a slot, unless it is running already. A delivery handed
@@ -350,6 +397,15 @@ impl Workers {
                 (_, Some(delivery)) => engine.attempt(*delivery).await,
                 (WorkKey::Delivery(id), None) => engine.attempt_stored(id).await,
                 (WorkKey::Wait(id), None) => engine.resume(id).await,
+                (WorkKey::Occurrence(o), None) => match engine.fire(o).await {
+                    // not yet (a timer never fires early, but the clock may disagree): again then
+                    Ok(Outcome::RetryAt(at)) => {
+                        let mut t = timers.lock().unwrap_or_else(|e| e.into_inner());
+                        t.rearm.insert(key.clone(), at);
+                        Ok(())
+                    }
+                    other => other.map(drop),
+                },
             };
             drop(slot);
             let now = engine.ports.clock.now();

@@ -46,6 +46,19 @@ async fn flow_store() {
     contract::flow_store(&store, &store, &store, &store).await;
 }
 
+#[tokio::test]
+async fn flow_store_occurrences() {
+    let (_dir, db) = fresh();
+    let store = SqliteStore::new(db);
+    contract::flow_store_occurrences(&store, &store, &store).await;
+}
+
+#[tokio::test]
+async fn occurrence_store() {
+    let (_dir, db) = fresh();
+    contract::occurrence_store(&SqliteStore::new(db)).await;
+}
+
 /// A database written by the queued local path (schema 0) opens with its work intact: a
 /// queued advance becomes a waiting enrollment, a pending delivery is due, the re-entry rule
 /// holds, and a webhook step's pass is not counted twice.

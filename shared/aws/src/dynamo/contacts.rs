@@ -1,39 +1,120 @@
-//! Contact snapshots: one item per contact.
+//! Contact snapshots: one item per contact, applied in the order they occurred.
 
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::ReturnValue;
+use base64::Engine;
 use hookline_core::domain::contact::Contact;
-use hookline_core::ports::{ContactStore, StoreResult};
+use hookline_core::ports::{BadCursor, ContactStore, Page, SnapshotPut, StoreResult};
 use jiff::Timestamp;
 
 use super::*;
 
+fn parse(item: &Item, id: i64) -> anyhow::Result<Contact> {
+    let value: serde_json::Value = serde_json::from_str(&get_s(item, "snapshot")?)?;
+    Contact::parse(value, "contact").map_err(|e| anyhow!("stored contact {id}: {e}"))
+}
+
+/// A page cursor: the scan's last evaluated key (`pk`, `sk`), base64 of JSON.
+fn encode_cursor(key: &Item) -> anyhow::Result<String> {
+    let pair = (get_s(key, "pk")?, get_s(key, "sk")?);
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&pair)?))
+}
+
+fn decode_cursor(cursor: &str) -> Option<Item> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let (pk, sk): (String, String) = serde_json::from_slice(&bytes).ok()?;
+    Some(key(pk, &sk))
+}
+
 #[async_trait]
 impl ContactStore for DynamoStore {
-    async fn put(&self, account: i64, contact: &Contact) -> StoreResult<()> {
+    /// A conditional put (stored only when no snapshot that occurred later is there) that
+    /// hands back the item it replaced: one write, no read.
+    async fn put(
+        &self,
+        account: i64,
+        contact: &Contact,
+        occurred_at: Timestamp,
+    ) -> StoreResult<SnapshotPut> {
         let mut item = key(format!("CON#{account}#{}", contact.id), "CON");
         item.insert(
             "snapshot".into(),
             s(serde_json::to_string(&contact.snapshot)?),
         );
         item.insert("updated_at".into(), n(Timestamp::now().as_millisecond()));
-        self.client
+        item.insert("occurred_at".into(), n(occurred_at.as_millisecond()));
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            .condition_expression("attribute_not_exists(occurred_at) OR occurred_at <= :at")
+            .expression_attribute_values(":at", n(occurred_at.as_millisecond()))
+            .return_values(ReturnValue::AllOld)
             .send()
-            .await
-            .context("DynamoDB PutItem contact")?;
-        Ok(())
+            .await;
+        match result {
+            Ok(out) => {
+                let previous = match out.attributes {
+                    Some(old) if old.contains_key("snapshot") => Some(parse(&old, contact.id)?),
+                    _ => None,
+                };
+                Ok(SnapshotPut::Applied { previous })
+            }
+            Err(e) if is_conditional(&e) => Ok(SnapshotPut::Older),
+            Err(e) => Err(anyhow::Error::from(e).context("DynamoDB PutItem contact")),
+        }
     }
 
     async fn get(&self, account: i64, id: i64) -> StoreResult<Option<Contact>> {
         let Some(item) = self.get_item(format!("CON#{account}#{id}"), "CON").await? else {
             return Ok(None);
         };
-        let value: serde_json::Value = serde_json::from_str(&get_s(&item, "snapshot")?)?;
-        Contact::parse(value, "contact")
-            .map(Some)
-            .map_err(|e| anyhow!("stored contact {id}: {e}"))
+        parse(&item, id).map(Some)
+    }
+
+    /// A scan of the table filtered to the account's contacts (a backfill is rare: one per
+    /// activation of a time-based scenario; it reads the whole table once, page by page, and
+    /// no index has to be written with every snapshot). `limit` items are examined per page.
+    async fn page(
+        &self,
+        account: i64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<Contact>> {
+        let start = match cursor {
+            None => None,
+            Some(c) => Some(decode_cursor(c).ok_or(BadCursor)?),
+        };
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :prefix) AND sk = :con")
+            .expression_attribute_values(":prefix", s(format!("CON#{account}#")))
+            .expression_attribute_values(":con", s("CON"))
+            .limit(limit.clamp(1, 1_000) as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .context("DynamoDB Scan contacts")?;
+        let mut items = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            let pk = get_s(&item, "pk")?;
+            let id: i64 = pk
+                .rsplit('#')
+                .next()
+                .and_then(|x| x.parse().ok())
+                .ok_or_else(|| anyhow!("contact key {pk}"))?;
+            items.push(parse(&item, id)?);
+        }
+        let next_cursor = match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => Some(encode_cursor(&k)?),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
     }
 }

@@ -17,6 +17,9 @@
 //! | delivery (TTL 30 d after the deadline) | `DLV#{id}` | `DLV`; gsi1: `DLVS#{scenario}#{step}#{shard}`, `{created ms}#{id}` |
 //! | API key (`revoked_at` once revoked) | `KEY#{sha256}` | `KEY` |
 //! | API key, listed | `KEYS` | `{prefix}#{sha256}` |
+//! | contact snapshot's time (`occurred_at`, on the contact item) | | |
+//! | occurrence of a time-based trigger (TTL 30 d after it) | `OCC#{minute}#{shard}` | `{account}#{scenario}#{contact}#{date}` |
+//! | the last minute the tick swept | `SWEEP` | `SWEEP` |
 //!
 //! A busy webhook step never becomes a hot key: its counters and its delivery index are spread
 //! over [`SHARDS`] partition keys (by delivery id) and summed / merged on read. A pass, its
@@ -25,12 +28,13 @@
 //! transaction conditioned on the attempt count.
 //!
 //! One file per store: `scenarios.rs`, `contacts.rs`, `enrollments.rs` (with event answers),
-//! `deliveries.rs` (with the counters), `keys.rs`; the helpers they share are here.
+//! `deliveries.rs` (with the counters), `keys.rs`, `occurrences.rs`; the helpers they share are here.
 
 mod contacts;
 mod deliveries;
 mod enrollments;
 mod keys;
+mod occurrences;
 mod scenarios;
 
 use std::collections::HashMap;

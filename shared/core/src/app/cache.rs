@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::Hookline;
+use crate::domain::occurrence::TimeRule;
 use crate::domain::scenario::{Compiled, ScenarioRecord};
 
 /// Bound on each map; past it the map starts again empty.
@@ -17,10 +18,15 @@ const MAX_ENTRIES: usize = 10_000;
 pub(crate) struct Loaded {
     pub record: ScenarioRecord,
     pub compiled: Option<Compiled>,
+    /// A time-based trigger's rule.
+    pub rule: Option<TimeRule>,
 }
 
 impl Loaded {
     fn new(record: ScenarioRecord) -> Arc<Loaded> {
+        let rule = TimeRule::from_trigger(&record.def.trigger, "trigger")
+            .ok()
+            .flatten();
         let compiled = match record.def.compile(true) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -28,7 +34,11 @@ impl Loaded {
                 None
             }
         };
-        Arc::new(Loaded { record, compiled })
+        Arc::new(Loaded {
+            record,
+            compiled,
+            rule,
+        })
     }
 }
 

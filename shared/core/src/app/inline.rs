@@ -8,8 +8,12 @@
 //! - **Timers**: a retry or the end of a wait is a row with a due time; the workers' timers are
 //!   fed in memory and from [`FlowStore::due`], so a restart loses nothing.
 
+use jiff::Timestamp;
+
+use super::cache::Loaded;
 use super::walk::Walker;
 use super::{AppError, Hookline};
+use crate::domain::contact::Contact;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::event::{Event, IntakeAnswer};
 use crate::domain::scenario::ScenarioStatus;
@@ -37,55 +41,74 @@ impl Hookline {
         let mut enrollments = Vec::new();
         if event.kind != "contact_updated" {
             for scenario in self.active_scenarios(account, &event.kind).await?.iter() {
-                let record = &scenario.record;
-                if !record.def.trigger.matches(&event.kind, &event.context) {
+                if !scenario.record.def.trigger.matches(&event.kind, &event.context) {
                     continue;
                 }
-                let Some(compiled) = &scenario.compiled else {
-                    continue; // logged when it was loaded
-                };
-                // Ids are new and time-ordered (cheap to index): the event's id, claimed in
-                // the same commit, is what makes an intake happen once.
-                let enrollment = Enrollment {
-                    id: self.ports.ids.new_id("enr"),
-                    account,
-                    scenario_id: record.id.clone(),
-                    contact_id: event.contact.id,
-                    seq: 0,
-                    step_id: record.def.start.clone(),
-                    state: EnrollmentState::Active,
-                    created_at: now,
-                };
-                let who = Walker {
-                    enrollment_id: &enrollment.id,
-                    account,
-                    contact: &event.contact,
-                    seq: 0,
-                    fresh_ids: true,
-                };
-                let walk = self.walk(&who, record, compiled, record.def.start.as_deref(), now)?;
-                enrollments.push(PlannedEnrollment {
-                    enrollment,
-                    allow_reentry: record.def.allow_reentry,
-                    walk,
-                });
+                if let Some(planned) = self.plan_enrollment(scenario, &event.contact, now)? {
+                    enrollments.push(planned);
+                }
             }
         }
+        let (time_scenarios, occurrences) =
+            self.plan_occurrences(account, &event.contact, now).await?;
         let done = flow
             .commit_intake(&IntakeCommit {
                 account,
                 event_id: event.id,
+                store_contact: true,
+                occurred_at: event.occurred_at.unwrap_or(now),
                 contact: event.contact,
                 enrollments,
+                time_scenarios,
+                occurrences,
             })
             .await?;
-        for delivery in done.deliveries {
-            dispatch.deliver_now(delivery);
-        }
-        for wait in done.waits {
-            dispatch.due(wait);
+        hand_over_intake(dispatch, done.deliveries, done.waits);
+        for o in done.occurrences {
+            if o.at <= now {
+                dispatch.due(DueWork::Occurrence(Box::new(o))); // less than a day old: at once
+            }
         }
         Ok(done.answer)
+    }
+
+    /// An enrollment of `contact` into `scenario`, walked from its start through the instant
+    /// steps (`None`: the scenario no longer compiles).
+    pub(crate) fn plan_enrollment(
+        &self,
+        scenario: &Loaded,
+        contact: &Contact,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<PlannedEnrollment>> {
+        let record = &scenario.record;
+        let Some(compiled) = &scenario.compiled else {
+            return Ok(None); // logged when it was loaded
+        };
+        // Ids are new and time-ordered (cheap to index): the event's id, claimed in the same
+        // commit, is what makes an intake happen once.
+        let enrollment = Enrollment {
+            id: self.ports.ids.new_id("enr"),
+            account: record.account,
+            scenario_id: record.id.clone(),
+            contact_id: contact.id,
+            seq: 0,
+            step_id: record.def.start.clone(),
+            state: EnrollmentState::Active,
+            created_at: now,
+        };
+        let who = Walker {
+            enrollment_id: &enrollment.id,
+            account: record.account,
+            contact,
+            seq: 0,
+            fresh_ids: true,
+        };
+        let walk = self.walk(&who, record, compiled, record.def.start.as_deref(), now)?;
+        Ok(Some(PlannedEnrollment {
+            enrollment,
+            allow_reentry: record.def.allow_reentry,
+            walk,
+        }))
     }
 
     /// The due attempt of a delivery found by a timer: read it, then [`Hookline::attempt`].
@@ -282,6 +305,16 @@ async fn commit_with_retries(
 }
 
 /// Gives the workers what a stored walk started.
+/// New deliveries to the workers at once, waits to their timers.
+pub(crate) fn hand_over_intake(dispatch: &dyn Dispatch, deliveries: Vec<Delivery>, waits: Vec<DueWork>) {
+    for delivery in deliveries {
+        dispatch.deliver_now(delivery);
+    }
+    for wait in waits {
+        dispatch.due(wait);
+    }
+}
+
 fn hand_over(dispatch: &dyn Dispatch, enrollment_id: String, walk: Walk) {
     match walk.end {
         WalkEnd::Deliver(delivery) => dispatch.deliver_now(*delivery),

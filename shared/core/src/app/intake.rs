@@ -5,9 +5,11 @@ use serde_json::Value;
 use super::Outcome;
 use super::{AppError, Hookline};
 use crate::domain::Invalid;
+use crate::domain::contact::Contact;
 use crate::domain::event::{EnrollmentRef, Event, EventIn, IntakeAnswer};
 use crate::domain::ids::derived_id;
-use crate::ports::{EnrollOutcome, Enrollment, EnrollmentState, Pipeline};
+use crate::domain::scenario::ScenarioRecord;
+use crate::ports::{EnrollOutcome, Enrollment, EnrollmentState, Pipeline, SnapshotPut};
 
 impl Hookline {
     /// Idempotent by event `id`: the same id again enrolls nobody twice and gets the first answer.
@@ -30,60 +32,26 @@ impl Hookline {
         if let Some(answer) = p.enrollments.event_answer(account, &event.id).await? {
             return Ok(answer);
         }
-        p.contacts.put(account, &event.contact).await?;
+        let now = p.clock.now();
+        let occurred_at = event.occurred_at.unwrap_or(now);
+        if let SnapshotPut::Applied { previous } =
+            p.contacts.put(account, &event.contact, occurred_at).await?
+        {
+            self.reschedule(account, previous.as_ref(), &event.contact, now)
+                .await?;
+        }
         let mut enrollments = Vec::new();
         if event.kind != "contact_updated" {
-            let now = p.clock.now();
             for scenario in p.scenarios.active_for_trigger(account, &event.kind).await? {
                 if !scenario.def.trigger.matches(&event.kind, &event.context) {
                     continue;
                 }
-                let enrollment = Enrollment {
-                    id: derived_id("enr", &[&account.to_string(), &event.id, &scenario.id]),
-                    account,
-                    scenario_id: scenario.id.clone(),
-                    contact_id: event.contact.id,
-                    seq: 0,
-                    step_id: scenario.def.start.clone(),
-                    state: EnrollmentState::Active,
-                    created_at: now,
-                };
-                // The first steps are walked here (no hop through scenario-advance): conditions,
-                // then the first delivery or wait queued directly. A new enrollment walks with
-                // what intake holds (no reads); one found from before (a retry after a crash)
-                // is read again, as it may have moved, and walked on idempotently.
-                let start = scenario.def.start.clone();
-                let walked = match p
-                    .enrollments
-                    .create(&enrollment, scenario.def.allow_reentry)
+                if let Some(enrollment) = self
+                    .enroll_queued(&event.id, scenario, &event.contact, now)
                     .await?
                 {
-                    EnrollOutcome::AlreadyEntered => continue,
-                    EnrollOutcome::Created => {
-                        self.advance_with(
-                            &enrollment,
-                            Some(scenario.clone()),
-                            Some(&event.contact),
-                            start.as_deref(),
-                            0,
-                        )
-                        .await?
-                    }
-                    EnrollOutcome::AlreadyExists => {
-                        self.advance(&enrollment.id, start.as_deref(), 0).await?
-                    }
-                };
-                if let Outcome::RetryAt(_) = walked {
-                    return Err(anyhow::anyhow!(
-                        "enrollment {} is not at its start",
-                        enrollment.id
-                    )
-                    .into());
+                    enrollments.push(enrollment);
                 }
-                enrollments.push(EnrollmentRef {
-                    scenario_id: scenario.id,
-                    enrollment_id: enrollment.id,
-                });
             }
         }
         let answer = IntakeAnswer {
@@ -91,6 +59,62 @@ impl Hookline {
             enrollments,
         };
         Ok(p.enrollments.save_event_answer(account, &answer).await?)
+    }
+
+    /// Enrolls `contact` in `scenario` for the event (or occurrence) `event_id` and walks its
+    /// first steps; `None` when the contact entered before and re-entry is not allowed.
+    /// Idempotent: the enrollment id derives from the event and the scenario.
+    pub(crate) async fn enroll_queued(
+        &self,
+        event_id: &str,
+        scenario: ScenarioRecord,
+        contact: &Contact,
+        now: jiff::Timestamp,
+    ) -> anyhow::Result<Option<EnrollmentRef>> {
+        let p = &self.ports;
+        let account = scenario.account;
+        let enrollment = Enrollment {
+            id: derived_id("enr", &[&account.to_string(), event_id, &scenario.id]),
+            account,
+            scenario_id: scenario.id.clone(),
+            contact_id: contact.id,
+            seq: 0,
+            step_id: scenario.def.start.clone(),
+            state: EnrollmentState::Active,
+            created_at: now,
+        };
+        // The first steps are walked here (no hop through scenario-advance): conditions, then
+        // the first delivery or wait queued directly. A new enrollment walks with what intake
+        // holds (no reads); one found from before (a retry after a crash) is read again, as it
+        // may have moved, and walked on idempotently.
+        let start = scenario.def.start.clone();
+        let walked = match p
+            .enrollments
+            .create(&enrollment, scenario.def.allow_reentry)
+            .await?
+        {
+            EnrollOutcome::AlreadyEntered => return Ok(None),
+            EnrollOutcome::Created => {
+                self.advance_with(
+                    &enrollment,
+                    Some(scenario.clone()),
+                    Some(contact),
+                    start.as_deref(),
+                    0,
+                )
+                .await?
+            }
+            EnrollOutcome::AlreadyExists => {
+                self.advance(&enrollment.id, start.as_deref(), 0).await?
+            }
+        };
+        if let Outcome::RetryAt(_) = walked {
+            anyhow::bail!("enrollment {} is not at its start", enrollment.id);
+        }
+        Ok(Some(EnrollmentRef {
+            scenario_id: scenario.id,
+            enrollment_id: enrollment.id,
+        }))
     }
 }
 

@@ -5,6 +5,7 @@ mod cache;
 mod deliver;
 mod inline;
 mod intake;
+mod occurrences;
 mod resend;
 mod scenarios;
 mod secrets;
@@ -24,6 +25,7 @@ use crate::domain::retry::RetryPolicy;
 use crate::ports::{ApiKey, Pipeline, Ports, Queue, Task};
 
 pub use intake::{BatchItem, MAX_BATCH_EVENTS};
+pub use occurrences::{BACKFILL_PAGE, FIRE_CHUNK, NEAR, SWEEP_MINUTES, Swept};
 pub use resend::{MAX_RESEND, RESEND_CHUNK, ResendFailed, ResendQueued};
 pub use secrets::SecretView;
 pub use test_webhook::TestRequest;
@@ -116,6 +118,19 @@ impl Hookline {
             Task::ResendV1 { delivery_ids } => {
                 self.resend_stored(delivery_ids).await?;
                 Ok(Outcome::Done)
+            }
+            Task::FireV1 { items } => self.fire_all(items).await,
+            Task::BackfillV1 {
+                account,
+                scenario_id,
+                cursor,
+            } => {
+                self.backfill_task(crate::ports::Backfill {
+                    account: *account,
+                    scenario_id: scenario_id.clone(),
+                    cursor: cursor.clone(),
+                })
+                .await
             }
         }
     }

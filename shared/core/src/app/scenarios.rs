@@ -152,7 +152,14 @@ impl Hookline {
         self.check_def(&record.def).await?;
         record.status = ScenarioStatus::Active;
         record.updated_at = self.ports.clock.now();
-        self.save(record, ScenarioStatus::Draft).await
+        let time_based = record.def.trigger.is_time_based();
+        let (account, id) = (record.account, record.id.clone());
+        let view = self.save(record, ScenarioStatus::Draft).await?;
+        if time_based {
+            // every stored contact is considered (SPEC §3), page by page in the background
+            self.start_backfill(account, &id).await?;
+        }
+        Ok(view)
     }
 
     /// `draft` or `active` → `archived`, for good.

@@ -71,6 +71,10 @@ pub async fn flow_store(
         account: 4_000,
         event_id: event_id.to_string(),
         contact: contact(contact_id, name),
+        store_contact: true,
+        occurred_at: ts(0),
+        time_scenarios: Vec::new(),
+        occurrences: Vec::new(),
         enrollments: vec![
             PlannedEnrollment {
                 enrollment: enrollment(a, &hooked, contact_id),
@@ -196,6 +200,7 @@ pub async fn flow_store(
             .filter(|w| match w {
                 DueWork::Delivery { id, .. } => id.contains(&u),
                 DueWork::Wait { enrollment_id, .. } => enrollment_id.contains(&u),
+                DueWork::Occurrence(o) => o.scenario_id.contains(&u),
             })
             .cloned()
             .collect::<Vec<_>>()
@@ -337,6 +342,10 @@ pub async fn flow_store(
             account: 4_000,
             event_id: format!("e{u}_late"),
             contact: contact(contact_id, "Dee"),
+            store_contact: true,
+            occurred_at: ts(0),
+            time_scenarios: Vec::new(),
+            occurrences: Vec::new(),
             enrollments: vec![PlannedEnrollment {
                 enrollment: enrollment(&format!("enr_{u}_late"), &archived, contact_id),
                 allow_reentry: true,
@@ -350,4 +359,103 @@ pub async fn flow_store(
         .unwrap();
     assert!(done.answer.enrollments.is_empty() && done.deliveries.is_empty());
     assert!(deliveries.get(&late.id).await.unwrap().is_none());
+}
+
+/// Time-based triggers on the inline path: the commit that stores a snapshot replaces the
+/// contact's pending occurrences; an older snapshot changes neither; an activation starts a
+/// backfill and an archive removes the scenario's occurrences and its backfill.
+pub async fn flow_store_occurrences(
+    flow: &dyn FlowStore,
+    scenarios: &dyn ScenarioStore,
+    contacts: &dyn ContactStore,
+) {
+    let u = unique();
+    let id = format!("scn_{u}_birthday");
+    let draft = scenario(4_000, &id, "date_reached", ScenarioStatus::Draft, 0);
+    scenarios.insert(&draft).await.unwrap();
+    let mut active = draft.clone();
+    active.status = ScenarioStatus::Active;
+    assert!(scenarios.update(&active, ScenarioStatus::Draft).await.unwrap());
+    let backfills = flow.backfills().await.unwrap();
+    assert!(
+        backfills.contains(&Backfill {
+            account: 4_000,
+            scenario_id: id.clone(),
+            cursor: None
+        }),
+        "an activation starts a backfill"
+    );
+    flow.backfill_done_until(&id, Some("17")).await.unwrap();
+    let mine = |b: &Vec<Backfill>| b.iter().find(|b| b.scenario_id == id).cloned();
+    assert_eq!(
+        mine(&flow.backfills().await.unwrap()).and_then(|b| b.cursor),
+        Some("17".to_string())
+    );
+
+    let contact_id = 9_000 + (jiff::Timestamp::now().as_nanosecond() % 1_000_000) as i64;
+    let at = |secs: i64, day: i8| Scheduled {
+        account: 4_000,
+        scenario_id: id.clone(),
+        contact_id,
+        date: jiff::civil::date(2027, 3, day),
+        at: ts(secs),
+    };
+    let commit = |event: &str, occurred: i64, occurrences: Vec<Scheduled>| IntakeCommit {
+        account: 4_000,
+        event_id: format!("e{u}_{event}"),
+        contact: contact(contact_id, event),
+        store_contact: true,
+        occurred_at: ts(occurred),
+        enrollments: Vec::new(),
+        time_scenarios: vec![id.clone()],
+        occurrences,
+    };
+    let occurrences_due = |due: Vec<DueWork>| -> Vec<Scheduled> {
+        due.into_iter()
+            .filter_map(|w| match w {
+                DueWork::Occurrence(o) if o.scenario_id == id => Some(*o),
+                _ => None,
+            })
+            .collect()
+    };
+    let done = flow
+        .commit_intake(&commit("first", 100, vec![at(10, 1)]))
+        .await
+        .unwrap();
+    assert_eq!(done.occurrences, vec![at(10, 1)]);
+    let due = flow.due(ts(1_000), 1_000).await.unwrap();
+    assert_eq!(occurrences_due(due), vec![at(10, 1)]);
+    // a newer snapshot moves the date: the old occurrence goes, in the same commit
+    flow.commit_intake(&commit("moved", 200, vec![at(20, 2)]))
+        .await
+        .unwrap();
+    let due = flow.due(ts(1_000), 1_000).await.unwrap();
+    assert_eq!(occurrences_due(due), vec![at(20, 2)]);
+    // an older snapshot arriving late: neither the snapshot nor its occurrences are stored
+    let done = flow
+        .commit_intake(&commit("late", 150, vec![at(30, 3)]))
+        .await
+        .unwrap();
+    assert!(done.occurrences.is_empty());
+    let due = flow.due(ts(1_000), 1_000).await.unwrap();
+    assert_eq!(occurrences_due(due), vec![at(20, 2)]);
+    let stored = contacts.get(4_000, contact_id).await.unwrap().unwrap();
+    assert_eq!(stored.snapshot["firstname"], "moved");
+    // a firing reads the contact without storing it
+    let mut fire = commit("fire", 999, Vec::new());
+    fire.store_contact = false;
+    fire.contact = contact(contact_id, "not stored");
+    flow.commit_intake(&fire).await.unwrap();
+    let stored = contacts.get(4_000, contact_id).await.unwrap().unwrap();
+    assert_eq!(stored.snapshot["firstname"], "moved");
+    let due = flow.due(ts(1_000), 1_000).await.unwrap();
+    assert_eq!(occurrences_due(due), vec![at(20, 2)]);
+
+    // archiving cancels its future occurrences and its backfill
+    let mut archived = active.clone();
+    archived.status = ScenarioStatus::Archived;
+    assert!(scenarios.update(&archived, ScenarioStatus::Active).await.unwrap());
+    let due = flow.due(ts(1_000), 1_000).await.unwrap();
+    assert!(occurrences_due(due).is_empty());
+    assert_eq!(mine(&flow.backfills().await.unwrap()), None);
 }

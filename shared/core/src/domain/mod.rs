@@ -4,6 +4,7 @@ pub mod delivery;
 pub mod event;
 pub mod ids;
 pub mod net;
+pub mod occurrence;
 pub mod payload;
 pub mod retry;
 pub mod rule;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::occurrence::TimeRule;
 use super::{Invalid, join};
 
 /// The event types the platform reports, with the filter keys a trigger of that type may set.
@@ -35,14 +36,10 @@ pub struct TriggerDef {
 
 impl TriggerDef {
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
-        let type_path = join(path, "type");
-        if TIME_TRIGGERS.contains(&self.kind.as_str()) {
-            return Err(Invalid::new(
-                "unsupported_trigger",
-                type_path,
-                format!("`{}` triggers are not supported yet", self.kind),
-            ));
+        if self.is_time_based() {
+            return TimeRule::from_trigger(self, path).map(|_| ());
         }
+        let type_path = join(path, "type");
         let allowed = match EVENT_TYPES.iter().find(|(t, _)| *t == self.kind) {
             Some((_, keys)) if self.kind != "contact_updated" => *keys,
             Some(_) => {
@@ -84,6 +81,12 @@ impl TriggerDef {
         Ok(())
     }
 
+    /// `date_reached` or `consent_expiring`: fired by Hookline from stored snapshots (see
+    /// [`TimeRule`]), never by an event.
+    pub fn is_time_based(&self) -> bool {
+        TIME_TRIGGERS.contains(&self.kind.as_str())
+    }
+
     /// Does an event of `kind` with this `context` fire this trigger?
     pub fn matches(&self, kind: &str, context: &Map<String, Value>) -> bool {
         self.kind == kind
@@ -104,6 +107,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -132,13 +136,22 @@ mod tests {
                 .validate("trigger")
                 .is_ok()
         );
-        let e = trigger(json!({"type": "date_reached", "field": "birthDate"}))
+        let birthday = trigger(json!({"type": "date_reached", "field": "birthDate"}));
+        assert!(birthday.validate("trigger").is_ok());
+        assert!(birthday.is_time_based());
+        assert!(
+            trigger(json!({"type": "consent_expiring", "daysBefore": 30}))
+                .validate("trigger")
+                .is_ok()
+        );
+        let e = trigger(json!({"type": "date_reached", "field": "birthDate", "groupId": 1}))
             .validate("trigger")
             .unwrap_err();
         assert_eq!(
             (e.code, e.field.as_deref()),
-            ("unsupported_trigger", Some("trigger.type"))
+            ("invalid_trigger", Some("trigger.groupId"))
         );
+        assert!(!trigger(json!({"type": "group_added"})).is_time_based());
         let e = trigger(json!({"type": "form_subscribed", "groupId": 1}))
             .validate("trigger")
             .unwrap_err();

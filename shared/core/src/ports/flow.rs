@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
-use super::{Enrollment, Pass, StoreResult};
+use super::{Enrollment, Pass, Scheduled, StoreResult};
 use crate::domain::contact::Contact;
 use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::domain::event::IntakeAnswer;
@@ -56,7 +56,16 @@ pub struct IntakeCommit {
     pub account: i64,
     pub event_id: String,
     pub contact: Contact,
+    /// Store `contact` (an event), or only read it (an occurrence firing).
+    pub store_contact: bool,
+    /// When the snapshot was taken: an older one than the stored one is not stored, and the
+    /// occurrences below are then left as they are (SPEC §3).
+    pub occurred_at: Timestamp,
     pub enrollments: Vec<PlannedEnrollment>,
+    /// With the snapshot: the contact's pending occurrences of these (time-based) scenarios
+    /// are replaced by `occurrences`.
+    pub time_scenarios: Vec<String>,
+    pub occurrences: Vec<Scheduled>,
 }
 
 /// What [`FlowStore::commit_intake`] stored.
@@ -70,6 +79,8 @@ pub struct IntakeDone {
     pub deliveries: Vec<Delivery>,
     /// The waits started now.
     pub waits: Vec<DueWork>,
+    /// The occurrences scheduled now (none when the snapshot was older than the stored one).
+    pub occurrences: Vec<Scheduled>,
 }
 
 /// An enrollment's move from `from_seq` to `from_seq + 1`, with the walk it made.
@@ -110,12 +121,15 @@ pub enum DueWork {
         enrollment_id: String,
         at: Timestamp,
     },
+    /// An occurrence of a time-based trigger.
+    Occurrence(Box<Scheduled>),
 }
 
 impl DueWork {
     pub fn at(&self) -> Timestamp {
         match self {
             DueWork::Delivery { at, .. } | DueWork::Wait { at, .. } => *at,
+            DueWork::Occurrence(o) => o.at,
         }
     }
 
@@ -124,6 +138,7 @@ impl DueWork {
         match self {
             DueWork::Delivery { id, .. } => WorkKey::Delivery(id.clone()),
             DueWork::Wait { enrollment_id, .. } => WorkKey::Wait(enrollment_id.clone()),
+            DueWork::Occurrence(o) => WorkKey::Occurrence(o.clone()),
         }
     }
 }
@@ -132,6 +147,16 @@ impl DueWork {
 pub enum WorkKey {
     Delivery(String),
     Wait(String),
+    Occurrence(Box<Scheduled>),
+}
+
+/// A time-based scenario's activation still scheduling its occurrences: the next page of the
+/// account's contacts starts at `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backfill {
+    pub account: i64,
+    pub scenario_id: String,
+    pub cursor: Option<String>,
 }
 
 /// A waiting enrollment, as [`FlowStore::waiting`] reads it.
@@ -158,9 +183,18 @@ pub trait FlowStore: Send + Sync {
     async fn commit_move(&self, m: &Move) -> StoreResult<bool>;
     /// The enrollment when it is waiting, with when and where it resumes.
     async fn waiting(&self, enrollment_id: &str) -> StoreResult<Option<Waiting>>;
-    /// Pending attempts and ends of waits due at or before `until`, earliest first (at most
-    /// `limit` of each kind).
+    /// Pending attempts, ends of waits and occurrences due at or before `until`, earliest
+    /// first (at most `limit` of each kind).
     async fn due(&self, until: Timestamp, limit: usize) -> StoreResult<Vec<DueWork>>;
+    /// The backfills not finished (the store starts one when a time-based scenario becomes
+    /// active, in the same transaction; archiving it ends it and removes its occurrences).
+    async fn backfills(&self) -> StoreResult<Vec<Backfill>>;
+    /// Records a backfill's progress: `None` when it is finished.
+    async fn backfill_done_until(
+        &self,
+        scenario_id: &str,
+        cursor: Option<&str>,
+    ) -> StoreResult<()>;
 }
 
 /// Hands new durable work to the workers in memory. Only a hint: work that is lost here (a

@@ -14,7 +14,9 @@ use crate::domain::event::IntakeAnswer;
 use crate::domain::scenario::{ScenarioRecord, ScenarioStatus};
 
 mod flow;
+mod occurrences;
 pub use flow::*;
+pub use occurrences::*;
 
 /// A store or queue failure: something that may pass (retried), never the caller's fault.
 pub type StoreResult<T> = Result<T, anyhow::Error>;
@@ -29,6 +31,29 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
+    }
+}
+
+/// A clock that starts at a chosen instant and then runs at the real speed (tests and demos
+/// of time-based triggers, through `hookline serve --clock-start`).
+pub struct ShiftedClock {
+    start: Timestamp,
+    since: std::time::Instant,
+}
+
+impl ShiftedClock {
+    pub fn starting_at(start: Timestamp) -> Self {
+        ShiftedClock {
+            start,
+            since: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> Timestamp {
+        let elapsed = jiff::SignedDuration::try_from(self.since.elapsed()).unwrap_or_default();
+        self.start.checked_add(elapsed).unwrap_or(self.start)
     }
 }
 
@@ -73,11 +98,34 @@ pub trait ScenarioStore: Send + Sync {
     ) -> StoreResult<Vec<ScenarioRecord>>;
 }
 
+/// What [`ContactStore::put`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SnapshotPut {
+    /// Stored; the snapshot it replaced, if any.
+    Applied { previous: Option<Contact> },
+    /// A snapshot that occurred later is stored: this older one was not (SPEC §3).
+    Older,
+}
+
 #[async_trait]
 pub trait ContactStore: Send + Sync {
-    /// Replaces the stored snapshot of (account, contact id).
-    async fn put(&self, account: i64, contact: &Contact) -> StoreResult<()>;
+    /// Replaces the stored snapshot of (account, contact id) unless the stored one occurred
+    /// after `occurred_at` (snapshots apply in the order they occurred; a tie replaces).
+    async fn put(
+        &self,
+        account: i64,
+        contact: &Contact,
+        occurred_at: Timestamp,
+    ) -> StoreResult<SnapshotPut>;
     async fn get(&self, account: i64, id: i64) -> StoreResult<Option<Contact>>;
+    /// One page of an account's contacts, in no particular order; a page may be empty while
+    /// `next_cursor` says there is more (every contact is in exactly one page).
+    async fn page(
+        &self,
+        account: i64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<Contact>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,6 +342,18 @@ pub enum Task {
     /// [`crate::app::RESEND_CHUNK`] a task.
     #[serde(rename = "resend.v1")]
     ResendV1 { delivery_ids: Vec<String> },
+    /// Fire these occurrences of time-based triggers (each once: SPEC §3), not before their time.
+    #[serde(rename = "fire.v1")]
+    FireV1 { items: Vec<Scheduled> },
+    /// Schedule the occurrences of a newly active time-based scenario for the account's
+    /// contacts, one page from `cursor` on; the next page is a new task.
+    #[serde(rename = "backfill.v1")]
+    BackfillV1 {
+        account: i64,
+        scenario_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+    },
 }
 
 impl Task {
@@ -311,6 +371,15 @@ impl Task {
                 None => format!("dlv:{delivery_id}"),
             },
             Task::ResendV1 { delivery_ids } => format!("rsd:{}", delivery_ids.join(",")),
+            Task::FireV1 { items } => {
+                let ids: Vec<String> = items.iter().map(Scheduled::event_id).collect();
+                format!("fire:{}", ids.join(","))
+            }
+            Task::BackfillV1 {
+                scenario_id,
+                cursor,
+                ..
+            } => format!("bfl:{scenario_id}:{}", cursor.as_deref().unwrap_or("")),
         }
     }
 }
@@ -348,6 +417,7 @@ pub struct Ports {
     pub enrollments: Arc<dyn EnrollmentStore>,
     pub deliveries: Arc<dyn DeliveryStore>,
     pub keys: Arc<dyn KeyStore>,
+    pub occurrences: Arc<dyn OccurrenceStore>,
     pub pipeline: Pipeline,
     pub sender: Arc<dyn WebhookSender>,
     pub clock: Arc<dyn Clock>,

@@ -1,28 +1,70 @@
-//! Contact snapshots, the latest per (account, contact id).
+//! Contact snapshots, the latest per (account, contact id), applied in the order they occurred.
 
 use async_trait::async_trait;
 use hookline_core::domain::contact::Contact;
-use hookline_core::ports::{ContactStore, StoreResult};
-use rusqlite::{OptionalExtension, params};
+use hookline_core::domain::time::to_millis;
+use hookline_core::ports::{BadCursor, ContactStore, Page, SnapshotPut, StoreResult};
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::*;
 use crate::db::{exec, row};
 
+/// Stores a snapshot unless the stored one occurred later; `Some(previous)` when stored
+/// (`previous`: the stored snapshot's JSON, if any), `None` when it was older.
+pub(crate) fn put_snapshot(
+    c: &Connection,
+    account: i64,
+    id: i64,
+    snapshot: &str,
+    occurred_at: i64,
+) -> rusqlite::Result<Option<Option<String>>> {
+    let stored: Option<(String, Option<i64>)> = row(
+        c,
+        "SELECT snapshot, occurred_at FROM contacts WHERE account = ?1 AND id = ?2",
+        params![account, id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?;
+    if let Some((_, Some(stored_at))) = &stored
+        && *stored_at > occurred_at
+    {
+        return Ok(None);
+    }
+    exec(c,
+        "INSERT INTO contacts (account, id, snapshot, updated_at, occurred_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (account, id) DO UPDATE SET snapshot = excluded.snapshot, updated_at = excluded.updated_at,
+             occurred_at = excluded.occurred_at",
+        params![account, id, snapshot, now_ms(), occurred_at],
+    )?;
+    Ok(Some(stored.map(|(s, _)| s)))
+}
+
+fn parse(text: &str, id: i64) -> anyhow::Result<Contact> {
+    let value: serde_json::Value = serde_json::from_str(text)?;
+    Contact::parse(value, "contact").map_err(|e| anyhow::anyhow!("stored contact {id}: {e}"))
+}
+
 #[async_trait]
 impl ContactStore for SqliteStore {
-    async fn put(&self, account: i64, contact: &Contact) -> StoreResult<()> {
+    async fn put(
+        &self,
+        account: i64,
+        contact: &Contact,
+        occurred_at: Timestamp,
+    ) -> StoreResult<SnapshotPut> {
         let snapshot = serde_json::to_string(&contact.snapshot)?;
-        let id = contact.id;
-        self.db
-            .call(move |c| {
-                exec(c,
-                    "INSERT INTO contacts (account, id, snapshot, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (account, id) DO UPDATE SET snapshot = excluded.snapshot, updated_at = excluded.updated_at",
-                    params![account, id, snapshot, now_ms()],
-                )?;
-                Ok(())
-            })
-            .await
+        let (id, at) = (contact.id, to_millis(occurred_at));
+        let put = self
+            .db
+            .call(move |c| Ok(put_snapshot(c, account, id, &snapshot, at)?))
+            .await?;
+        Ok(match put {
+            None => SnapshotPut::Older,
+            Some(previous) => SnapshotPut::Applied {
+                previous: previous.map(|text| parse(&text, id)).transpose()?,
+            },
+        })
     }
 
     async fn get(&self, account: i64, id: i64) -> StoreResult<Option<Contact>> {
@@ -38,11 +80,38 @@ impl ContactStore for SqliteStore {
                 .optional()?)
             })
             .await?;
-        raw.map(|text| {
-            let value: serde_json::Value = serde_json::from_str(&text)?;
-            Contact::parse(value, "contact")
-                .map_err(|e| anyhow::anyhow!("stored contact {id}: {e}"))
-        })
-        .transpose()
+        raw.map(|text| parse(&text, id)).transpose()
+    }
+
+    /// By contact id: the cursor is the last id of the page before.
+    async fn page(
+        &self,
+        account: i64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<Contact>> {
+        let after = match cursor {
+            None => i64::MIN,
+            Some(c) => c.parse::<i64>().map_err(|_| BadCursor)?,
+        };
+        let limit = limit.max(1);
+        let rows: Vec<(i64, String)> = self
+            .db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, snapshot FROM contacts WHERE account = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                )?;
+                let rows = stmt
+                    .query_map(params![account, after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await?;
+        let next_cursor = (rows.len() == limit).then(|| rows[rows.len() - 1].0.to_string());
+        let items = rows
+            .iter()
+            .map(|(id, text)| parse(text, *id))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Page { items, next_cursor })
     }
 }

@@ -100,6 +100,23 @@ impl ScenarioStore for SqliteStore {
                         secrets
                     ],
                 )?;
+                if n == 1 && s.def.trigger.is_time_based() {
+                    match s.status {
+                        // every stored contact is considered, page by page (the workers)
+                        ScenarioStatus::Active if expected == ScenarioStatus::Draft => {
+                            exec(c,
+                                "INSERT OR IGNORE INTO backfills (scenario_id, account, cursor) VALUES (?1, ?2, NULL)",
+                                params![s.id, s.account],
+                            )?;
+                        }
+                        // its future occurrences are cancelled (SPEC §3)
+                        ScenarioStatus::Archived => {
+                            exec(c, "DELETE FROM backfills WHERE scenario_id = ?1", params![s.id])?;
+                            exec(c, "DELETE FROM occurrences WHERE scenario_id = ?1", params![s.id])?;
+                        }
+                        _ => {}
+                    }
+                }
                 Ok(n == 1)
             })
             .await

@@ -152,9 +152,10 @@ fn each_rule_names_its_field() {
             "unknown_step",
         ),
         (
+            // A time-based trigger is valid, but not with an event trigger's filter key.
             Box::new(|v| v["trigger"]["type"] = json!("date_reached")),
-            "trigger.type",
-            "unsupported_trigger",
+            "trigger.formId",
+            "invalid_trigger",
         ),
         (
             Box::new(|v| v["steps"][0]["rule"]["op"] = json!("like")),

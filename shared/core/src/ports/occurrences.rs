@@ -1,0 +1,75 @@
+//! Time-based triggers' port (SPEC §3): the occurrences that are due to fire, indexed by time.
+//!
+//! An occurrence is a (scenario, contact, nominal date) with the instant it fires at. The store
+//! holds the pending ones; whoever stores a snapshot cancels the contact's old occurrences and
+//! schedules the new ones, and whoever fires one schedules the next (yearly). The rows are an
+//! index, not the truth: firing re-reads the contact and the scenario, so an occurrence that a
+//! crash left behind (a moved date, an archived scenario) fires nothing.
+//!
+//! Local mode keeps them in SQLite (fired by the workers' timers); on AWS they are items under
+//! their minute's bucket, swept by a one-minute tick.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+use super::StoreResult;
+use crate::domain::occurrence::Occurrence;
+
+/// One pending occurrence: scenario `scenario_id` fires for `contact_id` at `at`, for the
+/// nominal `date` (its identity: a scenario fires once per contact and date).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Scheduled {
+    pub account: i64,
+    pub scenario_id: String,
+    pub contact_id: i64,
+    pub date: Date,
+    pub at: Timestamp,
+}
+
+impl Scheduled {
+    pub fn new(account: i64, scenario_id: &str, contact_id: i64, o: Occurrence) -> Scheduled {
+        Scheduled {
+            account,
+            scenario_id: scenario_id.to_string(),
+            contact_id,
+            date: o.date,
+            at: o.at,
+        }
+    }
+
+    pub fn occurrence(&self) -> Occurrence {
+        Occurrence {
+            date: self.date,
+            at: self.at,
+        }
+    }
+
+    /// The event id a firing claims: the same occurrence fires at most once.
+    pub fn event_id(&self) -> String {
+        format!(
+            "hookline:occurrence:{}:{}:{}",
+            self.scenario_id, self.contact_id, self.date
+        )
+    }
+}
+
+/// The minute an instant falls in (its bucket).
+pub fn minute_of(at: Timestamp) -> i64 {
+    at.as_second().div_euclid(60)
+}
+
+#[async_trait]
+pub trait OccurrenceStore: Send + Sync {
+    /// Stores each occurrence (storing one that is there already changes nothing).
+    async fn schedule(&self, items: &[Scheduled]) -> StoreResult<()>;
+    /// Removes exactly these occurrences (same scenario, contact and date), if present.
+    async fn cancel(&self, items: &[Scheduled]) -> StoreResult<()>;
+    /// Every occurrence firing in minute `minute` ([`minute_of`]), in no particular order.
+    async fn in_minute(&self, minute: i64) -> StoreResult<Vec<Scheduled>>;
+    /// The last minute a sweep finished ([`crate::Hookline::sweep`]), if any.
+    async fn swept(&self) -> StoreResult<Option<i64>>;
+    /// Records that every minute up to `minute` was swept; never moves back.
+    async fn set_swept(&self, minute: i64) -> StoreResult<()>;
+}
