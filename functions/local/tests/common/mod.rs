@@ -106,6 +106,14 @@ impl Server {
         child.wait().unwrap();
     }
 
+    /// Sets (or replaces) a flag's value for the next start.
+    pub fn set_arg(&mut self, flag: &str, value: &str) {
+        match self.args.iter().position(|a| a == flag) {
+            Some(i) => self.args[i + 1] = value.to_string(),
+            None => self.args.extend([flag.to_string(), value.to_string()]),
+        }
+    }
+
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "kill it first");
         self.spawn();
