@@ -31,6 +31,11 @@ async fn delivery_store() {
 }
 
 #[tokio::test]
+async fn occurrence_store() {
+    contract::occurrence_store(&Aws::fresh(RetryPolicy::default()).await.store()).await;
+}
+
+#[tokio::test]
 async fn key_store() {
     contract::key_store(&Aws::fresh(RetryPolicy::default()).await.store()).await;
 }

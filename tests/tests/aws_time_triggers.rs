@@ -1,0 +1,166 @@
+//! Time-based triggers on AWS (SPEC §3) over moto, with the test's own timer firer on a clock
+//! it moves (`support/firer.rs`): occurrences due soon go to the queue with their delay; later
+//! ones wait under their minute in DynamoDB until the one-minute tick sweeps them.
+
+mod support;
+#[path = "support/firer.rs"]
+mod firer;
+
+use std::collections::BTreeSet;
+
+use firer::{Firer, engine, handle};
+use hookline_core::Hookline;
+use hookline_core::domain::retry::RetryPolicy;
+use hookline_core::ports::{OccurrenceStore, minute_of};
+use hookline_local::receiver::{Receiver, ReceiverOptions};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use support::Aws;
+
+fn birthday(url: &str) -> Value {
+    json!({"name": "birthday", "trigger": {"type": "date_reached", "field": "birthDate",
+           "yearly": true, "time": "09:00"}, "start": "hook",
+           "steps": [{"id": "hook", "type": "send_webhook", "url": url,
+                      "fields": ["email"], "next": null}]})
+}
+
+async fn event(engine: &Hookline, id: &str, contact: i64, birth: &str, occurred_at: &str) {
+    engine
+        .intake(
+            1,
+            json!({"id": id, "type": "contact_updated", "occurredAt": occurred_at,
+                   "contact": {"id": contact, "email": format!("p{contact}@example.org"),
+                               "birthDate": birth}}),
+        )
+        .await
+        .unwrap();
+}
+
+/// Hands every timer due by `until` to the handlers, in time order (the clock follows).
+async fn run_until(engine: &Hookline, aws: &Aws, firer: &Firer, until: Timestamp) -> usize {
+    let mut handled = 0;
+    loop {
+        let next = firer.take();
+        let Some(timer) = next else { break };
+        if timer.fires > until {
+            firer.timers.lock().unwrap().push(timer);
+            break;
+        }
+        if timer.fires > now(firer) {
+            firer.clock.set(timer.fires);
+        }
+        handle(engine, aws, &timer).await;
+        handled += 1;
+        assert!(handled < 200, "the timers never settled");
+    }
+    handled
+}
+
+fn now(firer: &Firer) -> Timestamp {
+    use hookline_core::ports::Clock;
+    firer.clock.now()
+}
+
+/// (path, email, envelope id) of every request, and the distinct envelope ids per email.
+fn fired(rx: &Receiver) -> BTreeSet<(String, String)> {
+    rx.received()
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            (
+                body["data"]["email"].as_str().unwrap_or("").to_string(),
+                body["id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn receiver() -> Receiver {
+    Receiver::start("127.0.0.1:0", ReceiverOptions::default())
+        .await
+        .unwrap()
+}
+
+/// Due within two minutes of being known: queued with its delay, fired at 09:00 sharp; a date
+/// moved away by a newer snapshot, and an older snapshot arriving late, change nothing wrong.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_birthday_due_soon_fires_once_at_its_time() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let firer = Firer::at("2027-05-01T08:59:30Z".parse().unwrap());
+    let engine = engine(&aws, &firer);
+    let rx = receiver().await;
+    // stored before the activation: the backfill (a scan, page by page) finds it
+    event(&engine, "e0", 9, "2000-05-01", "2027-05-01T08:00:00Z").await;
+    let id = engine.create_scenario(1, birthday(&rx.url("/b"))).await.unwrap().id;
+    engine.activate_scenario(1, &id).await.unwrap();
+    event(&engine, "e1", 1, "1990-05-01", "2027-05-01T08:00:00Z").await;
+    event(&engine, "e2", 2, "1990-05-01", "2027-05-01T08:00:00Z").await;
+    event(&engine, "e3", 2, "1990-06-01", "2027-05-01T08:30:00Z").await; // moved: no
+    event(&engine, "e4", 3, "1990-05-01", "2027-05-01T08:30:00Z").await;
+    event(&engine, "e5", 3, "1990-07-01", "2027-05-01T08:10:00Z").await; // older: ignored
+    // nothing before 09:00
+    run_until(&engine, &aws, &firer, "2027-05-01T08:59:59Z".parse().unwrap()).await;
+    assert_eq!(rx.count(), 0, "fired early");
+    run_until(&engine, &aws, &firer, "2027-05-01T09:05:00Z".parse().unwrap()).await;
+    let got = fired(&rx);
+    let emails: BTreeSet<&str> = got.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        emails,
+        BTreeSet::from(["p1@example.org", "p3@example.org", "p9@example.org"]),
+        "{got:?}"
+    );
+    assert_eq!(got.len(), 3, "an occurrence fired twice: {got:?}");
+    let stats = engine.step_stats(1, &id, "hook").await.unwrap();
+    assert_eq!(stats.passes, 3);
+    // the next year's occurrences wait under their minute
+    let next: Timestamp = "2028-05-01T09:00:00Z".parse().unwrap();
+    let waiting = aws.store().in_minute(minute_of(next)).await.unwrap();
+    let contacts: BTreeSet<i64> = waiting.iter().map(|o| o.contact_id).collect();
+    assert_eq!(contacts, BTreeSet::from([1, 3, 9]), "{waiting:?}");
+}
+
+/// Known an hour ahead: it waits under 09:00's minute; the tick sweeps every minute since the
+/// last one it finished (a late or lost tick catches up), queues it, and it fires once however
+/// often its message is handled. An archived scenario's occurrence fires nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tick_sweeps_every_minute_since_the_last_and_fires_once() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let firer = Firer::at("2027-05-01T08:00:00Z".parse().unwrap());
+    let engine = engine(&aws, &firer);
+    let rx = receiver().await;
+    let id = engine.create_scenario(1, birthday(&rx.url("/b"))).await.unwrap().id;
+    engine.activate_scenario(1, &id).await.unwrap();
+    let gone = engine.create_scenario(1, birthday(&rx.url("/gone"))).await.unwrap().id;
+    engine.activate_scenario(1, &gone).await.unwrap();
+    event(&engine, "e1", 1, "1990-05-01", "2027-05-01T07:00:00Z").await;
+    engine.archive_scenario(1, &gone).await.unwrap();
+    run_until(&engine, &aws, &firer, "2027-05-01T08:00:10Z".parse().unwrap()).await; // backfills
+    let nine: Timestamp = "2027-05-01T09:00:00Z".parse().unwrap();
+    let bucket = aws.store().in_minute(minute_of(nine)).await.unwrap();
+    assert_eq!(bucket.len(), 2, "one per scenario: {bucket:?}");
+
+    // the first tick ever starts at its own minute
+    firer.clock.set("2027-05-01T08:00:30Z".parse().unwrap());
+    let swept = engine.sweep().await.unwrap();
+    assert_eq!((swept.minutes, swept.occurrences), (1, 0));
+    // ticks lost from 08:01 to 09:00: the one at 09:00:20 catches up, 60 minutes
+    firer.clock.set("2027-05-01T09:00:20Z".parse().unwrap());
+    let swept = engine.sweep().await.unwrap();
+    assert_eq!((swept.minutes, swept.occurrences), (60, 2));
+    // a repeated tick in the same minute sweeps nothing
+    assert_eq!(engine.sweep().await.unwrap().minutes, 0);
+    // every fire message handled twice (an SQS redelivery)
+    let timers: Vec<_> = firer.timers.lock().unwrap().clone();
+    for t in timers.iter().filter(|t| t.body.contains("fire.v1")) {
+        handle(&engine, &aws, t).await;
+    }
+    run_until(&engine, &aws, &firer, "2027-05-01T09:10:00Z".parse().unwrap()).await;
+    let got = fired(&rx);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(rx.received().iter().all(|r| r.path == "/b"));
+    assert_eq!(engine.step_stats(1, &id, "hook").await.unwrap().passes, 1);
+    // fired and archived occurrences are gone from the minute; next year's is there
+    assert!(aws.store().in_minute(minute_of(nine)).await.unwrap().is_empty());
+    let next: Timestamp = "2028-05-01T09:00:00Z".parse().unwrap();
+    assert_eq!(aws.store().in_minute(minute_of(next)).await.unwrap().len(), 1);
+}
