@@ -2,9 +2,9 @@
 //! it moves (`support/firer.rs`): occurrences due soon go to the queue with their delay; later
 //! ones wait under their minute in DynamoDB until the one-minute tick sweeps them.
 
-mod support;
 #[path = "support/firer.rs"]
 mod firer;
+mod support;
 
 use std::collections::BTreeSet;
 
@@ -91,7 +91,11 @@ async fn a_birthday_due_soon_fires_once_at_its_time() {
     let rx = receiver().await;
     // stored before the activation: the backfill (a scan, page by page) finds it
     event(&engine, "e0", 9, "2000-05-01", "2027-05-01T08:00:00Z").await;
-    let id = engine.create_scenario(1, birthday(&rx.url("/b"))).await.unwrap().id;
+    let id = engine
+        .create_scenario(1, birthday(&rx.url("/b")))
+        .await
+        .unwrap()
+        .id;
     engine.activate_scenario(1, &id).await.unwrap();
     event(&engine, "e1", 1, "1990-05-01", "2027-05-01T08:00:00Z").await;
     event(&engine, "e2", 2, "1990-05-01", "2027-05-01T08:00:00Z").await;
@@ -99,9 +103,21 @@ async fn a_birthday_due_soon_fires_once_at_its_time() {
     event(&engine, "e4", 3, "1990-05-01", "2027-05-01T08:30:00Z").await;
     event(&engine, "e5", 3, "1990-07-01", "2027-05-01T08:10:00Z").await; // older: ignored
     // nothing before 09:00
-    run_until(&engine, &aws, &firer, "2027-05-01T08:59:59Z".parse().unwrap()).await;
+    run_until(
+        &engine,
+        &aws,
+        &firer,
+        "2027-05-01T08:59:59Z".parse().unwrap(),
+    )
+    .await;
     assert_eq!(rx.count(), 0, "fired early");
-    run_until(&engine, &aws, &firer, "2027-05-01T09:05:00Z".parse().unwrap()).await;
+    run_until(
+        &engine,
+        &aws,
+        &firer,
+        "2027-05-01T09:05:00Z".parse().unwrap(),
+    )
+    .await;
     let got = fired(&rx);
     let emails: BTreeSet<&str> = got.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(
@@ -128,13 +144,27 @@ async fn the_tick_sweeps_every_minute_since_the_last_and_fires_once() {
     let firer = Firer::at("2027-05-01T08:00:00Z".parse().unwrap());
     let engine = engine(&aws, &firer);
     let rx = receiver().await;
-    let id = engine.create_scenario(1, birthday(&rx.url("/b"))).await.unwrap().id;
+    let id = engine
+        .create_scenario(1, birthday(&rx.url("/b")))
+        .await
+        .unwrap()
+        .id;
     engine.activate_scenario(1, &id).await.unwrap();
-    let gone = engine.create_scenario(1, birthday(&rx.url("/gone"))).await.unwrap().id;
+    let gone = engine
+        .create_scenario(1, birthday(&rx.url("/gone")))
+        .await
+        .unwrap()
+        .id;
     engine.activate_scenario(1, &gone).await.unwrap();
     event(&engine, "e1", 1, "1990-05-01", "2027-05-01T07:00:00Z").await;
     engine.archive_scenario(1, &gone).await.unwrap();
-    run_until(&engine, &aws, &firer, "2027-05-01T08:00:10Z".parse().unwrap()).await; // backfills
+    run_until(
+        &engine,
+        &aws,
+        &firer,
+        "2027-05-01T08:00:10Z".parse().unwrap(),
+    )
+    .await; // backfills
     let nine: Timestamp = "2027-05-01T09:00:00Z".parse().unwrap();
     let bucket = aws.store().in_minute(minute_of(nine)).await.unwrap();
     assert_eq!(bucket.len(), 2, "one per scenario: {bucket:?}");
@@ -154,13 +184,28 @@ async fn the_tick_sweeps_every_minute_since_the_last_and_fires_once() {
     for t in timers.iter().filter(|t| t.body.contains("fire.v1")) {
         handle(&engine, &aws, t).await;
     }
-    run_until(&engine, &aws, &firer, "2027-05-01T09:10:00Z".parse().unwrap()).await;
+    run_until(
+        &engine,
+        &aws,
+        &firer,
+        "2027-05-01T09:10:00Z".parse().unwrap(),
+    )
+    .await;
     let got = fired(&rx);
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(rx.received().iter().all(|r| r.path == "/b"));
     assert_eq!(engine.step_stats(1, &id, "hook").await.unwrap().passes, 1);
     // fired and archived occurrences are gone from the minute; next year's is there
-    assert!(aws.store().in_minute(minute_of(nine)).await.unwrap().is_empty());
+    assert!(
+        aws.store()
+            .in_minute(minute_of(nine))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let next: Timestamp = "2028-05-01T09:00:00Z".parse().unwrap();
-    assert_eq!(aws.store().in_minute(minute_of(next)).await.unwrap().len(), 1);
+    assert_eq!(
+        aws.store().in_minute(minute_of(next)).await.unwrap().len(),
+        1
+    );
 }

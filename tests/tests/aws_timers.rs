@@ -4,9 +4,9 @@
 //! handlers run on moto's DynamoDB; their sends are recorded by an SDK interceptor (and also
 //! reach moto, where nothing reads them) and handed back to them when due.
 
-mod support;
 #[path = "support/firer.rs"]
 mod firer;
+mod support;
 
 use firer::{Firer, TestClock, Timer, engine, handle};
 
@@ -17,10 +17,10 @@ use hookline_core::Hookline;
 use hookline_core::domain::delivery::DeliveryStatus;
 use hookline_core::domain::retry::RetryPolicy;
 use hookline_core::domain::time::add;
+use hookline_core::ports::Clock;
 use hookline_local::receiver::{Receiver, ReceiverOptions};
 use jiff::Timestamp;
 use serde_json::json;
-use hookline_core::ports::Clock;
 use support::Aws;
 
 /// An engine on `firer`'s clock, a receiver answering `status`, an active one-webhook scenario

@@ -252,3 +252,66 @@ async fn every_route_is_served_by_the_function_the_template_sends_it_to() {
         );
     }
 }
+
+/// Time-based triggers: one schedule for the stack, every minute, invoking trigger-intake with
+/// the input its handler takes for a tick, through a role that may invoke that function only.
+#[test]
+fn one_tick_schedule_invokes_trigger_intake_every_minute() {
+    let t = template();
+    let schedules: Vec<String> = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Scheduler::Schedule"))
+        .map(|(k, _)| k.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(schedules, vec!["TickSchedule"], "no schedule per contact");
+    let tick = &resource(&t, "TickSchedule")["Properties"];
+    assert_eq!(tick["ScheduleExpression"].as_str(), Some("rate(1 minute)"));
+    assert_eq!(tick["State"].as_str(), Some("ENABLED"));
+    assert_eq!(tick["FlexibleTimeWindow"]["Mode"].as_str(), Some("OFF"));
+    let target = &tick["Target"];
+    assert_eq!(
+        tag(&target["Arn"]),
+        Some((
+            "GetAtt".to_string(),
+            "TriggerIntakeFunction.Arn".to_string()
+        ))
+    );
+    let input: serde_json::Value = serde_json::from_str(target["Input"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        input,
+        serde_json::from_str::<serde_json::Value>(hookline_aws::lambda::TICK_INPUT).unwrap()
+    );
+    assert!(
+        hookline_aws::lambda::is_tick(&input),
+        "trigger-intake would not see a tick"
+    );
+    assert!(!hookline_aws::lambda::is_sqs(&input));
+    assert_eq!(
+        tag(&target["RoleArn"]),
+        Some(("GetAtt".to_string(), "TickRole.Arn".to_string()))
+    );
+    let role = &resource(&t, "TickRole")["Properties"];
+    let trust = &list(&role["AssumeRolePolicyDocument"]["Statement"])[0];
+    assert_eq!(
+        trust["Principal"]["Service"].as_str(),
+        Some("scheduler.amazonaws.com")
+    );
+    let statements: Vec<Value> = list(&role["Policies"])
+        .iter()
+        .flat_map(|p| list(&p["PolicyDocument"]["Statement"]))
+        .collect();
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert_eq!(
+        statements[0]["Action"].as_str(),
+        Some("lambda:InvokeFunction")
+    );
+    assert_eq!(
+        tag(&statements[0]["Resource"]),
+        Some((
+            "GetAtt".to_string(),
+            "TriggerIntakeFunction.Arn".to_string()
+        ))
+    );
+}

@@ -385,6 +385,73 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
             .contains("scheduler:CreateSchedule")
     );
 
+    // time-based triggers: the activation queues the backfill (scenario-api); intake schedules
+    // a contact's occurrence under its minute (far) or queues it (an hour old: at once) and
+    // cancels a moved one; the tick sweeps; scenario-advance runs the backfill (a scan) and fires
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let an_hour_ago = now
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap();
+    let birthday = json!({"name": "birthday", "trigger": {"type": "date_reached",
+        "field": "birthDate", "yearly": true, "time": an_hour_ago.strftime("%H:%M").to_string()},
+        "start": "hook", "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/bd"),
+        "next": null}]});
+    let (status, created) = call(
+        "ScenarioApiFunction",
+        "POST",
+        "/v1/scenarios".into(),
+        Some(birthday),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let birthday = created["id"].as_str().unwrap().to_string();
+    let (status, _) = call(
+        "ScenarioApiFunction",
+        "POST",
+        format!("/v1/scenarios/{birthday}/activate"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let today = an_hour_ago.date();
+    let tomorrow = today.tomorrow().unwrap();
+    for (event, date, at) in [
+        ("t1", today, "2026-01-01T00:00:00Z"),
+        ("t2", tomorrow, "2026-01-01T00:00:01Z"),
+        ("t3", today, "2026-01-01T00:00:02Z"),
+    ] {
+        let (status, body) = call(
+            "TriggerIntakeFunction",
+            "POST",
+            "/v1/events".into(),
+            Some(json!({"id": event, "type": "contact_updated", "occurredAt": at,
+                        "contact": {"id": 7, "email": "t@example.org", "birthDate": date.to_string()}})),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    engines["TriggerIntakeFunction"].0.sweep().await.unwrap();
+    let before = rx.count();
+    for _ in 0..40 {
+        pump_once(
+            &aws,
+            &engines["ScenarioAdvanceFunction"].0,
+            &aws.settings.advance_queue,
+        )
+        .await;
+        pump_once(
+            &aws,
+            &engines["WebhookDeliverFunction"].0,
+            &aws.settings.deliver_queue,
+        )
+        .await;
+        if rx.received().iter().any(|r| r.path == "/bd") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rx.count() > before, "the birthday did not fire");
+
     // stats-query
     assert_eq!(
         call(

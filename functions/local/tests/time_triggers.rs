@@ -41,7 +41,12 @@ fn emails(rx: &Receiver) -> Vec<String> {
     let mut got: Vec<String> = rx
         .received()
         .iter()
-        .map(|r| r.json()["data"]["email"].as_str().unwrap_or_default().to_string())
+        .map(|r| {
+            r.json()["data"]["email"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
     got.sort();
     got
@@ -51,21 +56,67 @@ fn emails(rx: &Receiver) -> Vec<String> {
 async fn a_birthday_fires_once_at_its_minute_and_a_moved_date_does_not() {
     let rx = receiver().await;
     let started = std::time::Instant::now();
-    let server = Server::start(&["--allow-private-targets", "--clock-start", "2027-05-01T08:59:54Z"]);
+    let server = Server::start(&[
+        "--allow-private-targets",
+        "--clock-start",
+        "2027-05-01T08:59:54Z",
+    ]);
     // stored before the activation: found by the backfill
-    event_at(&server, "e1", person(1, "1990-05-01"), "2027-05-01T08:00:00Z").await;
+    event_at(
+        &server,
+        "e1",
+        person(1, "1990-05-01"),
+        "2027-05-01T08:00:00Z",
+    )
+    .await;
     let scenario = server
         .active_scenario(&birthday_scenario(&rx.url("/birthday"), "09:00"))
         .await;
     // after the activation: scheduled with the snapshot
-    event_at(&server, "e2", person(2, "1985-05-01"), "2027-05-01T08:00:00Z").await;
-    event_at(&server, "e3", person(3, "1990-05-02"), "2027-05-01T08:00:00Z").await; // tomorrow
+    event_at(
+        &server,
+        "e2",
+        person(2, "1985-05-01"),
+        "2027-05-01T08:00:00Z",
+    )
+    .await;
+    event_at(
+        &server,
+        "e3",
+        person(3, "1990-05-02"),
+        "2027-05-01T08:00:00Z",
+    )
+    .await; // tomorrow
     // a date moved away by a newer snapshot does not fire
-    event_at(&server, "e4", person(4, "1990-05-01"), "2027-05-01T08:00:00Z").await;
-    event_at(&server, "e5", person(4, "1990-06-01"), "2027-05-01T08:30:00Z").await;
+    event_at(
+        &server,
+        "e4",
+        person(4, "1990-05-01"),
+        "2027-05-01T08:00:00Z",
+    )
+    .await;
+    event_at(
+        &server,
+        "e5",
+        person(4, "1990-06-01"),
+        "2027-05-01T08:30:00Z",
+    )
+    .await;
     // an older snapshot arriving late does not move a date back
-    event_at(&server, "e6", person(5, "1990-05-01"), "2027-05-01T08:30:00Z").await;
-    event_at(&server, "e7", person(5, "1990-07-01"), "2027-05-01T08:10:00Z").await;
+    event_at(
+        &server,
+        "e6",
+        person(5, "1990-05-01"),
+        "2027-05-01T08:30:00Z",
+    )
+    .await;
+    event_at(
+        &server,
+        "e7",
+        person(5, "1990-07-01"),
+        "2027-05-01T08:10:00Z",
+    )
+    .await;
 
     if started.elapsed() < Duration::from_secs(5) {
         assert!(rx.received().is_empty(), "fired before 09:00");
@@ -79,10 +130,22 @@ async fn a_birthday_fires_once_at_its_minute_and_a_moved_date_does_not() {
         vec!["p1@example.org", "p2@example.org", "p5@example.org"]
     );
     let first = &rx.received()[0];
-    assert_eq!(first.json()["scenario"]["id"], scenario.as_str(), "{}", first.json());
-    assert_eq!(first.json()["data"]["birthDate"].as_str().map(|d| &d[5..]), Some("05-01"));
+    assert_eq!(
+        first.json()["scenario"]["id"],
+        scenario.as_str(),
+        "{}",
+        first.json()
+    );
+    assert_eq!(
+        first.json()["data"]["birthDate"].as_str().map(|d| &d[5..]),
+        Some("05-01")
+    );
     let stats = server.step_stats(&scenario, "hook").await;
-    assert_eq!((stats["passes"].as_u64(), stats["uniqueContacts"].as_u64()), (Some(3), Some(3)), "{stats}");
+    assert_eq!(
+        (stats["passes"].as_u64(), stats["uniqueContacts"].as_u64()),
+        (Some(3), Some(3)),
+        "{stats}"
+    );
 }
 
 #[tokio::test]
@@ -90,7 +153,11 @@ async fn an_archived_scenario_stops_firing_and_occurrences_less_than_a_day_old_f
     let rx = receiver().await;
     // 8 s before 09:00: time to archive before it, even on a busy machine
     let started = std::time::Instant::now();
-    let server = Server::start(&["--allow-private-targets", "--clock-start", "2027-05-01T08:59:52Z"]);
+    let server = Server::start(&[
+        "--allow-private-targets",
+        "--clock-start",
+        "2027-05-01T08:59:52Z",
+    ]);
     let archived = server
         .active_scenario(&birthday_scenario(&rx.url("/archived"), "09:00"))
         .await;
@@ -98,8 +165,20 @@ async fn an_archived_scenario_stops_firing_and_occurrences_less_than_a_day_old_f
     let early = server
         .active_scenario(&birthday_scenario(&rx.url("/early"), "08:00"))
         .await;
-    event_at(&server, "e1", person(1, "1990-05-01"), "2027-05-01T08:00:00Z").await;
-    event_at(&server, "e2", person(2, "1990-04-30"), "2027-05-01T08:00:00Z").await;
+    event_at(
+        &server,
+        "e1",
+        person(1, "1990-05-01"),
+        "2027-05-01T08:00:00Z",
+    )
+    .await;
+    event_at(
+        &server,
+        "e2",
+        person(2, "1990-04-30"),
+        "2027-05-01T08:00:00Z",
+    )
+    .await;
     let (status, body) = server
         .request(
             "POST",
@@ -109,7 +188,10 @@ async fn an_archived_scenario_stops_firing_and_occurrences_less_than_a_day_old_f
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert!(started.elapsed() < Duration::from_secs(8), "too slow to archive before 09:00");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "too slow to archive before 09:00"
+    );
     // past 09:00 (server clock): only the hour-old occurrence of the other scenario fired
     tokio::time::sleep(Duration::from_secs(11).saturating_sub(started.elapsed())).await;
     // the rolling 24 hours: at 08:59:52, yesterday's 09:00 is 23 h 59 min old (fires at once,
@@ -117,11 +199,19 @@ async fn an_archived_scenario_stops_firing_and_occurrences_less_than_a_day_old_f
     let mut got: Vec<(String, String)> = rx
         .received()
         .iter()
-        .map(|r| (r.path.clone(), r.json()["data"]["email"].as_str().unwrap_or("").to_string()))
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.json()["data"]["email"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
     got.sort();
-    let want = [("/archived", "p2@example.org"), ("/early", "p1@example.org")]
-        .map(|(p, e)| (p.to_string(), e.to_string()));
+    let want = [
+        ("/archived", "p2@example.org"),
+        ("/early", "p1@example.org"),
+    ]
+    .map(|(p, e)| (p.to_string(), e.to_string()));
     assert_eq!(got, want, "{}", server.log());
     assert_eq!(server.step_stats(&early, "hook").await["passes"], 1);
 }
@@ -133,7 +223,13 @@ async fn a_restart_across_the_minute_fires_once() {
     let scenario = server
         .active_scenario(&birthday_scenario(&rx.url("/birthday"), "09:00"))
         .await;
-    event_at(&server, "e1", person(1, "1990-05-01"), "2027-05-01T08:00:00Z").await;
+    event_at(
+        &server,
+        "e1",
+        person(1, "1990-05-01"),
+        "2027-05-01T08:00:00Z",
+    )
+    .await;
     server.kill9(); // down before 09:00
     // back at 09:00:30: missed while down, it fires now
     server.set_arg("--clock-start", "2027-05-01T09:00:30Z");
@@ -167,12 +263,30 @@ async fn time_based_triggers_are_checked_key_by_key() {
     };
     for (trigger, field) in [
         (json!({"type": "date_reached"}), "trigger.field"),
-        (json!({"type": "date_reached", "field": "firstname"}), "trigger.field"),
-        (json!({"type": "date_reached", "field": "birthDate", "offsetDays": 400}), "trigger.offsetDays"),
-        (json!({"type": "date_reached", "field": "birthDate", "time": "9:00"}), "trigger.time"),
-        (json!({"type": "date_reached", "field": "birthDate", "timezone": "Mars/Olympus"}), "trigger.timezone"),
-        (json!({"type": "consent_expiring", "yearly": true}), "trigger.yearly"),
-        (json!({"type": "consent_expiring", "daysBefore": -1}), "trigger.daysBefore"),
+        (
+            json!({"type": "date_reached", "field": "firstname"}),
+            "trigger.field",
+        ),
+        (
+            json!({"type": "date_reached", "field": "birthDate", "offsetDays": 400}),
+            "trigger.offsetDays",
+        ),
+        (
+            json!({"type": "date_reached", "field": "birthDate", "time": "9:00"}),
+            "trigger.time",
+        ),
+        (
+            json!({"type": "date_reached", "field": "birthDate", "timezone": "Mars/Olympus"}),
+            "trigger.timezone",
+        ),
+        (
+            json!({"type": "consent_expiring", "yearly": true}),
+            "trigger.yearly",
+        ),
+        (
+            json!({"type": "consent_expiring", "daysBefore": -1}),
+            "trigger.daysBefore",
+        ),
     ] {
         let (status, body) = server.post("/v1/scenarios", &bad(trigger.clone())).await;
         assert_eq!(status, 400, "{trigger}: {body}");
@@ -181,8 +295,10 @@ async fn time_based_triggers_are_checked_key_by_key() {
     let (status, body) = server
         .post(
             "/v1/scenarios",
-            &bad(json!({"type": "consent_expiring", "daysBefore": 30, "time": "10:30",
-                        "timezone": "America/Montreal"})),
+            &bad(
+                json!({"type": "consent_expiring", "daysBefore": 30, "time": "10:30",
+                        "timezone": "America/Montreal"}),
+            ),
         )
         .await;
     assert_eq!(status, 201, "{body}");

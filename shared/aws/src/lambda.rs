@@ -368,7 +368,11 @@ pub async fn run_trigger_intake() -> Result<(), lambda_runtime::Error> {
             if is_tick(&payload) {
                 // the one-minute schedule: queue the occurrences of every minute not yet swept
                 let swept = engine.sweep().await?;
-                tracing::info!(minutes = swept.minutes, occurrences = swept.occurrences, "swept");
+                tracing::info!(
+                    minutes = swept.minutes,
+                    occurrences = swept.occurrences,
+                    "swept"
+                );
                 return Ok(serde_json::json!({
                     "minutes": swept.minutes,
                     "occurrences": swept.occurrences,

@@ -67,9 +67,7 @@ impl SqsQueue {
     fn target(&self, task: &Task) -> &QueueRef {
         match task {
             // occurrences and backfills enroll contacts: scenario-advance runs them
-            Task::AdvanceV1 { .. } | Task::FireV1 { .. } | Task::BackfillV1 { .. } => {
-                &self.advance
-            }
+            Task::AdvanceV1 { .. } | Task::FireV1 { .. } | Task::BackfillV1 { .. } => &self.advance,
             Task::DeliverV1 { .. } | Task::ResendV1 { .. } => &self.deliver,
         }
     }

@@ -21,10 +21,10 @@ mod flow;
 mod keys;
 mod occurrences;
 pub use deliveries::delivery_store;
-pub use occurrences::occurrence_store;
 pub(crate) use deliveries::{attempt, delivery, pass};
 pub use flow::{flow_store, flow_store_occurrences};
 pub use keys::key_store;
+pub use occurrences::occurrence_store;
 
 fn ts(secs: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + secs).unwrap()

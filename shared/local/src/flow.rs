@@ -8,8 +8,8 @@ use hookline_core::domain::delivery::Delivery;
 use hookline_core::domain::event::{EnrollmentRef, IntakeAnswer};
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
-    AttemptCommit, AttemptRecorded, Backfill, DueWork, Enrollment, EnrollmentState, FlowStore, IntakeCommit,
-    IntakeDone, Move, StoreResult, Waiting, Walk, WalkEnd,
+    AttemptCommit, AttemptRecorded, Backfill, DueWork, Enrollment, EnrollmentState, FlowStore,
+    IntakeCommit, IntakeDone, Move, StoreResult, Waiting, Walk, WalkEnd,
 };
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -317,10 +317,15 @@ impl FlowStore for SqliteStore {
     async fn backfills(&self) -> StoreResult<Vec<Backfill>> {
         self.db()
             .read(|c| {
-                let mut stmt = c.prepare_cached("SELECT account, scenario_id, cursor FROM backfills")?;
+                let mut stmt =
+                    c.prepare_cached("SELECT account, scenario_id, cursor FROM backfills")?;
                 let rows = stmt
                     .query_map([], |r| {
-                        Ok(Backfill { account: r.get(0)?, scenario_id: r.get(1)?, cursor: r.get(2)? })
+                        Ok(Backfill {
+                            account: r.get(0)?,
+                            scenario_id: r.get(1)?,
+                            cursor: r.get(2)?,
+                        })
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
@@ -328,13 +333,25 @@ impl FlowStore for SqliteStore {
             .await
     }
 
-    async fn backfill_done_until(&self, scenario_id: &str, cursor: Option<&str>) -> StoreResult<()> {
+    async fn backfill_done_until(
+        &self,
+        scenario_id: &str,
+        cursor: Option<&str>,
+    ) -> StoreResult<()> {
         let (id, cursor) = (scenario_id.to_string(), cursor.map(str::to_string));
         self.db()
             .call(move |c| {
                 match cursor {
-                    Some(cursor) => exec(c, "UPDATE backfills SET cursor = ?1 WHERE scenario_id = ?2", params![cursor, id])?,
-                    None => exec(c, "DELETE FROM backfills WHERE scenario_id = ?1", params![id])?,
+                    Some(cursor) => exec(
+                        c,
+                        "UPDATE backfills SET cursor = ?1 WHERE scenario_id = ?2",
+                        params![cursor, id],
+                    )?,
+                    None => exec(
+                        c,
+                        "DELETE FROM backfills WHERE scenario_id = ?1",
+                        params![id],
+                    )?,
                 };
                 Ok(())
             })

@@ -27,12 +27,19 @@ fn occ_key(o: &Scheduled) -> Item {
             minute_of(o.at),
             occ_shard(&o.scenario_id, o.contact_id)
         ),
-        &format!("{}#{}#{}#{}", o.account, o.scenario_id, o.contact_id, o.date),
+        &format!(
+            "{}#{}#{}#{}",
+            o.account, o.scenario_id, o.contact_id, o.date
+        ),
     )
 }
 
 fn key_text(k: &Item) -> String {
-    format!("{}|{}", opt_s(k, "pk").unwrap_or_default(), opt_s(k, "sk").unwrap_or_default())
+    format!(
+        "{}|{}",
+        opt_s(k, "pk").unwrap_or_default(),
+        opt_s(k, "sk").unwrap_or_default()
+    )
 }
 
 fn read(item: &Item) -> anyhow::Result<Scheduled> {
@@ -102,8 +109,10 @@ impl OccurrenceStore for DynamoStore {
     }
 
     async fn cancel(&self, items: &[Scheduled]) -> StoreResult<()> {
-        let keys: std::collections::BTreeMap<String, Item> =
-            items.iter().map(|o| (key_text(&occ_key(o)), occ_key(o))).collect();
+        let keys: std::collections::BTreeMap<String, Item> = items
+            .iter()
+            .map(|o| (key_text(&occ_key(o)), occ_key(o)))
+            .collect();
         let mut writes = Vec::with_capacity(keys.len());
         for k in keys.into_values() {
             writes.push(
@@ -118,7 +127,10 @@ impl OccurrenceStore for DynamoStore {
     async fn in_minute(&self, minute: i64) -> StoreResult<Vec<Scheduled>> {
         let mut found = Vec::new();
         for shard in 0..OCC_SHARDS {
-            for item in self.query_all(format!("OCC#{minute}#{shard}"), None).await? {
+            for item in self
+                .query_all(format!("OCC#{minute}#{shard}"), None)
+                .await?
+            {
                 found.push(read(&item)?);
             }
         }

@@ -41,7 +41,12 @@ impl Hookline {
         let mut enrollments = Vec::new();
         if event.kind != "contact_updated" {
             for scenario in self.active_scenarios(account, &event.kind).await?.iter() {
-                if !scenario.record.def.trigger.matches(&event.kind, &event.context) {
+                if !scenario
+                    .record
+                    .def
+                    .trigger
+                    .matches(&event.kind, &event.context)
+                {
                     continue;
                 }
                 if let Some(planned) = self.plan_enrollment(scenario, &event.contact, now)? {
@@ -306,7 +311,11 @@ async fn commit_with_retries(
 
 /// Gives the workers what a stored walk started.
 /// New deliveries to the workers at once, waits to their timers.
-pub(crate) fn hand_over_intake(dispatch: &dyn Dispatch, deliveries: Vec<Delivery>, waits: Vec<DueWork>) {
+pub(crate) fn hand_over_intake(
+    dispatch: &dyn Dispatch,
+    deliveries: Vec<Delivery>,
+    waits: Vec<DueWork>,
+) {
     for delivery in deliveries {
         dispatch.deliver_now(delivery);
     }

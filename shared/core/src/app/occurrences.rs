@@ -27,9 +27,7 @@ use crate::domain::contact::Contact;
 use crate::domain::scenario::ScenarioStatus;
 use crate::domain::time::add;
 use crate::domain::trigger::TIME_TRIGGERS;
-use crate::ports::{
-    Backfill, IntakeCommit, Pipeline, Queue, Scheduled, Task, minute_of,
-};
+use crate::ports::{Backfill, IntakeCommit, Pipeline, Queue, Scheduled, Task, minute_of};
 
 /// On the queued path, an occurrence due this soon is queued with its delay instead of being
 /// indexed under its minute (a sweep of that minute may be running or done).
@@ -71,7 +69,11 @@ impl Hookline {
         let mut occurrences = Vec::new();
         for s in self.time_scenarios(account).await? {
             ids.push(s.record.id.clone());
-            if let Some(o) = s.rule.as_ref().and_then(|r| r.pending(&contact.snapshot, now)) {
+            if let Some(o) = s
+                .rule
+                .as_ref()
+                .and_then(|r| r.pending(&contact.snapshot, now))
+            {
                 occurrences.push(Scheduled::new(account, &s.record.id, contact.id, o));
             }
         }
@@ -120,7 +122,8 @@ impl Hookline {
             Pipeline::Inline { .. } => self.ports.occurrences.schedule(&items).await,
             Pipeline::Queued(queue) => {
                 let horizon = add(now, NEAR);
-                let (near, far): (Vec<_>, Vec<_>) = items.into_iter().partition(|o| o.at <= horizon);
+                let (near, far): (Vec<_>, Vec<_>) =
+                    items.into_iter().partition(|o| o.at <= horizon);
                 if !far.is_empty() {
                     self.ports.occurrences.schedule(&far).await?;
                 }
@@ -258,7 +261,11 @@ impl Hookline {
 
     /// Starts the backfill of a scenario that just became active (queued path; local mode's
     /// store starts it in the activation's own transaction).
-    pub(crate) async fn start_backfill(&self, account: i64, scenario_id: &str) -> anyhow::Result<()> {
+    pub(crate) async fn start_backfill(
+        &self,
+        account: i64,
+        scenario_id: &str,
+    ) -> anyhow::Result<()> {
         if let Pipeline::Queued(queue) = &self.ports.pipeline {
             let task = Task::BackfillV1 {
                 account,
@@ -299,7 +306,11 @@ impl Hookline {
 async fn enqueue_fires(queue: &dyn Queue, mut items: Vec<Scheduled>) -> anyhow::Result<()> {
     items.sort_by_key(|o| o.at);
     for chunk in items.chunks(FIRE_CHUNK) {
-        let due = chunk.iter().map(|o| o.at).max().unwrap_or_else(Timestamp::now);
+        let due = chunk
+            .iter()
+            .map(|o| o.at)
+            .max()
+            .unwrap_or_else(Timestamp::now);
         let task = Task::FireV1 {
             items: chunk.to_vec(),
         };

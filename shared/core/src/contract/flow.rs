@@ -375,7 +375,12 @@ pub async fn flow_store_occurrences(
     scenarios.insert(&draft).await.unwrap();
     let mut active = draft.clone();
     active.status = ScenarioStatus::Active;
-    assert!(scenarios.update(&active, ScenarioStatus::Draft).await.unwrap());
+    assert!(
+        scenarios
+            .update(&active, ScenarioStatus::Draft)
+            .await
+            .unwrap()
+    );
     let backfills = flow.backfills().await.unwrap();
     assert!(
         backfills.contains(&Backfill {
@@ -454,7 +459,12 @@ pub async fn flow_store_occurrences(
     // archiving cancels its future occurrences and its backfill
     let mut archived = active.clone();
     archived.status = ScenarioStatus::Archived;
-    assert!(scenarios.update(&archived, ScenarioStatus::Active).await.unwrap());
+    assert!(
+        scenarios
+            .update(&archived, ScenarioStatus::Active)
+            .await
+            .unwrap()
+    );
     let due = flow.due(ts(1_000), 1_000).await.unwrap();
     assert!(occurrences_due(due).is_empty());
     assert_eq!(mine(&flow.backfills().await.unwrap()), None);

@@ -34,9 +34,15 @@ pub async fn occurrence_store(store: &dyn OccurrenceStore) {
     let a = occurrence(&scenario, 1, 1, 0);
     let b = occurrence(&scenario, 2, 1, 59);
     let c = occurrence(&scenario, 3, 1, 60);
-    store.schedule(&[a.clone(), b.clone(), c.clone()]).await.unwrap();
+    store
+        .schedule(&[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
     store.schedule(std::slice::from_ref(&a)).await.unwrap(); // again: no duplicate
-    assert_eq!(minute(store, 0, &scenario).await, vec![a.clone(), b.clone()]);
+    assert_eq!(
+        minute(store, 0, &scenario).await,
+        vec![a.clone(), b.clone()]
+    );
     assert_eq!(minute(store, 60, &scenario).await, vec![c.clone()]);
 
     // cancel removes exactly that occurrence (same scenario, contact and date)
@@ -45,7 +51,10 @@ pub async fn occurrence_store(store: &dyn OccurrenceStore) {
         ..b.clone()
     };
     store.cancel(&[other_date]).await.unwrap();
-    assert_eq!(minute(store, 0, &scenario).await, vec![a.clone(), b.clone()]);
+    assert_eq!(
+        minute(store, 0, &scenario).await,
+        vec![a.clone(), b.clone()]
+    );
     store.cancel(&[b.clone()]).await.unwrap();
     assert_eq!(minute(store, 0, &scenario).await, vec![a.clone()]);
     store.cancel(&[b.clone()]).await.unwrap(); // absent: nothing happens
@@ -56,7 +65,10 @@ pub async fn occurrence_store(store: &dyn OccurrenceStore) {
         at: ts(365 * 86_400),
         ..a.clone()
     };
-    store.schedule(std::slice::from_ref(&next_year)).await.unwrap();
+    store
+        .schedule(std::slice::from_ref(&next_year))
+        .await
+        .unwrap();
     assert_eq!(minute(store, 0, &scenario).await, vec![a.clone()]);
     assert_eq!(
         minute(store, 365 * 86_400, &scenario).await,

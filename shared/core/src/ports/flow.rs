@@ -190,11 +190,8 @@ pub trait FlowStore: Send + Sync {
     /// active, in the same transaction; archiving it ends it and removes its occurrences).
     async fn backfills(&self) -> StoreResult<Vec<Backfill>>;
     /// Records a backfill's progress: `None` when it is finished.
-    async fn backfill_done_until(
-        &self,
-        scenario_id: &str,
-        cursor: Option<&str>,
-    ) -> StoreResult<()>;
+    async fn backfill_done_until(&self, scenario_id: &str, cursor: Option<&str>)
+    -> StoreResult<()>;
 }
 
 /// Hands new durable work to the workers in memory. Only a hint: work that is lost here (a

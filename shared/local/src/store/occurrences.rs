@@ -78,14 +78,17 @@ impl OccurrenceStore for SqliteStore {
 
     async fn swept(&self) -> StoreResult<Option<i64>> {
         self.db
-            .read(|c| Ok(row(c, "SELECT minute FROM sweep WHERE id = 1", [], |r| r.get(0)).optional()?))
+            .read(|c| {
+                Ok(row(c, "SELECT minute FROM sweep WHERE id = 1", [], |r| r.get(0)).optional()?)
+            })
             .await
     }
 
     async fn set_swept(&self, minute: i64) -> StoreResult<()> {
         self.db
             .call(move |c| {
-                exec(c,
+                exec(
+                    c,
                     "INSERT INTO sweep (id, minute) VALUES (1, ?1)
                      ON CONFLICT (id) DO UPDATE SET minute = max(minute, excluded.minute)",
                     params![minute],
