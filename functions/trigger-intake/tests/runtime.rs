@@ -1,6 +1,6 @@
 //! The real `trigger-intake` binary over the Lambda Runtime API (played here on 127.0.0.1),
-//! on DynamoDB and SQS in moto: one function serves API Gateway requests and the intake queue,
-//! told apart by the event's shape.
+//! on DynamoDB and SQS in moto: one function serves API Gateway requests, the intake queue and
+//! the one-minute tick of time-based triggers, told apart by the event's shape.
 
 #![allow(clippy::unwrap_used)]
 
@@ -59,7 +59,7 @@ async fn answered(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn one_binary_serves_the_http_routes_and_the_intake_queue() {
+async fn one_binary_serves_the_http_routes_the_intake_queue_and_the_tick() {
     let aws = Aws::fresh(RetryPolicy::default()).await;
     let (engine, _) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
     engine
@@ -92,9 +92,27 @@ async fn one_binary_serves_the_http_routes_and_the_intake_queue() {
             ("r2".into(), "bad".into(), "{\"account\": 1}".into()),
         ],
     );
+    // an occurrence of a time-based trigger due now, and the tick schedule's input: the tick
+    // sweeps every minute since the last one swept (two minutes ago here)
+    use hookline_core::ports::{OccurrenceStore, Scheduled, minute_of};
+    let now = jiff::Timestamp::now();
+    let store = aws.store();
+    store
+        .schedule(&[Scheduled {
+            account: 1,
+            scenario_id: id.clone(),
+            contact_id: 3,
+            date: now.to_zoned(jiff::tz::TimeZone::UTC).date(),
+            at: now,
+        }])
+        .await
+        .unwrap();
+    store.set_swept(minute_of(now) - 2).await.unwrap();
+    let tick: Value = serde_json::from_str(hookline_aws::lambda::TICK_INPUT).unwrap();
     rt.events.lock().unwrap().extend([
         ("req-http".to_string(), http),
         ("req-sqs".to_string(), queued),
+        ("req-tick".to_string(), tick),
     ]);
     let app = axum::Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -125,7 +143,7 @@ async fn one_binary_serves_the_http_routes_and_the_intake_queue() {
         .spawn()
         .unwrap();
     for _ in 0..200 {
-        if rt.answers.lock().unwrap().len() >= 2 {
+        if rt.answers.lock().unwrap().len() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -133,7 +151,7 @@ async fn one_binary_serves_the_http_routes_and_the_intake_queue() {
     let _ = child.kill();
     let _ = child.wait();
     let answers = rt.answers.lock().unwrap().clone();
-    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(answers.len(), 3, "{answers:?}");
     let (id0, kind0, http_answer) = &answers[0];
     assert_eq!((id0.as_str(), kind0.as_str()), ("req-http", "response"));
     assert_eq!(http_answer["statusCode"], 202, "{http_answer}");
@@ -148,4 +166,19 @@ async fn one_binary_serves_the_http_routes_and_the_intake_queue() {
     // both events walked to the webhook step: two first attempts queued
     let queued = aws.receive(&s.deliver_queue).await;
     assert_eq!(queued.len(), 2, "{queued:?}");
+    // the tick swept two or three minutes and queued the occurrence to fire
+    let (id2, kind2, tick_answer) = &answers[2];
+    assert_eq!((id2.as_str(), kind2.as_str()), ("req-tick", "response"));
+    assert_eq!(tick_answer["occurrences"], 1, "{tick_answer}");
+    assert!(
+        tick_answer["minutes"].as_i64().unwrap() >= 2,
+        "{tick_answer}"
+    );
+    let fires = aws.receive(&s.advance_queue).await;
+    assert!(
+        fires
+            .iter()
+            .any(|(_, _, body)| body.contains("fire.v1") && body.contains(&id)),
+        "{fires:?}"
+    );
 }
