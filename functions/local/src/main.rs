@@ -3,6 +3,7 @@
 //! gets; `demo` shows the whole path once; `bench` measures it.
 
 mod bench;
+mod bench_time;
 mod demo;
 mod serve;
 
@@ -115,6 +116,16 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Measure time-based triggers: the backfill of a birthday scenario over many stored
+    /// contacts (and the API's latency meanwhile), then a minute with many birthdays due.
+    BenchTime {
+        /// Contacts stored before the scenario is activated.
+        #[arg(long, default_value_t = 1_000_000)]
+        contacts: usize,
+        /// How many of them have their birthday at the measured minute.
+        #[arg(long, default_value_t = 10_000)]
+        due: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -155,7 +166,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // the demo and the bench print their own story; their logs are for problems only
     init_tracing(
-        if matches!(cli.command, Command::Demo | Command::Bench { .. }) {
+        if matches!(
+            cli.command,
+            Command::Demo | Command::Bench { .. } | Command::BenchTime { .. }
+        ) {
             "warn"
         } else {
             "info"
@@ -282,6 +296,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo => demo::run().await,
+        Command::BenchTime { contacts, due } => {
+            bench_time::run(bench_time::Options { contacts, due }).await
+        }
         Command::Bench {
             events,
             concurrency,

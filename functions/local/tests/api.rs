@@ -414,8 +414,8 @@ async fn bad_input_is_refused_and_stores_nothing() {
             "trigger.type",
         ),
         (
-            patched(&|v| v["trigger"] = json!({"type": "date_reached", "field": "birthDate"})),
-            "trigger.type",
+            patched(&|v| v["trigger"] = json!({"type": "date_reached", "field": "firstname"})),
+            "trigger.field",
         ),
         (
             patched(&|v| v["trigger"] = json!({"type": "group_added", "formId": 1})),

@@ -135,8 +135,11 @@ impl FlowStore for SqliteStore {
         let (account, event_id, contact_id) =
             (intake.account, intake.event_id.clone(), intake.contact.id);
         let (store_contact, occurred_at) = (intake.store_contact, to_millis(intake.occurred_at));
-        let (time_scenarios, occurrences) =
-            (intake.time_scenarios.clone(), intake.occurrences.clone());
+        let (time_scenarios, occurrences, fired) = (
+            intake.time_scenarios.clone(),
+            intake.occurrences.clone(),
+            intake.fired.clone(),
+        );
         self.db()
             .call(move |c| {
                 let stored: Option<String> = row(c,
@@ -145,6 +148,16 @@ impl FlowStore for SqliteStore {
                     |r| r.get(0),
                 )
                 .optional()?;
+                if let Some(f) = &fired {
+                    // a firing retires its occurrence and schedules the next, replayed or not
+                    exec(c,
+                        "DELETE FROM occurrences WHERE scenario_id = ?1 AND contact_id = ?2 AND date = ?3",
+                        params![f.scenario_id, f.contact_id, f.date.to_string()],
+                    )?;
+                    for o in &occurrences {
+                        insert_occurrence(c, o)?;
+                    }
+                }
                 if let Some(stored) = stored {
                     return Ok(IntakeDone {
                         answer: serde_json::from_str(&stored).context("a stored event answer")?,

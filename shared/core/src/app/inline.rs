@@ -66,6 +66,7 @@ impl Hookline {
                 enrollments,
                 time_scenarios,
                 occurrences,
+                fired: None,
             })
             .await?;
         hand_over_intake(dispatch, done.deliveries, done.waits);

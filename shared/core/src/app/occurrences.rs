@@ -166,8 +166,12 @@ impl Hookline {
             return Ok(Outcome::Done);
         }
         let event_id = item.event_id();
+        let next = rule
+            .after_fired(&contact.snapshot, &item.occurrence())
+            .map(|o| Scheduled::new(item.account, &item.scenario_id, item.contact_id, o));
         match &p.pipeline {
             Pipeline::Inline { flow, dispatch } => {
+                // one commit: the enrollment (claiming the event id), the row retired, the next
                 let enrollments = self
                     .plan_enrollment(&scenario, &contact, now)?
                     .into_iter()
@@ -181,21 +185,20 @@ impl Hookline {
                         occurred_at: now,
                         enrollments,
                         time_scenarios: Vec::new(),
-                        occurrences: Vec::new(),
+                        occurrences: next.into_iter().collect(),
+                        fired: Some(item.clone()),
                     })
                     .await?;
                 hand_over_intake(dispatch.as_ref(), done.deliveries, done.waits);
             }
             Pipeline::Queued(_) => {
+                // keyed writes, each safe to repeat: enroll, schedule the next, retire this one
                 self.enroll_queued(&event_id, scenario.record.clone(), &contact, now)
                     .await?;
+                self.place(next.into_iter().collect(), now).await?;
+                p.occurrences.cancel(std::slice::from_ref(item)).await?;
             }
         }
-        if let Some(next) = rule.after_fired(&contact.snapshot, &item.occurrence()) {
-            let next = Scheduled::new(item.account, &item.scenario_id, item.contact_id, next);
-            self.place(vec![next], now).await?;
-        }
-        p.occurrences.cancel(std::slice::from_ref(item)).await?;
         Ok(Outcome::Done)
     }
 

@@ -75,6 +75,7 @@ pub async fn flow_store(
         occurred_at: ts(0),
         time_scenarios: Vec::new(),
         occurrences: Vec::new(),
+        fired: None,
         enrollments: vec![
             PlannedEnrollment {
                 enrollment: enrollment(a, &hooked, contact_id),
@@ -346,6 +347,7 @@ pub async fn flow_store(
             occurred_at: ts(0),
             time_scenarios: Vec::new(),
             occurrences: Vec::new(),
+            fired: None,
             enrollments: vec![PlannedEnrollment {
                 enrollment: enrollment(&format!("enr_{u}_late"), &archived, contact_id),
                 allow_reentry: true,
@@ -414,6 +416,7 @@ pub async fn flow_store_occurrences(
         enrollments: Vec::new(),
         time_scenarios: vec![id.clone()],
         occurrences,
+        fired: None,
     };
     let occurrences_due = |due: Vec<DueWork>| -> Vec<Scheduled> {
         due.into_iter()
@@ -446,15 +449,30 @@ pub async fn flow_store_occurrences(
     assert_eq!(occurrences_due(due), vec![at(20, 2)]);
     let stored = contacts.get(4_000, contact_id).await.unwrap().unwrap();
     assert_eq!(stored.snapshot["firstname"], "moved");
-    // a firing reads the contact without storing it
-    let mut fire = commit("fire", 999, Vec::new());
+    // a firing reads the contact without storing it, and replaces its occurrence by the next
+    // one in the same commit; repeated (a replay), it still does
+    let next_year = Scheduled {
+        date: jiff::civil::date(2028, 3, 2),
+        at: ts(500),
+        ..at(20, 2)
+    };
+    let mut fire = commit("fire", 999, vec![next_year.clone()]);
     fire.store_contact = false;
+    fire.time_scenarios = Vec::new();
+    fire.fired = Some(at(20, 2));
     fire.contact = contact(contact_id, "not stored");
     flow.commit_intake(&fire).await.unwrap();
     let stored = contacts.get(4_000, contact_id).await.unwrap().unwrap();
     assert_eq!(stored.snapshot["firstname"], "moved");
     let due = flow.due(ts(1_000), 1_000).await.unwrap();
-    assert_eq!(occurrences_due(due), vec![at(20, 2)]);
+    assert_eq!(occurrences_due(due), vec![next_year.clone()]);
+    flow.commit_intake(&commit("again", 300, vec![at(20, 2)]))
+        .await
+        .unwrap();
+    let replay = flow.commit_intake(&fire).await.unwrap();
+    assert!(replay.replay);
+    let due = flow.due(ts(1_000), 1_000).await.unwrap();
+    assert_eq!(occurrences_due(due), vec![next_year.clone()], "a replayed firing keeps its row");
 
     // archiving cancels its future occurrences and its backfill
     let mut archived = active.clone();

@@ -66,6 +66,10 @@ pub struct IntakeCommit {
     /// are replaced by `occurrences`.
     pub time_scenarios: Vec<String>,
     pub occurrences: Vec<Scheduled>,
+    /// An occurrence firing: its row is removed and `occurrences` (its next one) stored, in this
+    /// same transaction — also when the event id was answered before (a firing repeated after
+    /// a crash still retires its row).
+    pub fired: Option<Scheduled>,
 }
 
 /// What [`FlowStore::commit_intake`] stored.
