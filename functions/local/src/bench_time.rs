@@ -74,7 +74,8 @@ async fn seed(db: &Db, n: usize, due: usize) -> anyhow::Result<()> {
 }
 
 fn count(path: &std::path::Path, sql: &str) -> anyhow::Result<i64> {
-    let c = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let c =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     c.busy_timeout(Duration::from_secs(5))?;
     Ok(c.query_row(sql, [], |r| r.get(0))?)
 }

@@ -472,7 +472,11 @@ pub async fn flow_store_occurrences(
     let replay = flow.commit_intake(&fire).await.unwrap();
     assert!(replay.replay);
     let due = flow.due(ts(1_000), 1_000).await.unwrap();
-    assert_eq!(occurrences_due(due), vec![next_year.clone()], "a replayed firing keeps its row");
+    assert_eq!(
+        occurrences_due(due),
+        vec![next_year.clone()],
+        "a replayed firing keeps its row"
+    );
 
     // archiving cancels its future occurrences and its backfill
     let mut archived = active.clone();
