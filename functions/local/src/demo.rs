@@ -176,7 +176,55 @@ pub async fn run() -> anyhow::Result<()> {
         None,
     )
     .await?;
-    println!("Done: one contact reached, the webhook accepted on its second attempt, and counted.");
+
+    // a time-based trigger: a birthday at a minute just past, so it fires now (an occurrence
+    // less than a day old fires at once; a later one would wait for its minute)
+    let just_past = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_mins(1))?
+        .to_zoned(jiff::tz::TimeZone::UTC);
+    let at = just_past.strftime("%H:%M").to_string();
+    let birthday = json!({
+        "name": "Happy birthday",
+        "trigger": {"type": "date_reached", "field": "birthDate", "yearly": true, "time": at,
+                    "timezone": "UTC"},
+        "start": "wish",
+        "steps": [{"id": "wish", "type": "send_webhook", "url": receiver.url("/hooks/birthday"),
+                   "fields": ["email", "firstname", "birthDate"], "next": null}]
+    });
+    println!("5. A time-based trigger: every year on the contact's birthday at {at} UTC.");
+    let created = api.call("POST", "/v1/scenarios", Some(&birthday)).await?;
+    let birthday_id = created["id"].as_str().context("scenario id")?.to_string();
+    api.call(
+        "POST",
+        &format!("/v1/scenarios/{birthday_id}/activate"),
+        None,
+    )
+    .await?;
+    let born = format!("1990-{}", just_past.strftime("%m-%d"));
+    println!(
+        "   A contact born on {born} arrives (today's {at} is a minute ago: it fires at once):"
+    );
+    let event = json!({
+        "id": "evt-demo-2", "type": "contact_updated",
+        "contact": {"id": 777, "email": "ann@example.org", "firstname": "Ann", "birthDate": born}
+    });
+    api.call("POST", "/v1/events", Some(&event)).await?;
+    let got = receiver
+        .wait_for(got.len() + 1, Duration::from_secs(10))
+        .await;
+    let wish = got
+        .iter()
+        .find(|r| r.path == "/hooks/birthday")
+        .context("the birthday webhook did not arrive")?;
+    println!(
+        "   receiver got: {}
+",
+        wish.body
+    );
+    println!(
+        "Done: one contact reached, the webhook accepted on its second attempt, and counted; \
+         and a birthday fired from the stored date."
+    );
     server.stop().await
 }
 
