@@ -172,7 +172,7 @@ impl FlowStore for SqliteStore {
                 // occurrences it implies. One that is stored replaces the contact's pending
                 // occurrences of every time-based scenario, in this same transaction.
                 let applied = store_contact
-                    && put_snapshot(c, account, contact_id, &snapshot, occurred_at)?.is_some();
+                    && put_snapshot(c, account, contact_id, &snapshot, occurred_at)?;
                 let mut scheduled = Vec::new();
                 if applied {
                     for scenario_id in &time_scenarios {

@@ -10,34 +10,22 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::*;
 use crate::db::{exec, row};
 
-/// Stores a snapshot unless the stored one occurred later; `Some(previous)` when stored
-/// (`previous`: the stored snapshot's JSON, if any), `None` when it was older.
+/// Stores a snapshot unless the stored one occurred later (one statement: the upsert's `WHERE`
+/// keeps a later one); `true` when stored.
 pub(crate) fn put_snapshot(
     c: &Connection,
     account: i64,
     id: i64,
     snapshot: &str,
     occurred_at: i64,
-) -> rusqlite::Result<Option<Option<String>>> {
-    let stored: Option<(String, Option<i64>)> = row(
-        c,
-        "SELECT snapshot, occurred_at FROM contacts WHERE account = ?1 AND id = ?2",
-        params![account, id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .optional()?;
-    if let Some((_, Some(stored_at))) = &stored
-        && *stored_at > occurred_at
-    {
-        return Ok(None);
-    }
-    exec(c,
+) -> rusqlite::Result<bool> {
+    Ok(exec(c,
         "INSERT INTO contacts (account, id, snapshot, updated_at, occurred_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (account, id) DO UPDATE SET snapshot = excluded.snapshot, updated_at = excluded.updated_at,
-             occurred_at = excluded.occurred_at",
+             occurred_at = excluded.occurred_at
+         WHERE contacts.occurred_at IS NULL OR contacts.occurred_at <= excluded.occurred_at",
         params![account, id, snapshot, now_ms(), occurred_at],
-    )?;
-    Ok(Some(stored.map(|(s, _)| s)))
+    )? == 1)
 }
 
 fn parse(text: &str, id: i64) -> anyhow::Result<Contact> {
@@ -57,7 +45,17 @@ impl ContactStore for SqliteStore {
         let (id, at) = (contact.id, to_millis(occurred_at));
         let put = self
             .db
-            .call(move |c| Ok(put_snapshot(c, account, id, &snapshot, at)?))
+            .call(move |c| {
+                let previous: Option<String> = row(
+                    c,
+                    "SELECT snapshot FROM contacts WHERE account = ?1 AND id = ?2",
+                    params![account, id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+                let stored = put_snapshot(c, account, id, &snapshot, at)?;
+                Ok(stored.then_some(previous))
+            })
             .await?;
         Ok(match put {
             None => SnapshotPut::Older,
