@@ -184,3 +184,50 @@ async fn a_schema_1_database_gains_the_secrets_column() {
     assert_eq!(read.secrets, old.secrets);
     assert_eq!(read.secrets.len(), 1);
 }
+
+/// A schema-2 database (contacts without `occurred_at`, no occurrence tables) opens as schema 3:
+/// its contacts are kept, and the first snapshot with a time replaces one stored without it.
+#[tokio::test]
+async fn a_schema_2_database_gains_the_time_based_triggers() {
+    use hookline_core::domain::contact::Contact;
+    use hookline_core::ports::{ContactStore, OccurrenceStore, SnapshotPut};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            r#"
+            CREATE TABLE contacts (account INTEGER NOT NULL, id INTEGER NOT NULL, snapshot TEXT NOT NULL,
+                updated_at INTEGER NOT NULL, PRIMARY KEY (account, id));
+            INSERT INTO contacts VALUES (1, 5, '{"id":5,"email":"old@example.org"}', 0);
+            PRAGMA user_version = 2;
+        "#,
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::new(Db::open(&path).unwrap());
+    let old = ContactStore::get(&store, 1, 5).await.unwrap().unwrap();
+    assert_eq!(old.email, "old@example.org");
+    let new = Contact::parse(
+        serde_json::json!({"id": 5, "email": "new@example.org"}),
+        "c",
+    )
+    .unwrap();
+    let at = jiff::Timestamp::from_second(0).unwrap();
+    assert_eq!(
+        store.put(1, &new, at).await.unwrap(),
+        SnapshotPut::Applied {
+            previous: Some(old)
+        }
+    );
+    assert_eq!(
+        store.swept().await.unwrap(),
+        None,
+        "the occurrence tables exist"
+    );
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+}
