@@ -149,13 +149,27 @@ impl FlowStore for SqliteStore {
                 )
                 .optional()?;
                 if let Some(f) = &fired {
-                    // a firing retires its occurrence and schedules the next, replayed or not
-                    exec(c,
+                    // A firing retires its row. Gone already, with the event id not yet claimed:
+                    // a snapshot moved the date (or an archive cancelled it) since the firing
+                    // read the contact — nothing fires. A replay (the id claimed: a firing
+                    // repeated after a crash, a scan's stale copy) only retires the row again.
+                    let retired = exec(c,
                         "DELETE FROM occurrences WHERE scenario_id = ?1 AND contact_id = ?2 AND date = ?3",
                         params![f.scenario_id, f.contact_id, f.date.to_string()],
-                    )?;
-                    for o in &occurrences {
-                        insert_occurrence(c, o)?;
+                    )? == 1;
+                    if stored.is_none() && !retired {
+                        return Ok(IntakeDone {
+                            answer: IntakeAnswer { event_id, enrollments: Vec::new() },
+                            replay: false,
+                            deliveries: Vec::new(),
+                            waits: Vec::new(),
+                            occurrences: Vec::new(),
+                        });
+                    }
+                    if stored.is_none() {
+                        for o in &occurrences {
+                            insert_occurrence(c, o)?; // the next one, with this firing
+                        }
                     }
                 }
                 if let Some(stored) = stored {

@@ -81,8 +81,10 @@ impl Hookline {
     }
 
     /// The queued path, after a snapshot was stored over `previous`: cancels the occurrences
-    /// the previous snapshot implied when the new one implies others, and places the new ones.
-    /// The same snapshot again (a retried event) places them again: putting one is idempotent.
+    /// the previous snapshot implied when the new one implies others, and places the new ones —
+    /// always, even unchanged: putting one is idempotent, and an intake that stored its snapshot
+    /// but failed before placing (retried after another event came in) must not leave the
+    /// date unscheduled for good.
     pub(crate) async fn reschedule(
         &self,
         account: i64,
@@ -101,9 +103,7 @@ impl Hookline {
             {
                 cancel.push(Scheduled::new(account, id, contact.id, o));
             }
-            if let Some(o) = new
-                && (old != new || previous == Some(contact))
-            {
+            if let Some(o) = new {
                 place.push(Scheduled::new(account, id, contact.id, o));
             }
         }
@@ -157,12 +157,22 @@ impl Hookline {
             return Ok(Outcome::Done);
         };
         // Still this contact's occurrence? (a snapshot may have moved the date meanwhile)
-        let before = item.at.checked_sub(jiff::SignedDuration::from_secs(1))?;
         let current = rule
             .date_of(&contact.snapshot)
-            .and_then(|base| rule.first_after(base, before));
-        if current != Some(item.occurrence()) {
+            .and_then(|base| rule.occurrence_on(base, item.date));
+        let Some(current) = current else {
             p.occurrences.cancel(std::slice::from_ref(item)).await?;
+            return Ok(Outcome::Done);
+        };
+        if current.at > now {
+            // same date, a later instant (the time zone database changed since it was
+            // scheduled): it waits for its new time
+            let moved = Scheduled::new(item.account, &item.scenario_id, item.contact_id, current);
+            self.place(vec![moved], now).await?;
+            if matches!(p.pipeline, Pipeline::Queued(_)) {
+                // a different item there (its minute); locally the row was updated in place
+                p.occurrences.cancel(std::slice::from_ref(item)).await?;
+            }
             return Ok(Outcome::Done);
         }
         let event_id = item.event_id();

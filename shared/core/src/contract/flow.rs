@@ -450,7 +450,7 @@ pub async fn flow_store_occurrences(
     let stored = contacts.get(4_000, contact_id).await.unwrap().unwrap();
     assert_eq!(stored.snapshot["firstname"], "moved");
     // a firing reads the contact without storing it, and replaces its occurrence by the next
-    // one in the same commit; repeated (a replay), it still does
+    // one in the same commit
     let next_year = Scheduled {
         date: jiff::civil::date(2028, 3, 2),
         at: ts(500),
@@ -461,22 +461,55 @@ pub async fn flow_store_occurrences(
     fire.time_scenarios = Vec::new();
     fire.fired = Some(at(20, 2));
     fire.contact = contact(contact_id, "not stored");
-    flow.commit_intake(&fire).await.unwrap();
+    let done = flow.commit_intake(&fire).await.unwrap();
+    assert!(!done.replay);
     let stored = contacts.get(4_000, contact_id).await.unwrap().unwrap();
     assert_eq!(stored.snapshot["firstname"], "moved");
     let due = flow.due(ts(1_000), 1_000).await.unwrap();
     assert_eq!(occurrences_due(due), vec![next_year.clone()]);
+    // repeated after a crash: a replay that only retires the row again (here re-added by a
+    // snapshot since), and schedules nothing more
     flow.commit_intake(&commit("again", 300, vec![at(20, 2)]))
         .await
         .unwrap();
     let replay = flow.commit_intake(&fire).await.unwrap();
     assert!(replay.replay);
     let due = flow.due(ts(1_000), 1_000).await.unwrap();
+    assert!(
+        occurrences_due(due).is_empty(),
+        "a repeated firing left its row"
+    );
+    // a firing whose row a newer snapshot moved away since it was read: nothing fires
+    flow.commit_intake(&commit("fourth", 400, vec![at(40, 4)]))
+        .await
+        .unwrap();
+    let mut stale = commit("stale-fire", 999, vec![next_year.clone()]);
+    stale.event_id = format!("e{u}_stale_fire");
+    stale.store_contact = false;
+    stale.time_scenarios = Vec::new();
+    stale.fired = Some(at(30, 3));
+    stale.enrollments = vec![PlannedEnrollment {
+        enrollment: enrollment(&format!("enr_{u}_stale"), &id, contact_id),
+        allow_reentry: true,
+        walk: Walk {
+            passes: vec![],
+            end: WalkEnd::Complete,
+        },
+    }];
+    let mut fresh = stale.clone();
+    let done = flow.commit_intake(&stale).await.unwrap();
+    assert!(!done.replay && done.answer.enrollments.is_empty());
+    let due = flow.due(ts(1_000), 1_000).await.unwrap();
     assert_eq!(
         occurrences_due(due),
-        vec![next_year.clone()],
-        "a replayed firing keeps its row"
+        vec![at(40, 4)],
+        "a stale firing stored its next occurrence"
     );
+    // the same firing while its row is there enrolls the contact (what the check above skipped)
+    fresh.event_id = format!("e{u}_fresh_fire");
+    fresh.fired = Some(at(40, 4));
+    let done = flow.commit_intake(&fresh).await.unwrap();
+    assert_eq!(done.answer.enrollments.len(), 1, "{:?}", done.answer);
 
     // archiving cancels its future occurrences and its backfill
     let mut archived = active.clone();

@@ -6,6 +6,10 @@ use utoipa::ToSchema;
 
 use super::{Invalid, contact::Contact, trigger::EVENT_TYPES};
 
+/// Event ids with this prefix are Hookline's own (an occurrence of a time-based trigger fires
+/// under one): the platform's are refused.
+pub const RESERVED_ID_PREFIX: &str = "hookline:";
+
 /// An event as it arrives, before validation.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -59,6 +63,14 @@ impl EventIn {
                 "invalid_field",
                 "id",
                 "must be 1 to 200 characters",
+            ));
+        }
+        if id.starts_with(RESERVED_ID_PREFIX) {
+            // the ids Hookline gives its own firings of time-based triggers
+            return Err(Invalid::new(
+                "invalid_field",
+                "id",
+                format!("ids starting with `{RESERVED_ID_PREFIX}` are Hookline's own"),
             ));
         }
         if !EVENT_TYPES.iter().any(|(t, _)| *t == self.kind) {
@@ -122,6 +134,22 @@ pub struct EnrollmentRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hooklines_own_event_ids_are_refused() {
+        let event = |id: &str| EventIn {
+            id: id.into(),
+            kind: "contact_updated".into(),
+            occurred_at: None,
+            contact: serde_json::json!({"id": 1, "email": "a@b.c"}),
+            context: None,
+        };
+        let e = event("hookline:occurrence:scn_1:1:2027-05-01")
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("id"));
+        assert!(event("evt-hookline:1").validate().is_ok());
+    }
 
     #[test]
     fn the_documented_event_types_are_the_accepted_ones() {

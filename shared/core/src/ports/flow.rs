@@ -67,8 +67,9 @@ pub struct IntakeCommit {
     pub time_scenarios: Vec<String>,
     pub occurrences: Vec<Scheduled>,
     /// An occurrence firing: its row is removed and `occurrences` (its next one) stored, in this
-    /// same transaction — also when the event id was answered before (a firing repeated after
-    /// a crash still retires its row).
+    /// same transaction. When its row is gone already and the event id was never answered (a
+    /// snapshot moved the date meanwhile), nothing is written: it does not fire. When the event
+    /// id was answered before (a repeat), the row is removed again and nothing else happens.
     pub fired: Option<Scheduled>,
 }
 

@@ -46,10 +46,12 @@ impl Scheduled {
         }
     }
 
-    /// The event id a firing claims: the same occurrence fires at most once.
+    /// The event id a firing claims: the same occurrence fires at most once (the prefix is
+    /// refused on platform events).
     pub fn event_id(&self) -> String {
         format!(
-            "hookline:occurrence:{}:{}:{}",
+            "{}occurrence:{}:{}:{}",
+            crate::domain::event::RESERVED_ID_PREFIX,
             self.scenario_id, self.contact_id, self.date
         )
     }

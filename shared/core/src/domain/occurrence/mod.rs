@@ -206,6 +206,23 @@ impl TimeRule {
             .find(|o| o.at > after)
     }
 
+    /// The occurrence of this base date whose nominal date is `date`, if the rule has one
+    /// (how a firing checks that a stored occurrence is still the contact's, whatever instant
+    /// it was stored with).
+    pub fn occurrence_on(&self, base: Date, date: Date) -> Option<Occurrence> {
+        if !self.yearly {
+            return self
+                .occurrence_in(base, base.year())
+                .filter(|o| o.date == date);
+        }
+        let year = i32::from(date.year());
+        ((year - 1)..=(year + 1))
+            .filter(|y| *y >= i32::from(base.year()))
+            .filter_map(|y| i16::try_from(y).ok())
+            .filter_map(|y| self.occurrence_in(base, y))
+            .find(|o| o.date == date)
+    }
+
     /// What to schedule for a snapshot that becomes known at `now` (a new snapshot, an
     /// activation's backfill): the first occurrence younger than [`LATE_WINDOW`], i.e.
     /// `first_after(base, now - 24h)`. None when the contact has no such date or no occurrence
