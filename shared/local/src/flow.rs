@@ -9,7 +9,7 @@ use hookline_core::domain::event::{EnrollmentRef, IntakeAnswer};
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
     AttemptCommit, AttemptRecorded, Backfill, DueWork, Enrollment, EnrollmentState, FlowStore,
-    IntakeCommit, IntakeDone, Move, StoreResult, Waiting, Walk, WalkEnd,
+    IntakeCommit, IntakeDone, Move, StalePlan, StoreResult, Waiting, Walk, WalkEnd,
 };
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -180,6 +180,21 @@ impl FlowStore for SqliteStore {
                         waits: Vec::new(),
                         occurrences: Vec::new(),
                     });
+                }
+                if store_contact {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT id FROM scenarios WHERE account = ?1 AND status = 'active'
+                         AND trigger_type IN ('date_reached', 'consent_expiring')",
+                    )?;
+                    let mut active = stmt
+                        .query_map(params![account], |r| r.get::<_, String>(0))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    active.sort_unstable();
+                    let mut planned = time_scenarios.clone();
+                    planned.sort_unstable();
+                    if active != planned {
+                        return Err(StalePlan.into());
+                    }
                 }
                 let now = now_ms();
                 // A snapshot older than the stored one is not stored (SPEC §3); nor are the

@@ -19,7 +19,7 @@ use crate::domain::event::{Event, IntakeAnswer};
 use crate::domain::scenario::ScenarioStatus;
 use crate::ports::{
     AttemptCommit, Dispatch, DueWork, Enrollment, EnrollmentState, FlowStore, IntakeCommit, Move,
-    Pipeline, PlannedEnrollment, Walk, WalkEnd,
+    Pipeline, PlannedEnrollment, StalePlan, Walk, WalkEnd,
 };
 
 impl Hookline {
@@ -54,21 +54,32 @@ impl Hookline {
                 }
             }
         }
-        let (time_scenarios, occurrences) =
-            self.plan_occurrences(account, &event.contact, now).await?;
-        let done = flow
-            .commit_intake(&IntakeCommit {
+        // planned with the cached active time-based scenarios; the commit checks them against
+        // the stored ones (an activation may have landed since), and a stale plan is made again
+        let mut tries = 0;
+        let done = loop {
+            let (time_scenarios, occurrences) =
+                self.plan_occurrences(account, &event.contact, now).await?;
+            let commit = IntakeCommit {
                 account,
-                event_id: event.id,
+                event_id: event.id.clone(),
                 store_contact: true,
                 occurred_at: event.occurred_at.unwrap_or(now),
-                contact: event.contact,
-                enrollments,
+                contact: event.contact.clone(),
+                enrollments: enrollments.clone(),
                 time_scenarios,
                 occurrences,
                 fired: None,
-            })
-            .await?;
+            };
+            match flow.commit_intake(&commit).await {
+                Err(e) if e.is::<StalePlan>() && tries < 5 => {
+                    tries += 1;
+                    self.scenario_changed(account, "");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * tries)).await;
+                }
+                other => break other?,
+            }
+        };
         hand_over_intake(dispatch, done.deliveries, done.waits);
         for o in done.occurrences {
             if o.at <= now {

@@ -449,6 +449,17 @@ pub async fn flow_store_occurrences(
     assert_eq!(occurrences_due(due), vec![at(20, 2)]);
     let stored = contacts.get(4_000, contact_id).await.unwrap().unwrap();
     assert_eq!(stored.snapshot["firstname"], "moved");
+    // planned without a time-based scenario that is active at the commit (activated since the
+    // plan): refused, nothing written
+    let mut stale_plan = commit("stale-plan", 900, vec![]);
+    stale_plan.time_scenarios = Vec::new();
+    let refused = flow.commit_intake(&stale_plan).await.unwrap_err();
+    assert!(refused.is::<StalePlan>(), "{refused:#}");
+    let stored = contacts.get(4_000, contact_id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.snapshot["firstname"], "moved",
+        "a stale plan was stored"
+    );
     // a firing reads the contact without storing it, and replaces its occurrence by the next
     // one in the same commit
     let next_year = Scheduled {

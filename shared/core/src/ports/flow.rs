@@ -172,6 +172,13 @@ pub struct Waiting {
     pub resume: Option<String>,
 }
 
+/// [`FlowStore::commit_intake`]'s answer when the account's active time-based scenarios at the
+/// commit are not the ones the intake planned with (one was activated or archived meanwhile):
+/// nothing was written; plan again.
+#[derive(Debug, thiserror::Error)]
+#[error("the active time-based scenarios changed while the event was planned")]
+pub struct StalePlan;
+
 #[async_trait]
 pub trait FlowStore: Send + Sync {
     /// One transaction. When the event id was answered before: that answer, nothing written.

@@ -52,7 +52,9 @@ impl Scheduled {
         format!(
             "{}occurrence:{}:{}:{}",
             crate::domain::event::RESERVED_ID_PREFIX,
-            self.scenario_id, self.contact_id, self.date
+            self.scenario_id,
+            self.contact_id,
+            self.date
         )
     }
 }
