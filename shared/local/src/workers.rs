@@ -308,11 +308,9 @@ impl Workers {
                 let mut timers = self.lock();
                 for work in found {
                     let key = work.key();
-                    // an occurrence fired (or firing) lately: its row goes in that same firing;
-                    // firing it again from a scan that read the row first would only replay
-                    if matches!(key, WorkKey::Occurrence(_))
-                        && (timers.finished.contains(&key) || timers.running.contains(&key))
-                    {
+                    // an occurrence firing now: its row goes in that very firing's commit (a
+                    // scan that read it just before would only make a replay)
+                    if matches!(key, WorkKey::Occurrence(_)) && timers.running.contains(&key) {
                         continue;
                     }
                     timers.set(key, work.at());
@@ -429,7 +427,6 @@ impl Workers {
                 Err(e) => {
                     // the row is unchanged: it runs again after a pause
                     tracing::warn!(work = ?key, error = %e, "work failed; will retry");
-                    timers.finished.remove(&key);
                     timers.hold(key, now);
                 }
             }
