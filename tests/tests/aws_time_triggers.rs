@@ -75,6 +75,17 @@ fn fired(rx: &Receiver) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// Every occurrence stored under `at`'s minute.
+async fn stored_in_minute(aws: &Aws, at: Timestamp) -> Vec<hookline_core::ports::Scheduled> {
+    let page = aws
+        .store()
+        .in_minute(minute_of(at), None, 1_000)
+        .await
+        .unwrap();
+    assert!(page.next_cursor.is_none());
+    page.items
+}
+
 async fn receiver() -> Receiver {
     Receiver::start("127.0.0.1:0", ReceiverOptions::default())
         .await
@@ -130,14 +141,15 @@ async fn a_birthday_due_soon_fires_once_at_its_time() {
     assert_eq!(stats.passes, 3);
     // the next year's occurrences wait under their minute
     let next: Timestamp = "2028-05-01T09:00:00Z".parse().unwrap();
-    let waiting = aws.store().in_minute(minute_of(next)).await.unwrap();
+    let waiting = stored_in_minute(&aws, next).await;
     let contacts: BTreeSet<i64> = waiting.iter().map(|o| o.contact_id).collect();
     assert_eq!(contacts, BTreeSet::from([1, 3, 9]), "{waiting:?}");
 }
 
 /// Known an hour ahead: it waits under 09:00's minute; the tick sweeps every minute since the
-/// last one it finished (a late or lost tick catches up), queues it, and it fires once however
-/// often its message is handled. An archived scenario's occurrence fires nothing.
+/// last one it finished up to the one after its own (a late or lost tick catches up), queues
+/// it to arrive at its second, and it fires once however often its message is handled. An
+/// archived scenario's occurrence fires nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tick_sweeps_every_minute_since_the_last_and_fires_once() {
     let aws = Aws::fresh(RetryPolicy::default()).await;
@@ -166,22 +178,41 @@ async fn the_tick_sweeps_every_minute_since_the_last_and_fires_once() {
     )
     .await; // backfills
     let nine: Timestamp = "2027-05-01T09:00:00Z".parse().unwrap();
-    let bucket = aws.store().in_minute(minute_of(nine)).await.unwrap();
+    let bucket = stored_in_minute(&aws, nine).await;
     assert_eq!(bucket.len(), 2, "one per scenario: {bucket:?}");
 
-    // the first tick ever starts at its own minute
+    // the first tick ever sweeps its own minute and the next
     firer.clock.set("2027-05-01T08:00:30Z".parse().unwrap());
     let swept = engine.sweep().await.unwrap();
-    assert_eq!((swept.minutes, swept.occurrences), (1, 0));
-    // ticks lost from 08:01 to 09:00: the one at 09:00:20 catches up, 60 minutes
-    firer.clock.set("2027-05-01T09:00:20Z".parse().unwrap());
-    let swept = engine.sweep().await.unwrap();
-    assert_eq!((swept.minutes, swept.occurrences), (60, 2));
-    // a repeated tick in the same minute sweeps nothing
+    assert_eq!((swept.minutes, swept.occurrences), (2, 0));
+    // ticks lost from 08:01 to 08:58: the one at 08:59:10 catches up from 08:02 to 09:00 (the
+    // minute after its own), in pages of one occurrence
+    firer.clock.set("2027-05-01T08:59:10Z".parse().unwrap());
+    let swept = engine
+        .sweep_within(std::time::Duration::from_secs(60), 1)
+        .await
+        .unwrap();
+    assert_eq!((swept.minutes, swept.occurrences), (59, 2));
+    // a repeated tick in the same minute sweeps nothing more
     assert_eq!(engine.sweep().await.unwrap().minutes, 0);
-    // every fire message handled twice (an SQS redelivery)
-    let timers: Vec<_> = firer.timers.lock().unwrap().clone();
-    for t in timers.iter().filter(|t| t.body.contains("fire.v1")) {
+    // queued to arrive at 09:00:00 sharp, not when the tick of 09:00 happens to run
+    let fires: Vec<_> = firer
+        .timers
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| t.body.contains("fire.v1"))
+        .cloned()
+        .collect();
+    assert!(!fires.is_empty());
+    assert!(fires.iter().all(|t| t.fires == nine), "{fires:?}");
+    // every fire message handled twice (an SQS redelivery), early and on time
+    for t in &fires {
+        handle(&engine, &aws, t).await; // early: queued again for its time
+    }
+    firer.clock.set(nine);
+    for t in &fires {
+        handle(&engine, &aws, t).await;
         handle(&engine, &aws, t).await;
     }
     run_until(
@@ -196,16 +227,7 @@ async fn the_tick_sweeps_every_minute_since_the_last_and_fires_once() {
     assert!(rx.received().iter().all(|r| r.path == "/b"));
     assert_eq!(engine.step_stats(1, &id, "hook").await.unwrap().passes, 1);
     // fired and archived occurrences are gone from the minute; next year's is there
-    assert!(
-        aws.store()
-            .in_minute(minute_of(nine))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(stored_in_minute(&aws, nine).await.is_empty());
     let next: Timestamp = "2028-05-01T09:00:00Z".parse().unwrap();
-    assert_eq!(
-        aws.store().in_minute(minute_of(next)).await.unwrap().len(),
-        1
-    );
+    assert_eq!(stored_in_minute(&aws, next).await.len(), 1);
 }

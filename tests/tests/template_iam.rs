@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_sdk_sqs::operation::send_message::SendMessageInput;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
@@ -71,6 +72,12 @@ impl Intercept for Needs {
                 }
             }
         } else if let Some(send) = input.downcast_ref::<SendMessageInput>() {
+            needs.insert(format!(
+                "sqs:SendMessage@{}",
+                send.queue_url.clone().unwrap_or_default()
+            ));
+        } else if let Some(send) = input.downcast_ref::<SendMessageBatchInput>() {
+            // authorised as sqs:SendMessage
             needs.insert(format!(
                 "sqs:SendMessage@{}",
                 send.queue_url.clone().unwrap_or_default()

@@ -94,7 +94,7 @@ async fn one_binary_serves_the_http_routes_the_intake_queue_and_the_tick() {
     );
     // an occurrence of a time-based trigger due now, and the tick schedule's input: the tick
     // sweeps every minute since the last one swept (two minutes ago here)
-    use hookline_core::ports::{OccurrenceStore, Scheduled, minute_of};
+    use hookline_core::ports::{OccurrenceStore, Scheduled, SweepState, minute_of};
     let now = jiff::Timestamp::now();
     let store = aws.store();
     store
@@ -107,7 +107,13 @@ async fn one_binary_serves_the_http_routes_the_intake_queue_and_the_tick() {
         }])
         .await
         .unwrap();
-    store.set_swept(minute_of(now) - 2).await.unwrap();
+    store
+        .set_swept(&SweepState {
+            minute: minute_of(now) - 2,
+            cursor: None,
+        })
+        .await
+        .unwrap();
     let tick: Value = serde_json::from_str(hookline_aws::lambda::TICK_INPUT).unwrap();
     rt.events.lock().unwrap().extend([
         ("req-http".to_string(), http),

@@ -73,8 +73,78 @@ impl SqsQueue {
     }
 }
 
+/// SendMessageBatch calls in flight at once (`enqueue_many`).
+const BATCHES_IN_FLIGHT: usize = 8;
+
+impl SqsQueue {
+    /// The delay SQS takes for a task due at `due`, when it is within SQS's reach (rounded
+    /// up: a message never arrives before its time).
+    fn sqs_delay(&self, due: Timestamp) -> Option<i32> {
+        let wait = due.duration_since(self.clock.now());
+        let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
+        (wait <= MAX_SQS_DELAY)
+            .then(|| (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).min(900) as i32)
+    }
+
+    /// Up to 10 messages to one queue in one `SendMessageBatch`; an entry SQS refuses fails
+    /// the call (the caller's tasks are safe to send again).
+    async fn send_batch(&self, url: &str, entries: Vec<(String, i32)>) -> StoreResult<()> {
+        let mut batch = self.sqs.send_message_batch().queue_url(url);
+        for (i, (body, delay)) in entries.into_iter().enumerate() {
+            batch = batch.entries(
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .delay_seconds(delay)
+                    .build()?,
+            );
+        }
+        let out = batch.send().await.context("SQS SendMessageBatch")?;
+        if let Some(failed) = out.failed.first() {
+            anyhow::bail!(
+                "SQS SendMessageBatch refused {} of its messages: {}",
+                out.failed.len(),
+                failed.message.as_deref().unwrap_or(&failed.code)
+            );
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Queue for SqsQueue {
+    /// Tasks due within SQS's reach go in `SendMessageBatch` calls of 10 (several in flight),
+    /// the others one by one (each its own schedule).
+    async fn enqueue_many(&self, tasks: &[(Task, Timestamp)]) -> StoreResult<()> {
+        use futures::StreamExt;
+        let mut by_queue: std::collections::BTreeMap<String, Vec<(String, i32)>> =
+            Default::default();
+        for (task, due) in tasks {
+            match self.sqs_delay(*due) {
+                Some(delay) => by_queue
+                    .entry(self.target(task).url.clone())
+                    .or_default()
+                    .push((serde_json::to_string(task)?, delay)),
+                None => self.enqueue(task, *due).await?,
+            }
+        }
+        let batches: Vec<(String, Vec<(String, i32)>)> = by_queue
+            .into_iter()
+            .flat_map(|(url, entries)| {
+                entries
+                    .chunks(10)
+                    .map(|c| (url.clone(), c.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let results: Vec<StoreResult<()>> = futures::stream::iter(batches)
+            .map(|(url, entries)| async move { self.send_batch(&url, entries).await })
+            .buffer_unordered(BATCHES_IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
     async fn enqueue(&self, task: &Task, due: Timestamp) -> StoreResult<()> {
         let body = serde_json::to_string(task)?;
         let target = self.target(task);

@@ -393,4 +393,39 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
         Timestamp::now().duration_since(start).as_secs_f64() >= 1.9,
         "a delayed task came early"
     );
+
+    // many at once (batches): 23 tasks due now, each received once; one due in 2 s is not yet
+    let many: Vec<(Task, Timestamp)> = (0..23)
+        .map(|i| {
+            let task = Task::DeliverV1 {
+                delivery_id: format!("dlv_{u}_many_{i}"),
+                attempt: Some(0),
+            };
+            (task, Timestamp::now())
+        })
+        .chain(std::iter::once((
+            Task::DeliverV1 {
+                delivery_id: format!("dlv_{u}_many_later"),
+                attempt: Some(0),
+            },
+            crate::domain::time::add(Timestamp::now(), Duration::from_secs(2)),
+        )))
+        .collect();
+    queue.enqueue_many(&many).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..40 {
+        got.extend(receive().await);
+        if got.len() >= 23 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (task, _) in &many[..23] {
+        assert_eq!(
+            got.iter().filter(|t| *t == task).count(),
+            1,
+            "{task:?} not received once"
+        );
+    }
+    assert!(!got.contains(&many[23].0), "a delayed task came early");
 }

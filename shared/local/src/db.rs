@@ -50,9 +50,11 @@ CREATE TABLE IF NOT EXISTS backfills (
     account     INTEGER NOT NULL,
     cursor      TEXT                      -- the next page starts after this contact id
 );
+-- how far the sweep of occurrences went (the AWS tick's logic, kept on both adapters)
 CREATE TABLE IF NOT EXISTS sweep (
     id     INTEGER PRIMARY KEY CHECK (id = 1),
-    minute INTEGER NOT NULL
+    minute INTEGER NOT NULL,
+    cursor TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     account    INTEGER NOT NULL,

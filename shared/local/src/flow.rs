@@ -347,8 +347,12 @@ impl FlowStore for SqliteStore {
                     "SELECT scenario_id, contact_id, date, account, at FROM occurrences WHERE at <= ?1
                      ORDER BY at LIMIT ?2",
                 )?;
-                for o in stmt.query_map(params![until, limit], read_occurrence)? {
-                    work.push(DueWork::Occurrence(Box::new(o?)));
+                for o in stmt.query_map(params![until, limit], |r| Ok(read_occurrence(r)))? {
+                    match o? {
+                        Ok(o) => work.push(DueWork::Occurrence(Box::new(o))),
+                        // one bad row must not hold up the rest (deliveries, waits)
+                        Err(e) => tracing::warn!(error = %e, "an unreadable occurrence row: skipped"),
+                    }
                 }
                 work.sort_by_key(DueWork::at);
                 Ok(work)

@@ -1,5 +1,5 @@
 //! A test's own timer firer for the AWS handlers: a clock the test moves, and every
-//! SendMessage / CreateSchedule recorded (by an SDK interceptor) as the [`Timer`] it becomes —
+//! SendMessage(Batch) / CreateSchedule recorded (by an SDK interceptor) as the [`Timer`] it becomes —
 //! SQS delivering exactly `DelaySeconds` later, EventBridge Scheduler at the worst, 59 s late.
 //! The test hands each due timer to the handlers ([`handle`]).
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use aws_sdk_scheduler::operation::create_schedule::CreateScheduleInput;
 use aws_sdk_sqs::operation::send_message::SendMessageInput;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
@@ -88,6 +89,19 @@ impl Intercept for Firer {
     ) -> Result<(), BoxError> {
         let now = self.clock.now();
         let input = ctx.input();
+        if let Some(batch) = input.downcast_ref::<SendMessageBatchInput>() {
+            let mut timers = self.timers.lock().unwrap();
+            for entry in batch.entries.clone().unwrap_or_default() {
+                let delay = entry.delay_seconds.unwrap_or(0) as u64;
+                timers.push(Timer {
+                    fires: add(now, Duration::from_secs(delay)),
+                    queue_url_or_arn: batch.queue_url.clone().unwrap_or_default(),
+                    body: entry.message_body,
+                    via_scheduler: false,
+                });
+            }
+            return Ok(());
+        }
         let timer = if let Some(send) = input.downcast_ref::<SendMessageInput>() {
             let delay = send.delay_seconds.unwrap_or(0) as u64;
             Some(Timer {

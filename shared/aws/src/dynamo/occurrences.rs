@@ -5,7 +5,9 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
-use hookline_core::ports::{OccurrenceStore, Scheduled, StoreResult, minute_of};
+use hookline_core::ports::{
+    BadCursor, OccurrenceStore, Page, Scheduled, StoreResult, SweepState, minute_of,
+};
 use sha2::{Digest, Sha256};
 
 use super::*;
@@ -124,40 +126,107 @@ impl OccurrenceStore for DynamoStore {
         self.batch_write(writes).await
     }
 
-    async fn in_minute(&self, minute: i64) -> StoreResult<Vec<Scheduled>> {
-        let mut found = Vec::new();
-        for shard in 0..OCC_SHARDS {
-            for item in self
-                .query_all(format!("OCC#{minute}#{shard}"), None)
-                .await?
-            {
-                found.push(read(&item)?);
+    /// The minute's shards one after the other, a Query page at a time; the cursor is the
+    /// shard and the last sort key read in it (`2:` + key, or `2:` to start shard 2).
+    async fn in_minute(
+        &self,
+        minute: i64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<Scheduled>> {
+        let (mut shard, mut after) = match cursor {
+            None => (0, None),
+            Some(c) => {
+                let (shard, sk) = c.split_once(':').ok_or(BadCursor)?;
+                let shard: u32 = shard.parse().map_err(|_| BadCursor)?;
+                if shard >= OCC_SHARDS {
+                    return Err(BadCursor.into());
+                }
+                (shard, (!sk.is_empty()).then(|| sk.to_string()))
+            }
+        };
+        let limit = limit.clamp(1, 1_000);
+        let mut items = Vec::new();
+        loop {
+            let pk = format!("OCC#{minute}#{shard}");
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .set_exclusive_start_key(after.take().map(|sk| key(pk.clone(), &sk)))
+                .limit((limit - items.len()) as i32)
+                .send()
+                .await
+                .context("DynamoDB Query occurrences")?;
+            for item in out.items.unwrap_or_default() {
+                match read(&item) {
+                    Ok(o) => items.push(o),
+                    Err(e) => {
+                        tracing::warn!(pk = %pk, error = %e, "an unreadable occurrence item: skipped")
+                    }
+                }
+            }
+            let last = out
+                .last_evaluated_key
+                .filter(|k| !k.is_empty())
+                .and_then(|k| opt_s(&k, "sk"));
+            if let Some(sk) = last {
+                return Ok(Page {
+                    items,
+                    next_cursor: Some(format!("{shard}:{sk}")),
+                });
+            }
+            shard += 1;
+            if shard >= OCC_SHARDS {
+                return Ok(Page {
+                    items,
+                    next_cursor: None,
+                });
+            }
+            if items.len() >= limit {
+                return Ok(Page {
+                    items,
+                    next_cursor: Some(format!("{shard}:")),
+                });
             }
         }
-        Ok(found)
     }
 
-    async fn swept(&self) -> StoreResult<Option<i64>> {
-        Ok(self
-            .get_item("SWEEP".into(), "SWEEP")
-            .await?
-            .and_then(|item| opt_n(&item, "minute")))
+    async fn swept(&self) -> StoreResult<Option<SweepState>> {
+        let Some(item) = self.get_item("SWEEP".into(), "SWEEP").await? else {
+            return Ok(None);
+        };
+        Ok(opt_n(&item, "minute").map(|minute| SweepState {
+            minute,
+            cursor: opt_s(&item, "cursor"),
+        }))
     }
 
-    /// Moves the cursor forward only (a conditional update: two ticks racing never move it back).
-    async fn set_swept(&self, minute: i64) -> StoreResult<()> {
-        let result = self
+    /// Never back to an earlier minute (a conditional update: two ticks racing never undo
+    /// each other's minutes; within a minute the later write's cursor wins, which at worst
+    /// queues a page again).
+    async fn set_swept(&self, state: &SweepState) -> StoreResult<()> {
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key("SWEEP".into(), "SWEEP")))
-            .update_expression("SET #m = :m")
-            .condition_expression("attribute_not_exists(#m) OR #m < :m")
+            .condition_expression("attribute_not_exists(#m) OR #m <= :m")
             .expression_attribute_names("#m", "minute")
-            .expression_attribute_values(":m", n(minute))
-            .send()
-            .await;
-        match result {
+            .expression_attribute_values(":m", n(state.minute));
+        let update = match &state.cursor {
+            Some(cursor) => update
+                .update_expression("SET #m = :m, #c = :c")
+                .expression_attribute_names("#c", "cursor")
+                .expression_attribute_values(":c", s(cursor.clone())),
+            None => update
+                .update_expression("SET #m = :m REMOVE #c")
+                .expression_attribute_names("#c", "cursor"),
+        };
+        match update.send().await {
             Ok(_) => Ok(()),
             Err(e) if is_conditional(&e) => Ok(()),
             Err(e) => Err(anyhow::Error::from(e).context("DynamoDB UpdateItem sweep")),

@@ -25,7 +25,9 @@ use crate::domain::retry::RetryPolicy;
 use crate::ports::{ApiKey, Pipeline, Ports, Queue, Task};
 
 pub use intake::{BatchItem, MAX_BATCH_EVENTS};
-pub use occurrences::{BACKFILL_PAGE, FIRE_CHUNK, NEAR, SWEEP_MINUTES, Swept};
+pub use occurrences::{
+    BACKFILL_PAGE, FIRE_CHUNK, NEAR, SWEEP_BUDGET, SWEEP_MINUTES, SWEEP_PAGE, Swept,
+};
 pub use resend::{MAX_RESEND, RESEND_CHUNK, ResendFailed, ResendQueued};
 pub use secrets::SecretView;
 pub use test_webhook::TestRequest;

@@ -27,17 +27,25 @@ use crate::domain::contact::Contact;
 use crate::domain::scenario::ScenarioStatus;
 use crate::domain::time::add;
 use crate::domain::trigger::TIME_TRIGGERS;
-use crate::ports::{Backfill, IntakeCommit, Pipeline, Queue, Scheduled, Task, minute_of};
+use crate::ports::{
+    Backfill, IntakeCommit, Pipeline, Queue, Scheduled, SweepState, Task, minute_of,
+};
 
 /// On the queued path, an occurrence due this soon is queued with its delay instead of being
-/// indexed under its minute (a sweep of that minute may be running or done).
-pub const NEAR: Duration = Duration::from_secs(120);
+/// indexed under its minute: a tick sweeps up to the minute after its own, so a minute may be
+/// swept up to 2 minutes before it starts; 4 minutes leave one more of margin.
+pub const NEAR: Duration = Duration::from_secs(240);
 /// Contacts read per backfill page.
 pub const BACKFILL_PAGE: usize = 1_000;
 /// Occurrences per fire task (one queue message).
 pub const FIRE_CHUNK: usize = 25;
 /// Most minutes one sweep walks (the next tick goes on where it stopped).
 pub const SWEEP_MINUTES: i64 = 240;
+/// Occurrences read per page of a minute.
+pub const SWEEP_PAGE: usize = 1_000;
+/// How long one sweep goes on (the tick's function times out at 30 s); its progress is stored
+/// after every page, so the next tick goes on from there.
+pub const SWEEP_BUDGET: Duration = Duration::from_secs(20);
 
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -290,44 +298,78 @@ impl Hookline {
         Ok(())
     }
 
-    /// The tick (AWS, every minute): every minute since the last one swept, up to now, is
-    /// read and queued as fire tasks, each not before its time. A late, repeated or lost tick
-    /// catches up (at most [`SWEEP_MINUTES`] a call); a repeated sweep of a minute queues its
-    /// occurrences again, which fire once.
+    /// The tick (AWS, every minute): every minute since the last one swept, up to the minute
+    /// after this one, is read page by page and queued as fire tasks, each delayed to its time
+    /// (so an occurrence fires at its second, not when the tick of its minute happens to run).
+    /// A late, repeated or lost tick catches up (at most [`SWEEP_MINUTES`] and [`SWEEP_BUDGET`]
+    /// a call, progress stored after each page); a page swept twice queues its occurrences
+    /// again, and they fire once.
     pub async fn sweep(&self) -> anyhow::Result<Swept> {
+        self.sweep_within(SWEEP_BUDGET, SWEEP_PAGE).await
+    }
+
+    /// [`Hookline::sweep`] with another time budget and page size (tests).
+    pub async fn sweep_within(&self, budget: Duration, page: usize) -> anyhow::Result<Swept> {
+        let started = std::time::Instant::now();
         let queue = self.queue()?;
         let p = &self.ports;
         let current = minute_of(p.clock.now());
-        let from = match p.occurrences.swept().await? {
-            Some(done) => done + 1,
-            None => current, // the first tick ever
-        };
+        let state = p.occurrences.swept().await?.unwrap_or(SweepState {
+            minute: current - 1, // the first tick ever starts at its own minute
+            cursor: None,
+        });
+        let (mut minute, mut cursor) = (state.minute + 1, state.cursor);
+        let last = (current + 1).min(state.minute + SWEEP_MINUTES);
         let mut swept = Swept::default();
-        for minute in from..=current.min(from + SWEEP_MINUTES - 1) {
-            let items = p.occurrences.in_minute(minute).await?;
-            swept.occurrences += items.len();
-            enqueue_fires(queue, items).await?;
-            p.occurrences.set_swept(minute).await?;
-            swept.minutes += 1;
+        while minute <= last && started.elapsed() < budget {
+            let found = p
+                .occurrences
+                .in_minute(minute, cursor.as_deref(), page)
+                .await?;
+            swept.occurrences += found.items.len();
+            enqueue_fires(queue, found.items).await?;
+            cursor = found.next_cursor;
+            let progress = match &cursor {
+                Some(_) => SweepState {
+                    minute: minute - 1,
+                    cursor: cursor.clone(),
+                },
+                None => SweepState {
+                    minute,
+                    cursor: None,
+                },
+            };
+            p.occurrences.set_swept(&progress).await?;
+            if cursor.is_none() {
+                swept.minutes += 1;
+                minute += 1;
+            }
         }
         Ok(swept)
     }
 }
 
 /// Queues occurrences as fire tasks of [`FIRE_CHUNK`], in time order, each task due at its
-/// latest occurrence (none fires early; the earliest waits less than the minute they share).
+/// latest occurrence (none fires early; occurrences fire on whole minutes, so a chunk's
+/// occurrences almost always share their time), sent in batches.
 async fn enqueue_fires(queue: &dyn Queue, mut items: Vec<Scheduled>) -> anyhow::Result<()> {
-    items.sort_by_key(|o| o.at);
-    for chunk in items.chunks(FIRE_CHUNK) {
-        let due = chunk
-            .iter()
-            .map(|o| o.at)
-            .max()
-            .unwrap_or_else(Timestamp::now);
-        let task = Task::FireV1 {
-            items: chunk.to_vec(),
-        };
-        queue.enqueue(&task, due).await?;
+    if items.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    items.sort_by_key(|o| o.at);
+    let tasks: Vec<(Task, Timestamp)> = items
+        .chunks(FIRE_CHUNK)
+        .map(|chunk| {
+            let due = chunk
+                .iter()
+                .map(|o| o.at)
+                .max()
+                .unwrap_or_else(Timestamp::now);
+            let task = Task::FireV1 {
+                items: chunk.to_vec(),
+            };
+            (task, due)
+        })
+        .collect();
+    queue.enqueue_many(&tasks).await
 }

@@ -388,6 +388,14 @@ impl Task {
 pub trait Queue: Send + Sync {
     /// Enqueues a task to run at `due` (now or later, up to the retry window).
     async fn enqueue(&self, task: &Task, due: Timestamp) -> StoreResult<()>;
+    /// Enqueues many tasks (an adapter sends them in batches); on `Err` some may have been
+    /// sent (every task is safe to repeat).
+    async fn enqueue_many(&self, tasks: &[(Task, Timestamp)]) -> StoreResult<()> {
+        for (task, due) in tasks {
+            self.enqueue(task, *due).await?;
+        }
+        Ok(())
+    }
 }
 
 /// An outbound webhook request.

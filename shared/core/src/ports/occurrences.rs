@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
-use super::StoreResult;
+use super::{Page, StoreResult};
 use crate::domain::occurrence::Occurrence;
 
 /// One pending occurrence: scenario `scenario_id` fires for `contact_id` at `at`, for the
@@ -59,6 +59,14 @@ impl Scheduled {
     }
 }
 
+/// How far the sweep has gone: every minute up to `minute` is swept, and minute `minute + 1`
+/// up to `cursor` (a page cursor of [`OccurrenceStore::in_minute`]) when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepState {
+    pub minute: i64,
+    pub cursor: Option<String>,
+}
+
 /// The minute an instant falls in (its bucket).
 pub fn minute_of(at: Timestamp) -> i64 {
     at.as_second().div_euclid(60)
@@ -70,10 +78,18 @@ pub trait OccurrenceStore: Send + Sync {
     async fn schedule(&self, items: &[Scheduled]) -> StoreResult<()>;
     /// Removes exactly these occurrences (same scenario, contact and date), if present.
     async fn cancel(&self, items: &[Scheduled]) -> StoreResult<()>;
-    /// Every occurrence firing in minute `minute` ([`minute_of`]), in no particular order.
-    async fn in_minute(&self, minute: i64) -> StoreResult<Vec<Scheduled>>;
-    /// The last minute a sweep finished ([`crate::Hookline::sweep`]), if any.
-    async fn swept(&self) -> StoreResult<Option<i64>>;
-    /// Records that every minute up to `minute` was swept; never moves back.
-    async fn set_swept(&self, minute: i64) -> StoreResult<()>;
+    /// One page of the occurrences firing in minute `minute` ([`minute_of`]), in no particular
+    /// order, from `cursor` (the previous page's `next_cursor`); at most `limit` items. Every
+    /// occurrence of the minute is in exactly one page (a page may be empty while there is
+    /// more). An item that cannot be read is logged and skipped.
+    async fn in_minute(
+        &self,
+        minute: i64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<Scheduled>>;
+    /// How far the sweep has gone ([`crate::Hookline::sweep`]), if it ever ran.
+    async fn swept(&self) -> StoreResult<Option<SweepState>>;
+    /// Records the sweep's progress; never moves back to an earlier minute.
+    async fn set_swept(&self, state: &SweepState) -> StoreResult<()>;
 }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use hookline_core::domain::time::{from_millis, to_millis};
-use hookline_core::ports::{OccurrenceStore, Scheduled, StoreResult};
+use hookline_core::ports::{BadCursor, OccurrenceStore, Page, Scheduled, StoreResult, SweepState};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::*;
@@ -17,18 +17,22 @@ pub(crate) fn insert_occurrence(c: &Connection, o: &Scheduled) -> rusqlite::Resu
     Ok(())
 }
 
-/// Reads `scenario_id, contact_id, date, account, at`.
-pub(crate) fn read_occurrence(r: &rusqlite::Row<'_>) -> rusqlite::Result<Scheduled> {
-    let date: String = r.get(2)?;
-    let date = date.parse().map_err(|e: jiff::Error| {
-        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+/// Reads `scenario_id, contact_id, date, account, at`; `Err` (text) for a row whose date does
+/// not parse (its caller logs and skips it).
+pub(crate) fn read_occurrence(r: &rusqlite::Row<'_>) -> Result<Scheduled, String> {
+    let get = || -> rusqlite::Result<(String, i64, String, i64, i64)> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    };
+    let (scenario_id, contact_id, date, account, at) = get().map_err(|e| e.to_string())?;
+    let date = date
+        .parse()
+        .map_err(|e: jiff::Error| format!("occurrence date `{date}`: {e}"))?;
     Ok(Scheduled {
-        scenario_id: r.get(0)?,
-        contact_id: r.get(1)?,
+        scenario_id,
+        contact_id,
         date,
-        account: r.get(3)?,
-        at: from_millis(r.get(4)?),
+        account,
+        at: from_millis(at),
     })
 }
 
@@ -61,37 +65,87 @@ impl OccurrenceStore for SqliteStore {
             .await
     }
 
-    async fn in_minute(&self, minute: i64) -> StoreResult<Vec<Scheduled>> {
+    /// Pages by (scenario, contact, date) within the minute; the cursor is the last of a page.
+    async fn in_minute(
+        &self,
+        minute: i64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Page<Scheduled>> {
         let (from, to) = (minute * 60_000, (minute + 1) * 60_000);
-        self.db
+        let after: (String, i64, String) = match cursor {
+            None => (String::new(), i64::MIN, String::new()),
+            Some(c) => serde_json::from_str(c).map_err(|_| BadCursor)?,
+        };
+        let limit = limit.max(1);
+        let rows = self
+            .db
             .read(move |c| {
                 let mut stmt = c.prepare_cached(
-                    "SELECT scenario_id, contact_id, date, account, at FROM occurrences WHERE at >= ?1 AND at < ?2",
+                    "SELECT scenario_id, contact_id, date, account, at FROM occurrences
+                     WHERE at >= ?1 AND at < ?2 AND (scenario_id, contact_id, date) > (?3, ?4, ?5)
+                     ORDER BY scenario_id, contact_id, date LIMIT ?6",
                 )?;
                 let rows = stmt
-                    .query_map(params![from, to], read_occurrence)?
+                    .query_map(
+                        params![from, to, after.0, after.1, after.2, limit as i64],
+                        |r| {
+                            Ok((
+                                (
+                                    r.get::<_, String>(0)?,
+                                    r.get::<_, i64>(1)?,
+                                    r.get::<_, String>(2)?,
+                                ),
+                                read_occurrence(r),
+                            ))
+                        },
+                    )?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
             })
-            .await
+            .await?;
+        let next_cursor = match rows.last() {
+            Some((key, _)) if rows.len() == limit => Some(serde_json::to_string(key)?),
+            _ => None,
+        };
+        let mut items = Vec::with_capacity(rows.len());
+        for (key, occurrence) in rows {
+            match occurrence {
+                Ok(o) => items.push(o),
+                Err(e) => tracing::warn!(?key, error = %e, "an unreadable occurrence row: skipped"),
+            }
+        }
+        Ok(Page { items, next_cursor })
     }
 
-    async fn swept(&self) -> StoreResult<Option<i64>> {
+    async fn swept(&self) -> StoreResult<Option<SweepState>> {
         self.db
             .read(|c| {
-                Ok(row(c, "SELECT minute FROM sweep WHERE id = 1", [], |r| r.get(0)).optional()?)
+                Ok(row(
+                    c,
+                    "SELECT minute, cursor FROM sweep WHERE id = 1",
+                    [],
+                    |r| {
+                        Ok(SweepState {
+                            minute: r.get(0)?,
+                            cursor: r.get(1)?,
+                        })
+                    },
+                )
+                .optional()?)
             })
             .await
     }
 
-    async fn set_swept(&self, minute: i64) -> StoreResult<()> {
+    async fn set_swept(&self, state: &SweepState) -> StoreResult<()> {
+        let (minute, cursor) = (state.minute, state.cursor.clone());
         self.db
             .call(move |c| {
-                exec(
-                    c,
-                    "INSERT INTO sweep (id, minute) VALUES (1, ?1)
-                     ON CONFLICT (id) DO UPDATE SET minute = max(minute, excluded.minute)",
-                    params![minute],
+                exec(c,
+                    "INSERT INTO sweep (id, minute, cursor) VALUES (1, ?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET minute = excluded.minute, cursor = excluded.cursor
+                     WHERE excluded.minute >= sweep.minute",
+                    params![minute, cursor],
                 )?;
                 Ok(())
             })
