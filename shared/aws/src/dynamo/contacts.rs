@@ -97,6 +97,8 @@ impl ContactStore for DynamoStore {
             .expression_attribute_values(":prefix", s(format!("CON#{account}#")))
             .expression_attribute_values(":con", s("CON"))
             .limit(limit.clamp(1, 1_000) as i32)
+            // strongly consistent: a contact stored just before the activation is seen
+            .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()
             .await
@@ -109,7 +111,10 @@ impl ContactStore for DynamoStore {
                 .next()
                 .and_then(|x| x.parse().ok())
                 .ok_or_else(|| anyhow!("contact key {pk}"))?;
-            items.push(parse(&item, id)?);
+            match parse(&item, id) {
+                Ok(contact) => items.push(contact),
+                Err(e) => tracing::warn!(contact_id = id, error = %e, "an unreadable contact: skipped"),
+            }
         }
         let next_cursor = match out.last_evaluated_key {
             Some(k) if !k.is_empty() => Some(encode_cursor(&k)?),

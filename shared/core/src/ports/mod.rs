@@ -119,7 +119,8 @@ pub trait ContactStore: Send + Sync {
     ) -> StoreResult<SnapshotPut>;
     async fn get(&self, account: i64, id: i64) -> StoreResult<Option<Contact>>;
     /// One page of an account's contacts, in no particular order; a page may be empty while
-    /// `next_cursor` says there is more (every contact is in exactly one page).
+    /// `next_cursor` says there is more (every contact is in exactly one page). A stored
+    /// snapshot that cannot be read is logged and skipped.
     async fn page(
         &self,
         account: i64,

@@ -106,10 +106,13 @@ impl ContactStore for SqliteStore {
             })
             .await?;
         let next_cursor = (rows.len() == limit).then(|| rows[rows.len() - 1].0.to_string());
-        let items = rows
-            .iter()
-            .map(|(id, text)| parse(text, *id))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut items = Vec::with_capacity(rows.len());
+        for (id, text) in &rows {
+            match parse(text, *id) {
+                Ok(contact) => items.push(contact),
+                Err(e) => tracing::warn!(contact_id = id, error = %e, "an unreadable contact: skipped"),
+            }
+        }
         Ok(Page { items, next_cursor })
     }
 }
