@@ -231,3 +231,56 @@ async fn the_tick_sweeps_every_minute_since_the_last_and_fires_once() {
     let next: Timestamp = "2028-05-01T09:00:00Z".parse().unwrap();
     assert_eq!(stored_in_minute(&aws, next).await.len(), 1);
 }
+
+/// An occurrence lost after its snapshot was stored (an intake that failed half-way) is put
+/// back by the contact's next snapshot with the same date; one stored with a stale instant (a
+/// time zone database update since) moves to its new time instead of firing or vanishing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_occurrence_is_put_back_and_a_stale_instant_moves() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let firer = Firer::at("2027-05-01T08:00:00Z".parse().unwrap());
+    let engine = engine(&aws, &firer);
+    let rx = receiver().await;
+    let id = engine
+        .create_scenario(1, birthday(&rx.url("/b")))
+        .await
+        .unwrap()
+        .id;
+    engine.activate_scenario(1, &id).await.unwrap();
+    let nine: Timestamp = "2027-05-01T09:00:00Z".parse().unwrap();
+    event(&engine, "e1", 1, "1990-05-01", "2027-05-01T07:00:00Z").await;
+    let stored = stored_in_minute(&aws, nine).await;
+    assert_eq!(stored.len(), 1);
+    aws.store().cancel(&stored).await.unwrap(); // lost
+    // another snapshot of the contact (its name changed), the same date
+    engine
+        .intake(
+            1,
+            json!({"id": "e2", "type": "contact_updated", "occurredAt": "2027-05-01T07:30:00Z",
+                   "contact": {"id": 1, "email": "p1@example.org", "firstname": "Ann",
+                               "birthDate": "1990-05-01"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored_in_minute(&aws, nine).await, stored, "not put back");
+
+    // the same occurrence stored for 08:30 (its instant before a time zone change), fired then
+    let stale = hookline_core::ports::Scheduled {
+        at: "2027-05-01T08:30:00Z".parse().unwrap(),
+        ..stored[0].clone()
+    };
+    aws.store().cancel(&stored).await.unwrap();
+    aws.store()
+        .schedule(std::slice::from_ref(&stale))
+        .await
+        .unwrap();
+    firer.clock.set(stale.at);
+    engine.fire(&stale).await.unwrap();
+    assert_eq!(rx.count(), 0, "fired at its stale instant");
+    assert!(stored_in_minute(&aws, stale.at).await.is_empty());
+    assert_eq!(
+        stored_in_minute(&aws, nine).await,
+        stored,
+        "not moved to 09:00"
+    );
+}

@@ -132,7 +132,10 @@ async fn a_birthday_fires_once_at_its_minute_and_a_moved_date_does_not() {
     // never before 09:00 by the server's clock (the envelope's timestamp is when it fired)
     for r in rx.received() {
         let at: jiff::Timestamp = r.json()["timestamp"].as_str().unwrap().parse().unwrap();
-        assert!(at >= "2027-05-01T09:00:00Z".parse().unwrap(), "fired at {at}");
+        assert!(
+            at >= "2027-05-01T09:00:00Z".parse().unwrap(),
+            "fired at {at}"
+        );
     }
     let first = &rx.received()[0];
     assert_eq!(

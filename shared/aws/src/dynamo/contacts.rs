@@ -113,7 +113,9 @@ impl ContactStore for DynamoStore {
                 .ok_or_else(|| anyhow!("contact key {pk}"))?;
             match parse(&item, id) {
                 Ok(contact) => items.push(contact),
-                Err(e) => tracing::warn!(contact_id = id, error = %e, "an unreadable contact: skipped"),
+                Err(e) => {
+                    tracing::warn!(contact_id = id, error = %e, "an unreadable contact: skipped")
+                }
             }
         }
         let next_cursor = match out.last_evaluated_key {

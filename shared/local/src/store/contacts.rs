@@ -110,7 +110,9 @@ impl ContactStore for SqliteStore {
         for (id, text) in &rows {
             match parse(text, *id) {
                 Ok(contact) => items.push(contact),
-                Err(e) => tracing::warn!(contact_id = id, error = %e, "an unreadable contact: skipped"),
+                Err(e) => {
+                    tracing::warn!(contact_id = id, error = %e, "an unreadable contact: skipped")
+                }
             }
         }
         Ok(Page { items, next_cursor })
