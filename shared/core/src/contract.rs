@@ -18,11 +18,13 @@ use crate::ports::*;
 
 mod deliveries;
 mod flow;
+mod flow_occurrences;
 mod keys;
 mod occurrences;
 pub use deliveries::delivery_store;
 pub(crate) use deliveries::{attempt, delivery, pass};
-pub use flow::{flow_store, flow_store_occurrences};
+pub use flow::flow_store;
+pub use flow_occurrences::flow_store_occurrences;
 pub use keys::key_store;
 pub use occurrences::occurrence_store;
 
