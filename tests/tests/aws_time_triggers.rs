@@ -284,3 +284,51 @@ async fn a_lost_occurrence_is_put_back_and_a_stale_instant_moves() {
         "not moved to 09:00"
     );
 }
+
+/// `consent_expiring` on AWS: 30 days before 31 May, at 09:00 in Paris (07:00 UTC), queued to
+/// arrive at 07:00:00; a consent expiring on 30 June does not fire.
+#[tokio::test(flavor = "multi_thread")]
+async fn consent_expiring_fires_at_its_time_in_its_zone() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let firer = Firer::at("2027-05-01T06:58:30Z".parse().unwrap());
+    let engine = engine(&aws, &firer);
+    let rx = receiver().await;
+    let def = json!({"name": "consent", "trigger": {"type": "consent_expiring", "daysBefore": 30,
+           "time": "09:00", "timezone": "Europe/Paris"}, "start": "hook",
+           "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/c"),
+                      "fields": ["email"], "next": null}]});
+    let id = engine.create_scenario(1, def).await.unwrap().id;
+    engine.activate_scenario(1, &id).await.unwrap();
+    for (contact, expires) in [(1, "2027-05-31T10:00:00Z"), (2, "2027-06-30T10:00:00Z")] {
+        engine
+            .intake(
+                1,
+                json!({"id": format!("c{contact}"), "type": "contact_updated",
+                       "contact": {"id": contact, "email": format!("p{contact}@example.org"),
+                                   "consent": {"expiration": expires}}}),
+            )
+            .await
+            .unwrap();
+    }
+    let seven: Timestamp = "2027-05-01T07:00:00Z".parse().unwrap();
+    let fires: Vec<_> = firer
+        .timers
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| t.body.contains("fire.v1"))
+        .cloned()
+        .collect();
+    assert_eq!(fires.len(), 1, "{fires:?}");
+    assert_eq!(fires[0].fires, seven);
+    run_until(
+        &engine,
+        &aws,
+        &firer,
+        "2027-05-01T07:05:00Z".parse().unwrap(),
+    )
+    .await;
+    let got = fired(&rx);
+    let emails: Vec<&str> = got.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(emails, vec!["p1@example.org"]);
+}

@@ -316,3 +316,42 @@ async fn time_based_triggers_are_checked_key_by_key() {
     let (status, _) = server.get("/v1/scenarios?limit=100").await;
     assert_eq!(status, 200);
 }
+
+/// `consent_expiring`, 30 days before, at 09:00 in Paris (07:00 UTC in May): the contact whose
+/// consent expires on 31 May gets its webhook at 07:00 UTC on 1 May; the one expiring on 30 June
+/// does not.
+#[tokio::test]
+async fn consent_expiring_fires_days_before_in_its_time_zone() {
+    let rx = receiver().await;
+    let server = Server::start(&[
+        "--allow-private-targets",
+        "--clock-start",
+        "2027-05-01T06:59:55Z",
+    ]);
+    let scenario = json!({
+        "name": "renew your consent",
+        "trigger": {"type": "consent_expiring", "daysBefore": 30, "time": "09:00",
+                    "timezone": "Europe/Paris"},
+        "start": "hook",
+        "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/consent"),
+                   "fields": ["email", "consentExpiration"], "next": null}]
+    });
+    server.active_scenario(&scenario).await;
+    for (id, expires) in [(1, "2027-05-31T10:00:00Z"), (2, "2027-06-30T10:00:00Z")] {
+        let contact = json!({"id": id, "email": format!("p{id}@example.org"),
+                             "consent": {"type": "implied", "expiration": expires}});
+        event_at(&server, &format!("c{id}"), contact, "2027-05-01T06:00:00Z").await;
+    }
+    let got = rx.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 1, "{}", server.log());
+    let body = got[0].json();
+    assert_eq!(body["data"]["email"], "p1@example.org");
+    assert_eq!(body["data"]["consentExpiration"], "2027-05-31T10:00:00Z");
+    let at: jiff::Timestamp = body["timestamp"].as_str().unwrap().parse().unwrap();
+    assert!(
+        at >= "2027-05-01T07:00:00Z".parse().unwrap(),
+        "fired at {at}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rx.count(), 1, "{:?}", emails(&rx));
+}
