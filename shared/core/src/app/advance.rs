@@ -100,7 +100,7 @@ impl Hookline {
         let who = Walker {
             enrollment_id: &enrollment.id,
             account: enrollment.account,
-            contact: &contact,
+            contact,
             seq,
             fresh_ids: false,
         };
