@@ -332,3 +332,38 @@ async fn consent_expiring_fires_at_its_time_in_its_zone() {
     let emails: Vec<&str> = got.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(emails, vec!["p1@example.org"]);
 }
+
+/// The backfill message is sent before the activation is stored: one that finds its scenario
+/// still a draft (the activation failed or crashed after sending it) schedules nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_for_a_scenario_never_activated_does_nothing() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let firer = Firer::at("2027-05-01T08:00:00Z".parse().unwrap());
+    let engine = engine(&aws, &firer);
+    let rx = receiver().await;
+    event(&engine, "e1", 1, "1990-05-01", "2027-05-01T07:00:00Z").await;
+    let draft = engine
+        .create_scenario(1, birthday(&rx.url("/b")))
+        .await
+        .unwrap()
+        .id;
+    let task = hookline_core::ports::Task::BackfillV1 {
+        account: 1,
+        scenario_id: draft.clone(),
+        cursor: None,
+    };
+    let outcome = engine.handle(&task).await.unwrap();
+    assert_eq!(outcome, hookline_core::app::Outcome::Done);
+    let nine: Timestamp = "2027-05-01T09:00:00Z".parse().unwrap();
+    assert!(stored_in_minute(&aws, nine).await.is_empty());
+    // activated: its own backfill (due 10 s later) schedules the contact's birthday
+    engine.activate_scenario(1, &draft).await.unwrap();
+    run_until(
+        &engine,
+        &aws,
+        &firer,
+        "2027-05-01T08:00:30Z".parse().unwrap(),
+    )
+    .await;
+    assert_eq!(stored_in_minute(&aws, nine).await.len(), 1);
+}

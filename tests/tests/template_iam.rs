@@ -458,6 +458,24 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(rx.count() > before, "the birthday did not fire");
+    // the activation's backfill (queued 10 s ahead): a scan of the account's contacts
+    for _ in 0..200 {
+        pump_once(
+            &aws,
+            &engines["ScenarioAdvanceFunction"].0,
+            &aws.settings.advance_queue,
+        )
+        .await;
+        if needs["ScenarioAdvanceFunction"]
+            .0
+            .lock()
+            .unwrap()
+            .contains("dynamodb:Scan")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // stats-query
     assert_eq!(

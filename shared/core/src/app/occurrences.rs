@@ -37,6 +37,9 @@ use crate::ports::{
 pub const NEAR: Duration = Duration::from_secs(240);
 /// Contacts read per backfill page.
 pub const BACKFILL_PAGE: usize = 1_000;
+/// How long after an activation (queued path) its backfill starts: the message is sent before
+/// the activation is stored, and must find it stored.
+pub const BACKFILL_DELAY: Duration = Duration::from_secs(10);
 /// Occurrences per fire task (one queue message).
 pub const FIRE_CHUNK: usize = 25;
 /// Most minutes one sweep walks (the next tick goes on where it stopped).
@@ -280,9 +283,12 @@ impl Hookline {
         Ok(Outcome::Done)
     }
 
-    /// Starts the backfill of a scenario that just became active (queued path; local mode's
-    /// store starts it in the activation's own transaction).
-    pub(crate) async fn start_backfill(
+    /// Queues the backfill of a scenario about to become active (queued path; local mode's
+    /// store starts it in the activation's own transaction). Sent *before* the activation is
+    /// stored, due [`BACKFILL_DELAY`] later: a crash between the two leaves a message that finds
+    /// the scenario still a draft and does nothing, never an active scenario without its
+    /// backfill.
+    pub(crate) async fn queue_backfill(
         &self,
         account: i64,
         scenario_id: &str,
@@ -293,7 +299,9 @@ impl Hookline {
                 scenario_id: scenario_id.to_string(),
                 cursor: None,
             };
-            queue.enqueue(&task, self.ports.clock.now()).await?;
+            queue
+                .enqueue(&task, add(self.ports.clock.now(), BACKFILL_DELAY))
+                .await?;
         }
         Ok(())
     }

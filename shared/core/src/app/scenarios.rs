@@ -152,14 +152,12 @@ impl Hookline {
         self.check_def(&record.def).await?;
         record.status = ScenarioStatus::Active;
         record.updated_at = self.ports.clock.now();
-        let time_based = record.def.trigger.is_time_based();
-        let (account, id) = (record.account, record.id.clone());
-        let view = self.save(record, ScenarioStatus::Draft).await?;
-        if time_based {
-            // every stored contact is considered (SPEC §3), page by page in the background
-            self.start_backfill(account, &id).await?;
+        if record.def.trigger.is_time_based() {
+            // every stored contact is considered (SPEC §3), page by page in the background;
+            // queued first, so that no crash leaves it active without its backfill
+            self.queue_backfill(record.account, &record.id).await?;
         }
-        Ok(view)
+        self.save(record, ScenarioStatus::Draft).await
     }
 
     /// `draft` or `active` → `archived`, for good.
