@@ -180,10 +180,7 @@ impl Hookline {
             // scheduled): it waits for its new time
             let moved = Scheduled::new(item.account, &item.scenario_id, item.contact_id, current);
             self.place(vec![moved], now).await?;
-            if matches!(p.pipeline, Pipeline::Queued(_)) {
-                // a different item there (its minute); locally the row was updated in place
-                p.occurrences.cancel(std::slice::from_ref(item)).await?;
-            }
+            p.occurrences.cancel(std::slice::from_ref(item)).await?;
             return Ok(Outcome::Done);
         }
         let event_id = item.event_id();

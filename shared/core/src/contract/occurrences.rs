@@ -63,6 +63,11 @@ pub async fn occurrence_store(store: &dyn OccurrenceStore) {
         ..b.clone()
     };
     store.cancel(&[other_date]).await.unwrap();
+    let other_instant = Scheduled {
+        at: ts(1_800), // half an hour later: another minute
+        ..b.clone()
+    };
+    store.cancel(&[other_instant]).await.unwrap();
     assert_eq!(
         minute(store, 0, &scenario).await,
         vec![a.clone(), b.clone()]

@@ -76,7 +76,8 @@ pub fn minute_of(at: Timestamp) -> i64 {
 pub trait OccurrenceStore: Send + Sync {
     /// Stores each occurrence (storing one that is there already changes nothing).
     async fn schedule(&self, items: &[Scheduled]) -> StoreResult<()>;
-    /// Removes exactly these occurrences (same scenario, contact and date), if present.
+    /// Removes exactly these occurrences (same scenario, contact, date and minute), if present:
+    /// the same occurrence stored since in another minute (moved by a time zone change) stays.
     async fn cancel(&self, items: &[Scheduled]) -> StoreResult<()>;
     /// One page of the occurrences firing in minute `minute` ([`minute_of`]), in no particular
     /// order, from `cursor` (the previous page's `next_cursor`); at most `limit` items. Every

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use hookline_core::domain::time::{from_millis, to_millis};
-use hookline_core::ports::{BadCursor, OccurrenceStore, Page, Scheduled, StoreResult, SweepState};
+use hookline_core::ports::{
+    BadCursor, OccurrenceStore, Page, Scheduled, StoreResult, SweepState, minute_of,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::*;
@@ -56,8 +58,9 @@ impl OccurrenceStore for SqliteStore {
             .call(move |c| {
                 for o in &items {
                     exec(c,
-                        "DELETE FROM occurrences WHERE scenario_id = ?1 AND contact_id = ?2 AND date = ?3",
-                        params![o.scenario_id, o.contact_id, o.date.to_string()],
+                        "DELETE FROM occurrences WHERE scenario_id = ?1 AND contact_id = ?2 AND date = ?3
+                         AND at >= ?4 AND at < ?4 + 60000",
+                        params![o.scenario_id, o.contact_id, o.date.to_string(), minute_of(o.at) * 60_000],
                     )?;
                 }
                 Ok(())
