@@ -146,15 +146,27 @@ impl Hookline {
     /// Fires one occurrence (at most once: its event id is claimed), then schedules the next
     /// one (yearly) and removes it. Not before its time: then [`Outcome::RetryAt`].
     pub async fn fire(&self, item: &Scheduled) -> anyhow::Result<Outcome> {
+        if item.at > self.ports.clock.now() {
+            return Ok(Outcome::RetryAt(item.at));
+        }
+        let scenario = self
+            .loaded_scenario(item.account, &item.scenario_id)
+            .await?;
+        self.fire_with(item, scenario).await
+    }
+
+    /// [`Hookline::fire`] with its scenario read (`None`: it does not exist).
+    async fn fire_with(
+        &self,
+        item: &Scheduled,
+        scenario: Option<Arc<Loaded>>,
+    ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         let now = p.clock.now();
         if item.at > now {
             return Ok(Outcome::RetryAt(item.at));
         }
-        let scenario = self
-            .loaded_scenario(item.account, &item.scenario_id)
-            .await?
-            .filter(|s| s.record.status == ScenarioStatus::Active);
+        let scenario = scenario.filter(|s| s.record.status == ScenarioStatus::Active);
         let contact = match &scenario {
             Some(_) => p.contacts.get(item.account, item.contact_id).await?,
             None => None,
@@ -220,9 +232,26 @@ impl Hookline {
         Ok(Outcome::Done)
     }
 
-    /// Fires several occurrences at once; the latest time one is not yet due at, if any.
+    /// Fires several occurrences at once, each scenario read once (a fire task's occurrences
+    /// are usually one scenario's); the latest time one is not yet due at, if any.
     pub async fn fire_all(&self, items: &[Scheduled]) -> anyhow::Result<Outcome> {
-        let results = futures::future::join_all(items.iter().map(|i| self.fire(i))).await;
+        let mut scenarios: std::collections::HashMap<(i64, &str), Option<Arc<Loaded>>> =
+            Default::default();
+        for item in items {
+            let key = (item.account, item.scenario_id.as_str());
+            if !scenarios.contains_key(&key) {
+                let loaded = self.loaded_scenario(key.0, key.1).await?;
+                scenarios.insert(key, loaded);
+            }
+        }
+        let results = futures::future::join_all(items.iter().map(|i| {
+            let scenario = scenarios
+                .get(&(i.account, i.scenario_id.as_str()))
+                .cloned()
+                .flatten();
+            self.fire_with(i, scenario)
+        }))
+        .await;
         let mut outcome = Outcome::Done;
         for result in results {
             if let Outcome::RetryAt(at) = result? {
