@@ -75,6 +75,25 @@ fn fired(rx: &Receiver) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// Creates and activates a scenario of account 1; its id.
+async fn active(engine: &Hookline, def: Value) -> String {
+    let id = engine.create_scenario(1, def).await.unwrap().id;
+    engine.activate_scenario(1, &id).await.unwrap();
+    id
+}
+
+/// The fire messages the firer holds.
+fn fire_timers(firer: &Firer) -> Vec<firer::Timer> {
+    firer
+        .timers
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| t.body.contains("fire.v1"))
+        .cloned()
+        .collect()
+}
+
 /// Every occurrence stored under `at`'s minute.
 async fn stored_in_minute(aws: &Aws, at: Timestamp) -> Vec<hookline_core::ports::Scheduled> {
     let page = aws
@@ -102,12 +121,7 @@ async fn a_birthday_due_soon_fires_once_at_its_time() {
     let rx = receiver().await;
     // stored before the activation: the backfill (a scan, page by page) finds it
     event(&engine, "e0", 9, "2000-05-01", "2027-05-01T08:00:00Z").await;
-    let id = engine
-        .create_scenario(1, birthday(&rx.url("/b")))
-        .await
-        .unwrap()
-        .id;
-    engine.activate_scenario(1, &id).await.unwrap();
+    let id = active(&engine, birthday(&rx.url("/b"))).await;
     event(&engine, "e1", 1, "1990-05-01", "2027-05-01T08:00:00Z").await;
     event(&engine, "e2", 2, "1990-05-01", "2027-05-01T08:00:00Z").await;
     event(&engine, "e3", 2, "1990-06-01", "2027-05-01T08:30:00Z").await; // moved: no
@@ -156,18 +170,8 @@ async fn the_tick_sweeps_every_minute_since_the_last_and_fires_once() {
     let firer = Firer::at("2027-05-01T08:00:00Z".parse().unwrap());
     let engine = engine(&aws, &firer);
     let rx = receiver().await;
-    let id = engine
-        .create_scenario(1, birthday(&rx.url("/b")))
-        .await
-        .unwrap()
-        .id;
-    engine.activate_scenario(1, &id).await.unwrap();
-    let gone = engine
-        .create_scenario(1, birthday(&rx.url("/gone")))
-        .await
-        .unwrap()
-        .id;
-    engine.activate_scenario(1, &gone).await.unwrap();
+    let id = active(&engine, birthday(&rx.url("/b"))).await;
+    let gone = active(&engine, birthday(&rx.url("/gone"))).await;
     event(&engine, "e1", 1, "1990-05-01", "2027-05-01T07:00:00Z").await;
     engine.archive_scenario(1, &gone).await.unwrap();
     run_until(
@@ -196,14 +200,7 @@ async fn the_tick_sweeps_every_minute_since_the_last_and_fires_once() {
     // a repeated tick in the same minute sweeps nothing more
     assert_eq!(engine.sweep().await.unwrap().minutes, 0);
     // queued to arrive at 09:00:00 sharp, not when the tick of 09:00 happens to run
-    let fires: Vec<_> = firer
-        .timers
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|t| t.body.contains("fire.v1"))
-        .cloned()
-        .collect();
+    let fires = fire_timers(&firer);
     assert!(!fires.is_empty());
     assert!(fires.iter().all(|t| t.fires == nine), "{fires:?}");
     // every fire message handled twice (an SQS redelivery), early and on time
@@ -241,12 +238,7 @@ async fn a_lost_occurrence_is_put_back_and_a_stale_instant_moves() {
     let firer = Firer::at("2027-05-01T08:00:00Z".parse().unwrap());
     let engine = engine(&aws, &firer);
     let rx = receiver().await;
-    let id = engine
-        .create_scenario(1, birthday(&rx.url("/b")))
-        .await
-        .unwrap()
-        .id;
-    engine.activate_scenario(1, &id).await.unwrap();
+    active(&engine, birthday(&rx.url("/b"))).await;
     let nine: Timestamp = "2027-05-01T09:00:00Z".parse().unwrap();
     event(&engine, "e1", 1, "1990-05-01", "2027-05-01T07:00:00Z").await;
     let stored = stored_in_minute(&aws, nine).await;
@@ -297,8 +289,7 @@ async fn consent_expiring_fires_at_its_time_in_its_zone() {
            "time": "09:00", "timezone": "Europe/Paris"}, "start": "hook",
            "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/c"),
                       "fields": ["email"], "next": null}]});
-    let id = engine.create_scenario(1, def).await.unwrap().id;
-    engine.activate_scenario(1, &id).await.unwrap();
+    active(&engine, def).await;
     for (contact, expires) in [(1, "2027-05-31T10:00:00Z"), (2, "2027-06-30T10:00:00Z")] {
         engine
             .intake(
@@ -311,14 +302,7 @@ async fn consent_expiring_fires_at_its_time_in_its_zone() {
             .unwrap();
     }
     let seven: Timestamp = "2027-05-01T07:00:00Z".parse().unwrap();
-    let fires: Vec<_> = firer
-        .timers
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|t| t.body.contains("fire.v1"))
-        .cloned()
-        .collect();
+    let fires = fire_timers(&firer);
     assert_eq!(fires.len(), 1, "{fires:?}");
     assert_eq!(fires[0].fires, seven);
     run_until(

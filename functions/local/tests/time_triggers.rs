@@ -37,6 +37,11 @@ async fn event_at(server: &Server, id: &str, contact: Value, occurred_at: &str) 
     assert_eq!(status, 202, "{body}");
 }
 
+/// An event bringing contact `id`'s birth date.
+async fn born(server: &Server, event_id: &str, id: i64, birth: &str, occurred_at: &str) {
+    event_at(server, event_id, person(id, birth), occurred_at).await;
+}
+
 fn emails(rx: &Receiver) -> Vec<String> {
     let mut got: Vec<String> = rx
         .received()
@@ -62,61 +67,19 @@ async fn a_birthday_fires_once_at_its_minute_and_a_moved_date_does_not() {
         "2027-05-01T08:59:54Z",
     ]);
     // stored before the activation: found by the backfill
-    event_at(
-        &server,
-        "e1",
-        person(1, "1990-05-01"),
-        "2027-05-01T08:00:00Z",
-    )
-    .await;
+    born(&server, "e1", 1, "1990-05-01", "2027-05-01T08:00:00Z").await;
     let scenario = server
         .active_scenario(&birthday_scenario(&rx.url("/birthday"), "09:00"))
         .await;
     // after the activation: scheduled with the snapshot
-    event_at(
-        &server,
-        "e2",
-        person(2, "1985-05-01"),
-        "2027-05-01T08:00:00Z",
-    )
-    .await;
-    event_at(
-        &server,
-        "e3",
-        person(3, "1990-05-02"),
-        "2027-05-01T08:00:00Z",
-    )
-    .await; // tomorrow
+    born(&server, "e2", 2, "1985-05-01", "2027-05-01T08:00:00Z").await;
+    born(&server, "e3", 3, "1990-05-02", "2027-05-01T08:00:00Z").await; // tomorrow
     // a date moved away by a newer snapshot does not fire
-    event_at(
-        &server,
-        "e4",
-        person(4, "1990-05-01"),
-        "2027-05-01T08:00:00Z",
-    )
-    .await;
-    event_at(
-        &server,
-        "e5",
-        person(4, "1990-06-01"),
-        "2027-05-01T08:30:00Z",
-    )
-    .await;
+    born(&server, "e4", 4, "1990-05-01", "2027-05-01T08:00:00Z").await;
+    born(&server, "e5", 4, "1990-06-01", "2027-05-01T08:30:00Z").await;
     // an older snapshot arriving late does not move a date back
-    event_at(
-        &server,
-        "e6",
-        person(5, "1990-05-01"),
-        "2027-05-01T08:30:00Z",
-    )
-    .await;
-    event_at(
-        &server,
-        "e7",
-        person(5, "1990-07-01"),
-        "2027-05-01T08:10:00Z",
-    )
-    .await;
+    born(&server, "e6", 5, "1990-05-01", "2027-05-01T08:30:00Z").await;
+    born(&server, "e7", 5, "1990-07-01", "2027-05-01T08:10:00Z").await;
 
     if started.elapsed() < Duration::from_secs(5) {
         assert!(rx.received().is_empty(), "fired before 09:00");
@@ -173,20 +136,8 @@ async fn an_archived_scenario_stops_firing_and_occurrences_less_than_a_day_old_f
     let early = server
         .active_scenario(&birthday_scenario(&rx.url("/early"), "08:00"))
         .await;
-    event_at(
-        &server,
-        "e1",
-        person(1, "1990-05-01"),
-        "2027-05-01T08:00:00Z",
-    )
-    .await;
-    event_at(
-        &server,
-        "e2",
-        person(2, "1990-04-30"),
-        "2027-05-01T08:00:00Z",
-    )
-    .await;
+    born(&server, "e1", 1, "1990-05-01", "2027-05-01T08:00:00Z").await;
+    born(&server, "e2", 2, "1990-04-30", "2027-05-01T08:00:00Z").await;
     // the two that fire at once have fired before the archive
     assert_eq!(rx.wait_for(2, Duration::from_secs(5)).await.len(), 2);
     let (status, body) = server
@@ -233,13 +184,7 @@ async fn a_restart_across_the_minute_fires_once() {
     let scenario = server
         .active_scenario(&birthday_scenario(&rx.url("/birthday"), "09:00"))
         .await;
-    event_at(
-        &server,
-        "e1",
-        person(1, "1990-05-01"),
-        "2027-05-01T08:00:00Z",
-    )
-    .await;
+    born(&server, "e1", 1, "1990-05-01", "2027-05-01T08:00:00Z").await;
     server.kill9(); // down before 09:00
     // back at 09:00:30: missed while down, it fires now
     server.set_arg("--clock-start", "2027-05-01T09:00:30Z");
