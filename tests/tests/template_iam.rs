@@ -209,6 +209,25 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
             )
         }
     };
+    // a scenario created and activated through scenario-api; its id
+    let create_active = |def: serde_json::Value| {
+        let call = &call;
+        async move {
+            let (status, created) = call(
+                "ScenarioApiFunction",
+                "POST",
+                "/v1/scenarios".into(),
+                Some(def),
+            )
+            .await;
+            assert_eq!(status, 201, "{created}");
+            let id = created["id"].as_str().unwrap().to_string();
+            let activate = format!("/v1/scenarios/{id}/activate");
+            let (status, _) = call("ScenarioApiFunction", "POST", activate, None).await;
+            assert_eq!(status, 200);
+            id
+        }
+    };
     engines["ScenarioApiFunction"]
         .0
         .register_key("hk_template_test_key_1", 1)
@@ -300,23 +319,7 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
     // a scenario that starts with a two-hour wait: trigger-intake walks it and sets the schedule
     let waits = json!({"name": "wait first", "trigger": {"type": "form_subscribed"}, "start": "later",
         "steps": [{"id": "later", "type": "wait", "duration": "PT2H", "next": null}]});
-    let (status, created) = call(
-        "ScenarioApiFunction",
-        "POST",
-        "/v1/scenarios".into(),
-        Some(waits),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    let waits = created["id"].as_str().unwrap().to_string();
-    let (status, _) = call(
-        "ScenarioApiFunction",
-        "POST",
-        format!("/v1/scenarios/{waits}/activate"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
+    create_active(waits).await;
     let (status, body) = call(
         "TriggerIntakeFunction",
         "POST",
@@ -403,23 +406,7 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
         "field": "birthDate", "yearly": true, "time": an_hour_ago.strftime("%H:%M").to_string()},
         "start": "hook", "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/bd"),
         "next": null}]});
-    let (status, created) = call(
-        "ScenarioApiFunction",
-        "POST",
-        "/v1/scenarios".into(),
-        Some(birthday),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    let birthday = created["id"].as_str().unwrap().to_string();
-    let (status, _) = call(
-        "ScenarioApiFunction",
-        "POST",
-        format!("/v1/scenarios/{birthday}/activate"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
+    create_active(birthday).await;
     let today = an_hour_ago.date();
     let tomorrow = today.tomorrow().unwrap();
     for (event, date, at) in [
