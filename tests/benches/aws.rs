@@ -373,9 +373,9 @@ async fn cost_per_webhook(batched: bool) {
     );
 }
 
-async fn deliver_batch_of_10() {
-    let aws = Aws::fresh(RetryPolicy::default()).await;
-    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+/// A receiver that answers after 200 ms, an active one-webhook scenario to it, and ten events
+/// sent in (their first attempts queued); the receiver and the scenario's id.
+async fn ten_events_to_a_slow_receiver(engine: &Hookline) -> (Receiver, String) {
     let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
         .await
         .unwrap();
@@ -390,6 +390,13 @@ async fn deliver_batch_of_10() {
             .await
             .unwrap();
     }
+    (rx, id)
+}
+
+async fn deliver_batch_of_10() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+    let (rx, _) = ten_events_to_a_slow_receiver(&engine).await;
     while pump(
         &aws,
         &engine,
@@ -589,20 +596,7 @@ async fn deliver_batch_of_10_with_a_5ms_store() {
         ids: Arc::new(UlidIds),
     };
     let engine = Hookline::new(ports, RetryPolicy::default());
-    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
-        .await
-        .unwrap();
-    rx.set_delay(Duration::from_millis(200));
-    let def = json!({"name": "slow", "trigger": {"type": "group_added"}, "start": "hook",
-        "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/slow"), "next": null}]});
-    let id = engine.create_scenario(1, def).await.unwrap().id;
-    engine.activate_scenario(1, &id).await.unwrap();
-    for i in 0..10 {
-        engine
-            .intake(1, json!({"id": format!("e{i}"), "type": "group_added", "contact": {"id": i + 1, "email": "a@example.org"}}))
-            .await
-            .unwrap();
-    }
+    let (rx, id) = ten_events_to_a_slow_receiver(&engine).await;
     let tasks: Vec<Task> = std::mem::take(&mut *queue.0.lock().unwrap());
     assert_eq!(tasks.len(), 10);
     let messages: Vec<(String, String, String)> = tasks

@@ -32,6 +32,41 @@ pub struct Options {
 const CHUNK: usize = 100_000;
 const KEY: &str = "hk_bench_key_0000000000";
 
+/// `POST /v1/scenarios`: the new scenario's id.
+pub(crate) async fn create_scenario(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    def: &Value,
+) -> anyhow::Result<String> {
+    let created: Value = client
+        .post(format!("{base}/v1/scenarios"))
+        .bearer_auth(key)
+        .json(def)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(created["id"].as_str().context("scenario id")?.to_string())
+}
+
+/// `POST /v1/scenarios/{id}/activate`.
+pub(crate) async fn activate(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: &str,
+) -> anyhow::Result<()> {
+    client
+        .post(format!("{base}/v1/scenarios/{id}/activate"))
+        .bearer_auth(key)
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
+
 async fn in_parallel<F, Fut>(total: usize, concurrency: usize, job: F)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
@@ -259,21 +294,8 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
                    "fields": ["email", "firstname", "lastname", "customFields"],
                    "additional": {"pad": "y".repeat(700)}, "next": null}]
     });
-    let created: Value = client
-        .post(format!("{base}/v1/scenarios"))
-        .bearer_auth(KEY)
-        .json(&scenario)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = created["id"].as_str().context("scenario id")?.to_string();
-    client
-        .post(format!("{base}/v1/scenarios/{id}/activate"))
-        .bearer_auth(KEY)
-        .send()
-        .await?
-        .error_for_status()?;
+    let id = create_scenario(&client, &base, KEY, &scenario).await?;
+    activate(&client, &base, KEY, &id).await?;
     let refused = Arc::new(AtomicUsize::new(0));
 
     let result = match o.rate {

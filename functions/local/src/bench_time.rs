@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use hookline_core::domain::retry::RetryPolicy;
 use hookline_local::Db;
 use hookline_local::receiver::{Receiver, ReceiverOptions};
@@ -126,15 +125,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         "steps": [{"id": "hook", "type": "send_webhook", "url": receiver.url("/birthday"),
                    "fields": ["email", "birthDate"], "next": null}]
     });
-    let created: serde_json::Value = client
-        .post(format!("{base}/v1/scenarios"))
-        .bearer_auth(KEY)
-        .json(&scenario)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = created["id"].as_str().context("scenario id")?.to_string();
+    let id = crate::bench::create_scenario(&client, &base, KEY, &scenario).await?;
 
     // the prober: a read and an event every 20 ms while the backfill runs
     let probing = Arc::new(AtomicBool::new(true));
@@ -173,12 +164,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         })
     };
     let activated = Instant::now();
-    client
-        .post(format!("{base}/v1/scenarios/{id}/activate"))
-        .bearer_auth(KEY)
-        .send()
-        .await?
-        .error_for_status()?;
+    crate::bench::activate(&client, &base, KEY, &id).await?;
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if count(&path, "SELECT count(*) FROM backfills")? == 0 {
