@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use async_trait::async_trait;
-use hookline_core::domain::delivery::Delivery;
+use hookline_core::domain::delivery::{Delivery, DeliveryStatus};
 use hookline_core::domain::event::{EnrollmentRef, IntakeAnswer};
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
@@ -18,7 +18,7 @@ use crate::SqliteStore;
 use crate::db::{exec, row};
 use crate::store::{
     entry_key, insert_delivery, insert_occurrence, insert_pass, now_ms, put_snapshot,
-    read_occurrence,
+    read_occurrence, update_delivery,
 };
 
 /// A walk with its JSON columns serialized before it goes to the database thread.
@@ -256,7 +256,7 @@ impl FlowStore for SqliteStore {
             a.delivery.attempt_count,
             a.delivery.attempt_count + 1,
         );
-        let (status, next) = (a.status, a.next_attempt_at.map(to_millis));
+        let (status, next) = (a.status, a.next_attempt_at);
         let then = match &a.then {
             Some(m) => Some((
                 m.enrollment_id.clone(),
@@ -267,16 +267,26 @@ impl FlowStore for SqliteStore {
         };
         self.db()
             .call(move |c| {
-                let recorded = exec(c,
-                    "UPDATE deliveries SET attempts = ?1, attempt_count = ?2, status = ?3, next_attempt_at = ?4
-                     WHERE id = ?5 AND status = 'pending' AND attempt_count = ?6",
-                    params![attempts_json, count, status.as_str(), next, id, before],
-                )? == 1;
+                let recorded = update_delivery(
+                    c,
+                    &id,
+                    DeliveryStatus::Pending,
+                    before,
+                    &attempts_json,
+                    count,
+                    status,
+                    next,
+                )?;
                 if !recorded {
-                    return Ok(AttemptRecorded { recorded: false, moved: false });
+                    return Ok(AttemptRecorded {
+                        recorded: false,
+                        moved: false,
+                    });
                 }
                 let moved = match &then {
-                    Some((enrollment_id, from_seq, walk)) => apply_move(c, enrollment_id, *from_seq, walk)?,
+                    Some((enrollment_id, from_seq, walk)) => {
+                        apply_move(c, enrollment_id, *from_seq, walk)?
+                    }
                     None => false,
                 };
                 Ok(AttemptRecorded { recorded, moved })

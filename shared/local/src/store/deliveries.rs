@@ -131,6 +131,66 @@ fn pass_counts(r: &Row<'_>) -> rusqlite::Result<StepCounts> {
     })
 }
 
+impl SqliteStore {
+    /// A compare-and-set: the delivery's attempts, count, status and next attempt time, when the
+    /// stored one is still `from` after as many attempts as `delivery` (as read) has.
+    async fn move_delivery(
+        &self,
+        delivery: &Delivery,
+        from: DeliveryStatus,
+        attempts: &[Attempt],
+        count: u32,
+        status: DeliveryStatus,
+        next_attempt_at: Option<Timestamp>,
+    ) -> StoreResult<bool> {
+        let (id, before) = (delivery.id.clone(), delivery.attempt_count);
+        let attempts = serde_json::to_string(attempts)?;
+        self.db
+            .call(move |c| {
+                Ok(update_delivery(
+                    c,
+                    &id,
+                    from,
+                    before,
+                    &attempts,
+                    count,
+                    status,
+                    next_attempt_at,
+                )?)
+            })
+            .await
+    }
+}
+
+/// The compare-and-set behind every attempt: the delivery's attempts (JSON), count, status and
+/// next attempt time, when it is still `from` after `before` attempts. `true` when made.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn update_delivery(
+    c: &rusqlite::Connection,
+    id: &str,
+    from: DeliveryStatus,
+    before: u32,
+    attempts_json: &str,
+    count: u32,
+    status: DeliveryStatus,
+    next_attempt_at: Option<Timestamp>,
+) -> rusqlite::Result<bool> {
+    Ok(exec(
+        c,
+        "UPDATE deliveries SET attempts = ?1, attempt_count = ?2, status = ?3, next_attempt_at = ?4
+         WHERE id = ?5 AND status = ?6 AND attempt_count = ?7",
+        params![
+            attempts_json,
+            count,
+            status.as_str(),
+            next_attempt_at.map(to_millis),
+            id,
+            from.as_str(),
+            before
+        ],
+    )? == 1)
+}
+
 #[async_trait]
 impl DeliveryStore for SqliteStore {
     async fn record_pass(&self, pass: &Pass, delivery: Option<&Delivery>) -> StoreResult<bool> {
@@ -182,53 +242,44 @@ impl DeliveryStore for SqliteStore {
         status: DeliveryStatus,
         next_attempt_at: Option<Timestamp>,
     ) -> StoreResult<bool> {
-        let id = delivery.id.clone();
-        let before = delivery.attempt_count;
         let (attempts, count) = match attempt {
-            Some(a) => (delivery.kept_with(a), before + 1),
-            None => (delivery.attempts.clone(), before),
+            Some(a) => (delivery.kept_with(a), delivery.attempt_count + 1),
+            None => (delivery.attempts.clone(), delivery.attempt_count),
         };
-        let attempts = serde_json::to_string(&attempts)?;
-        self.db
-            .call(move |c| {
-                // a compare-and-set: the stored delivery is still pending after `before` attempts
-                let n = exec(
-                    c,
-                    "UPDATE deliveries SET attempts = ?1, attempt_count = ?2, status = ?3, next_attempt_at = ?4
-                     WHERE id = ?5 AND status = 'pending' AND attempt_count = ?6",
-                    params![attempts, count, status.as_str(), next_attempt_at.map(to_millis), id, before],
-                )?;
-                Ok(n == 1)
-            })
-            .await
+        self.move_delivery(
+            delivery,
+            DeliveryStatus::Pending,
+            &attempts,
+            count,
+            status,
+            next_attempt_at,
+        )
+        .await
     }
 
+    /// Statistics are counted from the rows: the status is the move `failed → accepted`.
     async fn record_resend(
         &self,
         delivery: &Delivery,
         attempt: &Attempt,
         accepted: bool,
     ) -> StoreResult<bool> {
-        let id = delivery.id.clone();
-        let before = delivery.attempt_count;
-        let attempts = serde_json::to_string(&delivery.kept_with(attempt))?;
         let status = if accepted {
             DeliveryStatus::Accepted
         } else {
             DeliveryStatus::Failed
         };
-        self.db
-            .call(move |c| {
-                // statistics are counted from the rows: the status is the move
-                let n = exec(
-                    c,
-                    "UPDATE deliveries SET attempts = ?1, attempt_count = ?2, status = ?3
-                     WHERE id = ?4 AND status = 'failed' AND attempt_count = ?5",
-                    params![attempts, before + 1, status.as_str(), id, before],
-                )?;
-                Ok(n == 1)
-            })
-            .await
+        let attempts = delivery.kept_with(attempt);
+        let count = delivery.attempt_count + 1;
+        self.move_delivery(
+            delivery,
+            DeliveryStatus::Failed,
+            &attempts,
+            count,
+            status,
+            None,
+        )
+        .await
     }
 
     async fn list(&self, f: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>> {

@@ -15,7 +15,7 @@ mod occurrences;
 mod scenarios;
 
 pub(crate) use contacts::put_snapshot;
-pub(crate) use deliveries::{insert_delivery, insert_pass};
+pub(crate) use deliveries::{insert_delivery, insert_pass, update_delivery};
 pub(crate) use occurrences::{insert_occurrence, read_occurrence};
 
 /// Every store port of the engine on one SQLite database.
