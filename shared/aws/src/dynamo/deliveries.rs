@@ -124,6 +124,78 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// The compare-and-set behind every attempt (a first try, a retry, a resend): the delivery
+    /// moves from `from` after as many attempts as `d` (as read) has to `status`, with the
+    /// attempt appended (the whole kept list, not an append: the item never grows past 20
+    /// attempts) and its next attempt time; its step's counters move `from → status` in the
+    /// same transaction when they differ. `Ok(false)`: someone recorded it first.
+    async fn move_delivery(
+        &self,
+        d: &Delivery,
+        from: DeliveryStatus,
+        attempt: Option<&Attempt>,
+        status: DeliveryStatus,
+        next_attempt_at: Option<Timestamp>,
+    ) -> StoreResult<bool> {
+        let mut sets = vec!["attempt_count = :count", "#st = :status"];
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("DLV#{}", d.id), "DLV")))
+            .condition_expression(
+                "attribute_exists(pk) AND attempt_count = :before AND #st = :from",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":before", n(d.attempt_count))
+            .expression_attribute_values(":from", s(from.as_str()))
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(
+                ":count",
+                n(d.attempt_count + u32::from(attempt.is_some())),
+            );
+        if let Some(a) = attempt {
+            sets.push("attempts = :attempts");
+            update =
+                update.expression_attribute_values(":attempts", attempt_list(&d.kept_with(a))?);
+        }
+        let expression = match next_attempt_at {
+            Some(t) => {
+                sets.push("next_attempt_at = :next");
+                update = update.expression_attribute_values(":next", n(to_millis(t)));
+                format!("SET {}", sets.join(", "))
+            }
+            None => format!("SET {} REMOVE next_attempt_at", sets.join(", ")),
+        };
+        let update = update.update_expression(expression).build()?;
+        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+        if status != from {
+            writes.push(self.count(
+                d.account,
+                &d.scenario_id,
+                &d.step_id,
+                shard_of(&d.id),
+                &[(from.as_str(), -1), (status.as_str(), 1)],
+            )?);
+        }
+        match self.transact(writes).await {
+            Ok(_) => Ok(true),
+            Err(err) if cancelled(&err) => {
+                // lost the compare-and-set (someone recorded this attempt), or a conflicting
+                // transaction cancelled ours: only the first is final
+                match DeliveryStore::get(self, &d.id).await? {
+                    Some(now) if now.status == from && now.attempt_count == d.attempt_count => Err(
+                        anyhow!("recording an attempt of {} was cancelled: {err:?}", d.id),
+                    ),
+                    _ => Ok(false),
+                }
+            }
+            Err(err) => {
+                Err(anyhow::Error::from(err).context("DynamoDB TransactWriteItems attempt"))
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl DeliveryStore for DynamoStore {
     /// One transaction: the record that makes the pass happen once — the delivery itself for
@@ -211,74 +283,8 @@ impl DeliveryStore for DynamoStore {
         status: DeliveryStatus,
         next_attempt_at: Option<Timestamp>,
     ) -> StoreResult<bool> {
-        let mut sets = vec!["attempt_count = :count", "#st = :status"];
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("DLV#{}", d.id), "DLV")))
-            .condition_expression(
-                "attribute_exists(pk) AND attempt_count = :before AND #st = :pending",
-            )
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":before", n(d.attempt_count))
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":status", s(status.as_str()))
-            .expression_attribute_values(
-                ":count",
-                n(d.attempt_count + u32::from(attempt.is_some())),
-            );
-        if let Some(a) = attempt {
-            // the whole kept list, not an append: the item never grows past 20 attempts (the
-            // compare-and-set on the count makes `d.attempts` the stored list)
-            sets.push("attempts = :attempts");
-            update =
-                update.expression_attribute_values(":attempts", attempt_list(&d.kept_with(a))?);
-        }
-        let expression = match next_attempt_at {
-            Some(t) => {
-                sets.push("next_attempt_at = :next");
-                update = update.expression_attribute_values(":next", n(to_millis(t)));
-                format!("SET {}", sets.join(", "))
-            }
-            None => format!("SET {} REMOVE next_attempt_at", sets.join(", ")),
-        };
-        let update = update.update_expression(expression).build()?;
-        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
-        let settled = match status {
-            DeliveryStatus::Pending => None,
-            DeliveryStatus::Accepted => Some("accepted"),
-            DeliveryStatus::Failed => Some("failed"),
-        };
-        if let Some(field) = settled {
-            writes.push(self.count(
-                d.account,
-                &d.scenario_id,
-                &d.step_id,
-                shard_of(&d.id),
-                &[("pending", -1), (field, 1)],
-            )?);
-        }
-        match self.transact(writes).await {
-            Ok(_) => Ok(true),
-            Err(err) if cancelled(&err) => {
-                // lost the compare-and-set (someone recorded this attempt), or a conflicting
-                // transaction cancelled ours: only the first is final
-                match DeliveryStore::get(self, &d.id).await? {
-                    Some(now)
-                        if now.status == DeliveryStatus::Pending
-                            && now.attempt_count == d.attempt_count =>
-                    {
-                        Err(anyhow!(
-                            "recording an attempt of {} was cancelled: {err:?}",
-                            d.id
-                        ))
-                    }
-                    _ => Ok(false),
-                }
-            }
-            Err(err) => {
-                Err(anyhow::Error::from(err).context("DynamoDB TransactWriteItems attempt"))
-            }
-        }
+        self.move_delivery(d, DeliveryStatus::Pending, attempt, status, next_attempt_at)
+            .await
     }
 
     async fn record_resend(
@@ -287,48 +293,13 @@ impl DeliveryStore for DynamoStore {
         attempt: &Attempt,
         accepted: bool,
     ) -> StoreResult<bool> {
-        let status = if accepted { "accepted" } else { "failed" };
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("DLV#{}", d.id), "DLV")))
-            .condition_expression(
-                "attribute_exists(pk) AND attempt_count = :before AND #st = :failed",
-            )
-            .update_expression("SET attempt_count = :count, #st = :status, attempts = :attempts")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":before", n(d.attempt_count))
-            .expression_attribute_values(":failed", s("failed"))
-            .expression_attribute_values(":status", s(status))
-            .expression_attribute_values(":count", n(d.attempt_count + 1))
-            .expression_attribute_values(":attempts", attempt_list(&d.kept_with(attempt))?)
-            .build()?;
-        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
-        if accepted {
-            writes.push(self.count(
-                d.account,
-                &d.scenario_id,
-                &d.step_id,
-                shard_of(&d.id),
-                &[("failed", -1), ("accepted", 1)],
-            )?);
-        }
-        match self.transact(writes).await {
-            Ok(_) => Ok(true),
-            Err(err) if cancelled(&err) => match DeliveryStore::get(self, &d.id).await? {
-                // a conflicting transaction cancelled ours: it may pass
-                Some(now)
-                    if now.status == DeliveryStatus::Failed
-                        && now.attempt_count == d.attempt_count =>
-                {
-                    Err(anyhow!(
-                        "recording a resend of {} was cancelled: {err:?}",
-                        d.id
-                    ))
-                }
-                _ => Ok(false), // recorded by another worker
-            },
-            Err(err) => Err(anyhow::Error::from(err).context("DynamoDB TransactWriteItems resend")),
-        }
+        let status = if accepted {
+            DeliveryStatus::Accepted
+        } else {
+            DeliveryStatus::Failed
+        };
+        self.move_delivery(d, DeliveryStatus::Failed, Some(attempt), status, None)
+            .await
     }
 
     async fn list(&self, f: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>> {
