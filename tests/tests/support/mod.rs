@@ -46,6 +46,23 @@ fn ulid_like() -> String {
     )
 }
 
+/// The projection of the template's index `gsi1`, read from infra/template.yaml (so the
+/// tables the tests make cannot drift from the one SAM deploys).
+fn template_projection() -> Projection {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
+    let t: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let p = &t["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"][0]["Projection"];
+    let kind = p["ProjectionType"].as_str().unwrap();
+    let attrs = p["NonKeyAttributes"]
+        .as_sequence()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect());
+    Projection::builder()
+        .projection_type(ProjectionType::from(kind))
+        .set_non_key_attributes(attrs)
+        .build()
+}
+
 /// The table layout the SAM template declares.
 pub async fn create_table(config: &aws_config::SdkConfig) -> String {
     let client = aws_sdk_dynamodb::Client::new(config);
@@ -79,11 +96,7 @@ pub async fn create_table(config: &aws_config::SdkConfig) -> String {
                 .index_name("gsi1")
                 .key_schema(key("gsi1pk", KeyType::Hash))
                 .key_schema(key("gsi1sk", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .projection(template_projection())
                 .build()
                 .unwrap(),
         )

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
 use hookline_core::domain::delivery::{Attempt, Delivery, DeliveryStatus, Handoff};
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
@@ -16,7 +16,10 @@ fn created_key(d: &Delivery) -> String {
     format!("{:013}#{}", to_millis(d.created_at), d.id)
 }
 
-fn delivery_item(d: &Delivery) -> anyhow::Result<Item> {
+/// The delivery's state: small, rewritten by every attempt, and the only part the index
+/// `gsi1` sees (its keys, `account` and `status`: an attempt that leaves the status as it was
+/// writes nothing to the index).
+fn state_item(d: &Delivery) -> anyhow::Result<Item> {
     let mut item = key(format!("DLV#{}", d.id), "DLV");
     item.insert("id".into(), s(&d.id));
     item.insert("account".into(), n(d.account));
@@ -24,9 +27,6 @@ fn delivery_item(d: &Delivery) -> anyhow::Result<Item> {
     item.insert("step_id".into(), s(&d.step_id));
     item.insert("contact_id".into(), n(d.contact_id));
     item.insert("handoff".into(), s(serde_json::to_string(&d.handoff)?));
-    item.insert("url".into(), s(&d.url));
-    item.insert("headers".into(), s(serde_json::to_string(&d.headers)?));
-    item.insert("payload".into(), s(&d.payload));
     item.insert("status".into(), s(d.status.as_str()));
     item.insert("created_at".into(), n(to_millis(d.created_at)));
     item.insert("deadline".into(), n(to_millis(d.deadline)));
@@ -45,11 +45,23 @@ fn delivery_item(d: &Delivery) -> anyhow::Result<Item> {
         )),
     );
     item.insert("gsi1sk".into(), s(created_key(d)));
-    item.insert(
-        "expires_at".into(),
-        n(d.deadline.as_second() + 30 * DAY_SECS),
-    );
+    item.insert("expires_at".into(), n(expires_at(d)));
     Ok(item)
+}
+
+/// What the delivery sends (the frozen request): written once, before its state, never
+/// rewritten; beside the state in the same partition, so one `Query` reads both.
+fn body_item(d: &Delivery) -> anyhow::Result<Item> {
+    let mut item = key(format!("DLV#{}", d.id), "BODY");
+    item.insert("url".into(), s(&d.url));
+    item.insert("headers".into(), s(serde_json::to_string(&d.headers)?));
+    item.insert("payload".into(), s(&d.payload));
+    item.insert("expires_at".into(), n(expires_at(d)));
+    Ok(item)
+}
+
+fn expires_at(d: &Delivery) -> i64 {
+    d.deadline.as_second() + 30 * DAY_SECS
 }
 
 /// The attempts kept (the first and the last 19), one JSON text each.
@@ -61,7 +73,7 @@ fn attempt_list(attempts: &[Attempt]) -> anyhow::Result<AttributeValue> {
     Ok(AttributeValue::L(texts))
 }
 
-fn delivery_from(item: &Item) -> anyhow::Result<Delivery> {
+fn delivery_from(item: &Item, body: &Item) -> anyhow::Result<Delivery> {
     let status = get_s(item, "status")?;
     let attempts = match item.get("attempts") {
         Some(AttributeValue::L(list)) => list
@@ -82,9 +94,9 @@ fn delivery_from(item: &Item) -> anyhow::Result<Delivery> {
         step_id: get_s(item, "step_id")?,
         contact_id: get_n(item, "contact_id")?,
         handoff: serde_json::from_str::<Handoff>(&get_s(item, "handoff")?)?,
-        url: get_s(item, "url")?,
-        headers: serde_json::from_str(&get_s(item, "headers")?)?,
-        payload: get_s(item, "payload")?,
+        url: get_s(body, "url")?,
+        headers: serde_json::from_str(&get_s(body, "headers")?)?,
+        payload: get_s(body, "payload")?,
         status: DeliveryStatus::parse(&status).with_context(|| format!("status {status}"))?,
         created_at: from_millis(get_n(item, "created_at")?),
         deadline: from_millis(get_n(item, "deadline")?),
@@ -214,10 +226,15 @@ impl DeliveryStore for DynamoStore {
             "UNQ#{}#{}#{}",
             pass.scenario_id, pass.step_id, pass.contact_id
         );
+        if let Some(d) = delivery {
+            // the body first, outside the transaction (written once: an item that exists is
+            // the body of an earlier try of this pass, which the state below then points to)
+            self.put_new(body_item(d)?, "delivery body").await?;
+        }
         for first_visit in [true, false] {
             let mut writes = Vec::new();
             match delivery {
-                Some(d) => writes.push(self.put(delivery_item(d)?, not_exists)?),
+                Some(d) => writes.push(self.put(state_item(d)?, not_exists)?),
                 None => {
                     let mut marker = key(once_pk.clone(), once_sk);
                     marker.insert("expires_at".into(), ttl(15));
@@ -268,12 +285,16 @@ impl DeliveryStore for DynamoStore {
         Err(anyhow!("recording pass {} did not settle", pass.key))
     }
 
+    /// The state and the body in one strongly consistent `Query` of the delivery's partition.
     async fn get(&self, id: &str) -> StoreResult<Option<Delivery>> {
-        self.get_item(format!("DLV#{id}"), "DLV")
-            .await?
-            .as_ref()
-            .map(delivery_from)
-            .transpose()
+        let items = self.query_all(format!("DLV#{id}"), None).await?;
+        let part = |sk: &str| items.iter().find(|i| opt_s(i, "sk").as_deref() == Some(sk));
+        match (part("DLV"), part("BODY")) {
+            (Some(state), Some(body)) => Ok(Some(delivery_from(state, body)?)),
+            (Some(_), None) => Err(anyhow!("delivery {id} has no body")),
+            // nothing, or a body whose state was never written (its pass crashed half-way)
+            _ => Ok(None),
+        }
     }
 
     async fn record_attempt(
@@ -312,21 +333,22 @@ impl DeliveryStore for DynamoStore {
         }
         // newest first across the shards: the first limit+1 of each, merged
         let queries = (0..SHARDS).map(|shard| self.list_shard(f, shard));
-        let mut items: Vec<(String, Delivery)> = futures::future::try_join_all(queries)
+        let mut keys: Vec<(String, String)> = futures::future::try_join_all(queries)
             .await?
             .into_iter()
             .flatten()
             .collect();
-        items.sort_by(|a, b| b.0.cmp(&a.0));
-        let more = items.len() > f.limit;
-        items.truncate(f.limit);
+        keys.sort_by(|a, b| b.0.cmp(&a.0));
+        let more = keys.len() > f.limit;
+        keys.truncate(f.limit);
         let next_cursor = if more {
-            items.last().map(|(k, _)| k.clone())
+            keys.last().map(|(k, _)| k.clone())
         } else {
             None
         };
+        let ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
         Ok(Page {
-            items: items.into_iter().map(|(_, d)| d).collect(),
+            items: self.deliveries(&ids).await?,
             next_cursor,
         })
     }
@@ -363,12 +385,13 @@ impl DeliveryStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Up to `limit + 1` deliveries of one shard of a step's index, older than the cursor.
+    /// Up to `limit + 1` deliveries of one shard of a step's index, older than the cursor: their
+    /// index sort keys and ids (the index holds the state's keys, `account` and `status` only).
     async fn list_shard(
         &self,
         f: &DeliveryFilter<'_>,
         shard: u32,
-    ) -> anyhow::Result<Vec<(String, Delivery)>> {
+    ) -> anyhow::Result<Vec<(String, String)>> {
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -404,12 +427,62 @@ impl DynamoStore {
                 .await
                 .context("DynamoDB Query deliveries")?;
             for item in out.items.unwrap_or_default() {
-                found.push((get_s(&item, "gsi1sk")?, delivery_from(&item)?));
+                let pk = get_s(&item, "pk")?;
+                let id = pk.strip_prefix("DLV#").context("a delivery's pk")?;
+                found.push((get_s(&item, "gsi1sk")?, id.to_string()));
             }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() && found.len() <= f.limit => start = Some(k),
                 _ => return Ok(found),
             }
         }
+    }
+
+    /// These deliveries (state and body), in this order, with strongly consistent
+    /// `BatchGetItem`s of up to 100 keys.
+    async fn deliveries(&self, ids: &[&str]) -> anyhow::Result<Vec<Delivery>> {
+        let mut keys: Vec<Item> = ids
+            .iter()
+            .flat_map(|id| {
+                [
+                    key(format!("DLV#{id}"), "DLV"),
+                    key(format!("DLV#{id}"), "BODY"),
+                ]
+            })
+            .collect();
+        let mut got: HashMap<(String, String), Item> = HashMap::new();
+        while !keys.is_empty() {
+            let rest = keys.split_off(keys.len().min(100));
+            let batch = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::replace(&mut keys, rest)))
+                .consistent_read(true)
+                .build()?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, batch)
+                .send()
+                .await
+                .context("DynamoDB BatchGetItem deliveries")?;
+            for item in out.responses.unwrap_or_default().into_values().flatten() {
+                got.insert((get_s(&item, "pk")?, get_s(&item, "sk")?), item);
+            }
+            // keys DynamoDB did not get to this time go round again
+            if let Some(left) = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table))
+                && !left.keys.is_empty()
+            {
+                keys.extend(left.keys);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        ids.iter()
+            .map(|id| {
+                let part = |sk: &str| {
+                    got.get(&(format!("DLV#{id}"), sk.to_string()))
+                        .with_context(|| format!("delivery {id} ({sk}) is missing"))
+                };
+                delivery_from(part("DLV")?, part("BODY")?)
+            })
+            .collect()
     }
 }

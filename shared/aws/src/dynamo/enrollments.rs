@@ -1,7 +1,9 @@
 //! Enrollments, the re-entry rule and event answers.
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use hookline_core::domain::event::IntakeAnswer;
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
@@ -61,38 +63,50 @@ impl EnrollmentStore for DynamoStore {
         Ok(serde_json::from_str(&get_s(&stored, "answer")?)?)
     }
 
+    /// Without a transaction (half the write units): without `allow_reentry` the contact's
+    /// entry is claimed first (a conditional put naming this enrollment), then the enrollment
+    /// is put. A retry after a crash between the two finds the claim naming this very
+    /// enrollment and puts it; another event's finds another's name: already entered. (Until
+    /// the event that crashed is sent again — an event not answered is always sent again — the
+    /// contact counts as entered without an enrollment.)
     async fn create(&self, e: &Enrollment, allow_reentry: bool) -> StoreResult<EnrollOutcome> {
-        let not_exists = Some("attribute_not_exists(pk)");
-        let mut writes = vec![self.put(enrollment_item(e), not_exists)?];
         if !allow_reentry {
             let mut entry = key(format!("ENT#{}#{}", e.scenario_id, e.contact_id), "ENT");
             entry.insert("enrollment_id".into(), s(&e.id));
-            writes.push(self.put(entry, not_exists)?);
-        }
-        let result = self.transact(writes).await;
-        match result {
-            Ok(_) => Ok(EnrollOutcome::Created),
-            Err(err) if cancelled(&err) => {
-                // which condition failed: this enrollment exists, or the contact already
-                // entered; neither (a conflicting transaction) may pass: retried
-                if self.exists(format!("ENR#{}", e.id), "ENR").await? {
-                    Ok(EnrollOutcome::AlreadyExists)
-                } else if !allow_reentry
-                    && self
-                        .exists(format!("ENT#{}#{}", e.scenario_id, e.contact_id), "ENT")
-                        .await?
-                {
-                    Ok(EnrollOutcome::AlreadyEntered)
-                } else {
-                    Err(anyhow!(
-                        "creating enrollment {} was cancelled: {err:?}",
-                        e.id
-                    ))
+            let claimed = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(entry))
+                .condition_expression("attribute_not_exists(pk)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            match claimed {
+                Ok(_) => {}
+                Err(err) if is_conditional(&err) => {
+                    let holder = match err.as_service_error() {
+                        Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                            c.item().and_then(|i| opt_s(i, "enrollment_id"))
+                        }
+                        _ => None,
+                    };
+                    if holder.as_deref() != Some(e.id.as_str()) {
+                        return Ok(EnrollOutcome::AlreadyEntered);
+                    }
+                    // our own claim, from an earlier try of this intake
+                }
+                Err(err) => {
+                    return Err(anyhow::Error::from(err).context("DynamoDB PutItem entry"));
                 }
             }
-            Err(err) => {
-                Err(anyhow::Error::from(err).context("DynamoDB TransactWriteItems enrollment"))
-            }
+        }
+        if self.put_new(enrollment_item(e), "enrollment").await? {
+            Ok(EnrollOutcome::Created)
+        } else {
+            Ok(EnrollOutcome::AlreadyExists)
         }
     }
 

@@ -10,11 +10,12 @@
 //! | contact snapshot | `CON#{account}#{id}` | `CON` |
 //! | event answer (TTL 7 d) | `EVT#{account}#{event id}` | `EVT` |
 //! | enrollment | `ENR#{id}` | `ENR` |
-//! | entered (no re-entry) | `ENT#{scenario}#{contact}` | `ENT` |
+//! | entered (no re-entry; names the enrollment that claimed it) | `ENT#{scenario}#{contact}` | `ENT` |
 //! | pass marker (TTL 15 d) | `PASS#{key}` | `PASS` |
 //! | unique-contact marker | `UNQ#{scenario}#{step}#{contact}` | `UNQ` |
 //! | counter shard | `STAT#{scenario}#{shard}` | `{step}` |
-//! | delivery (TTL 30 d after the deadline) | `DLV#{id}` | `DLV`; gsi1: `DLVS#{scenario}#{step}#{shard}`, `{created ms}#{id}` |
+//! | delivery state: status, attempts (TTL 30 d after the deadline) | `DLV#{id}` | `DLV`; gsi1: `DLVS#{scenario}#{step}#{shard}`, `{created ms}#{id}` (projected: `account`, `status`) |
+//! | delivery body: url, headers, payload (written once; same TTL) | `DLV#{id}` | `BODY` |
 //! | API key (`revoked_at` once revoked) | `KEY#{sha256}` | `KEY` |
 //! | API key, listed | `KEYS` | `{prefix}#{sha256}` |
 //! | contact snapshot's time (`occurred_at`, on the contact item) | | |
@@ -23,9 +24,12 @@
 //!
 //! A busy webhook step never becomes a hot key: its counters and its delivery index are spread
 //! over [`SHARDS`] partition keys (by delivery id) and summed / merged on read. A pass, its
-//! counter increments and its delivery are written in one transaction with conditions, so a
-//! repeated message changes nothing; an attempt moves the delivery and its counters in one
-//! transaction conditioned on the attempt count.
+//! counter increments and its delivery's state are written in one transaction with conditions,
+//! so a repeated message changes nothing; an attempt moves the delivery's state and its
+//! counters in one transaction conditioned on the attempt count. Write units are the cost
+//! (every write is billed per started KB, twice inside a transaction): what a transaction
+//! does not need stays out of it (a delivery's body, written once before its state; the entry
+//! claim and the enrollment, two conditional puts), and what every attempt rewrites is small.
 //!
 //! One file per store: `scenarios.rs`, `contacts.rs`, `enrollments.rs` (with event answers),
 //! `deliveries.rs` (with the counters), `keys.rs`, `occurrences.rs`; the helpers they share are here.
