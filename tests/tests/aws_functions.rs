@@ -116,7 +116,9 @@ async fn setup(engine: &Hookline, url: &str) -> String {
     id
 }
 
-async fn stats(engine: &Hookline, id: &str, step: &str) -> Value {
+/// A step's statistics through stats-query, once the table's stream has been handed over.
+async fn stats(aws: &Aws, engine: &Hookline, id: &str, step: &str) -> Value {
+    aws.settle().await;
     let stats = hookline_aws::http_api::stats_routes(engine.clone());
     let (status, body) = call(
         &stats,
@@ -164,7 +166,7 @@ async fn an_event_walks_through_every_function_to_a_real_receiver() {
 
     for _ in 0..60 {
         pump(&aws, &engine, queue.as_ref()).await;
-        if stats(&engine, &id, "pause").await["passes"] == 1 && rx.count() >= 2 {
+        if stats(&aws, &engine, &id, "pause").await["passes"] == 1 && rx.count() >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -183,7 +185,7 @@ async fn an_event_walks_through_every_function_to_a_real_receiver() {
     );
     assert_eq!(body["scenario"], json!({"id": id, "stepId": "hook"}));
     assert_eq!(got[0].header("x-api-key"), Some("abc123"));
-    let hook = stats(&engine, &id, "hook").await;
+    let hook = stats(&aws, &engine, &id, "hook").await;
     assert_eq!(
         hook,
         json!({"stepId": "hook", "type": "send_webhook", "passes": 1, "uniqueContacts": 1, "accepted": 1, "pending": 0, "failed": 0})
@@ -236,7 +238,7 @@ async fn the_same_message_handled_twice_changes_nothing() {
                 aws.delete(q, receipt).await;
             }
         }
-        if stats(&engine, &id, "pause").await["passes"] == 1 {
+        if stats(&aws, &engine, &id, "pause").await["passes"] == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -246,7 +248,7 @@ async fn the_same_message_handled_twice_changes_nothing() {
         1,
         "a redelivered message sent the webhook again"
     );
-    let hook = stats(&engine, &id, "hook").await;
+    let hook = stats(&aws, &engine, &id, "hook").await;
     assert_eq!(
         (
             hook["passes"].as_u64(),
@@ -255,7 +257,7 @@ async fn the_same_message_handled_twice_changes_nothing() {
         ),
         (Some(1), Some(1), Some(0))
     );
-    assert_eq!(stats(&engine, &id, "pause").await["passes"], 1);
+    assert_eq!(stats(&aws, &engine, &id, "pause").await["passes"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -285,7 +287,7 @@ async fn one_bad_message_never_fails_the_batch() {
         "messages that can never succeed are acknowledged"
     );
     assert_eq!(
-        stats(&engine, &id, "hook").await["accepted"],
+        stats(&aws, &engine, &id, "hook").await["accepted"],
         1,
         "the good message was not processed"
     );
@@ -339,12 +341,12 @@ async fn the_intake_queue_enrolls_and_sets_bad_messages_aside() {
     assert_eq!(failed, vec!["m2", "m3", "m4"]);
     for _ in 0..40 {
         pump(&aws, &engine, queue.as_ref()).await;
-        if stats(&engine, &id, "hook").await["accepted"] == 1 {
+        if stats(&aws, &engine, &id, "hook").await["accepted"] == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let hook = stats(&engine, &id, "hook").await;
+    let hook = stats(&aws, &engine, &id, "hook").await;
     assert_eq!(
         (hook["passes"].clone(), hook["accepted"].clone()),
         (json!(1), json!(1))
@@ -392,16 +394,21 @@ impl Intercept for CrashAfter {
     }
 }
 
+/// A DynamoDB client that crashes as `crash` says.
+fn engine_client(crash: &CrashAfter, aws: &Aws) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&aws.config)
+            .interceptor(crash.clone())
+            .build(),
+    )
+}
+
 impl CrashAfter {
     /// The engine over clients that crash this way.
     fn engine(&self, aws: &Aws) -> (Hookline, Arc<hookline_aws::SqsQueue>) {
         let c = &aws.config;
         let clients = hookline_aws::lambda::Clients {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(c)
-                    .interceptor(self.clone())
-                    .build(),
-            ),
+            dynamodb: engine_client(self, aws),
             sqs: aws_sdk_sqs::Client::from_conf(
                 aws_sdk_sqs::config::Builder::from(c)
                     .interceptor(self.clone())
@@ -450,12 +457,12 @@ async fn attempts_are_signed_and_failed_deliveries_are_resent() {
     engine.intake(1, event("evt-s1")).await.unwrap();
     for _ in 0..80 {
         pump(&aws, &engine, queue.as_ref()).await;
-        if stats(&engine, &id, "hook").await["failed"] == 1 {
+        if stats(&aws, &engine, &id, "hook").await["failed"] == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(stats(&engine, &id, "hook").await["failed"], 1);
+    assert_eq!(stats(&aws, &engine, &id, "hook").await["failed"], 1);
     let got = rx.received();
     assert!(got.len() >= 2, "the first attempt and a retry");
     for r in &got {
@@ -500,13 +507,13 @@ async fn attempts_are_signed_and_failed_deliveries_are_resent() {
     assert_eq!((status, body), (202, json!({"queued": 1})));
     for _ in 0..40 {
         pump(&aws, &engine, queue.as_ref()).await;
-        if stats(&engine, &id, "hook").await["accepted"] == 1 {
+        if stats(&aws, &engine, &id, "hook").await["accepted"] == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        stats(&engine, &id, "hook").await,
+        stats(&aws, &engine, &id, "hook").await,
         json!({"stepId": "hook", "type": "send_webhook", "passes": 1, "uniqueContacts": 1, "accepted": 1, "pending": 0, "failed": 0})
     );
     let last = rx.received().pop().unwrap();
@@ -550,6 +557,9 @@ async fn a_crash_after_any_write_ends_with_one_delivery_and_exact_stats() {
             n,
         };
         let (engine, queue) = crash.engine(&aws);
+        // stats-query's stream handler over the same crashing client
+        let counters =
+            hookline_aws::DynamoStore::new(engine_client(&crash, &aws), &aws.settings.table);
         // the platform re-sends an event until it is accepted
         let mut sent = false;
         for _ in 0..3 {
@@ -561,14 +571,15 @@ async fn a_crash_after_any_write_ends_with_one_delivery_and_exact_stats() {
         assert!(sent, "crash after write {n}: the event was never accepted");
         for _ in 0..60 {
             pump(&aws, &engine, queue.as_ref()).await;
-            if stats(&plain, &id, "pause").await["passes"] == 1
-                && stats(&plain, &id, "hook").await["accepted"] == 1
+            aws.settle_with(&counters).await;
+            if stats(&aws, &plain, &id, "pause").await["passes"] == 1
+                && stats(&aws, &plain, &id, "hook").await["accepted"] == 1
             {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let hook = stats(&plain, &id, "hook").await;
+        let hook = stats(&aws, &plain, &id, "hook").await;
         assert_eq!(
             (
                 hook["passes"].as_u64(),
@@ -581,7 +592,7 @@ async fn a_crash_after_any_write_ends_with_one_delivery_and_exact_stats() {
             "crash after write {n}: {hook}"
         );
         assert_eq!(
-            stats(&plain, &id, "pause").await["passes"],
+            stats(&aws, &plain, &id, "pause").await["passes"],
             1,
             "crash after write {n}"
         );

@@ -157,6 +157,7 @@ async fn a_redelivered_message_never_starts_a_second_retry_chain() {
     handle(&engine, &aws, &retry).await;
     handle(&engine, &aws, &retry).await;
     assert_eq!(rx.count(), 2);
+    aws.settle().await;
     let stats = engine.step_stats(1, &id, "hook").await.unwrap();
     assert_eq!((stats.passes, stats.pending), (1, Some(1)));
 }

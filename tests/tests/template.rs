@@ -189,6 +189,48 @@ fn each_queue_feeds_its_consumer_with_partial_failures_and_a_dead_letter_queue()
     );
 }
 
+/// The counters come from the table's stream: stats-query reads it with both images (a status
+/// move is old → new), a tumbling window (each call names its `shardId`, the checkpoint's key)
+/// and a filter that lets through the records the handler counts; an alarm watches its lag.
+#[test]
+fn the_table_stream_feeds_the_counters_to_stats_query() {
+    let t = template();
+    let table = &resource(&t, "Table")["Properties"];
+    assert_eq!(
+        table["StreamSpecification"]["StreamViewType"].as_str(),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+    let events = resource(&t, "StatsQueryFunction")["Properties"]["Events"]
+        .as_mapping()
+        .unwrap()
+        .clone();
+    let streams: Vec<&Value> = events
+        .values()
+        .filter(|e| e["Type"].as_str() == Some("DynamoDB"))
+        .collect();
+    assert_eq!(streams.len(), 1, "stats-query reads the table's stream");
+    let p = &streams[0]["Properties"];
+    assert_eq!(
+        tag(&p["Stream"]),
+        Some(("GetAtt".into(), "Table.StreamArn".into()))
+    );
+    assert!(p["TumblingWindowInSeconds"].as_u64().unwrap() >= 1);
+    assert_eq!(p["StartingPosition"].as_str(), Some("TRIM_HORIZON"));
+    for f in list(&p["FilterCriteria"]["Filters"]) {
+        let pattern: serde_json::Value =
+            serde_json::from_str(f["Pattern"].as_str().unwrap()).unwrap();
+        let keys = &pattern["dynamodb"]["Keys"];
+        assert_eq!(
+            keys["pk"]["S"],
+            json!([{"prefix": "DLV#"}, {"prefix": "PASS#"}]),
+            "the deliveries' states and the pass markers"
+        );
+        assert_eq!(keys["sk"]["S"], json!(["DLV", "PASS"]));
+    }
+    let alarm = &resource(&t, "CountersBehindAlarm")["Properties"];
+    assert_eq!(alarm["MetricName"].as_str(), Some("IteratorAge"));
+}
+
 #[tokio::test]
 async fn every_route_is_served_by_the_function_the_template_sends_it_to() {
     let t = template();

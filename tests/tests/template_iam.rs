@@ -464,7 +464,17 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // stats-query
+    // stats-query: the table's stream keeps the counters, then the routes read them
+    let stats_client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&aws.config)
+            .interceptor(needs["StatsQueryFunction"].clone())
+            .build(),
+    );
+    aws.settle_with(&hookline_aws::DynamoStore::new(
+        stats_client,
+        &aws.settings.table,
+    ))
+    .await;
     assert_eq!(
         call(
             "StatsQueryFunction",

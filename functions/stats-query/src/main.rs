@@ -1,7 +1,7 @@
-//! Lambda `stats-query` (API Gateway HTTP API): statistics and deliveries.
+//! Lambda `stats-query`: statistics and deliveries (API Gateway HTTP API), and the table's
+//! stream, from which it keeps the statistics counters.
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    let (engine, _queue) = hookline_aws::lambda::init().await?;
-    lambda_http::run(hookline_aws::http_api::stats_routes(engine)).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    hookline_aws::lambda::run_stats_query().await
 }

@@ -156,6 +156,12 @@ pub fn engine_with_clock(
 
 /// A cold start: JSON logs, settings, SDK config, clients. Called once per process.
 pub async fn init() -> anyhow::Result<(Hookline, Arc<SqsQueue>)> {
+    let (config, settings) = cold_start().await?;
+    engine(&config, &settings)
+}
+
+/// JSON logs, settings and the SDK config, read once per process.
+async fn cold_start() -> anyhow::Result<(aws_config::SdkConfig, Settings)> {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
@@ -167,7 +173,7 @@ pub async fn init() -> anyhow::Result<(Hookline, Arc<SqsQueue>)> {
         .ok();
     let settings = Settings::from_env(|k| std::env::var(k).ok())?;
     let config = aws_config::load_from_env().await;
-    engine(&config, &settings)
+    Ok((config, settings))
 }
 
 /// Handles an SQS batch concurrently, one span per message. A message that fails with an
@@ -409,4 +415,64 @@ pub fn is_sqs(payload: &serde_json::Value) -> bool {
         .pointer("/Records/0/eventSource")
         .and_then(|s| s.as_str())
         == Some("aws:sqs")
+}
+
+/// A DynamoDB stream batch (`{"Records": [{"eventSource": "aws:dynamodb", …}]}`), or the
+/// closing call of a tumbling window (`shardId` and `window`, perhaps no records).
+pub fn is_stream(payload: &serde_json::Value) -> bool {
+    payload.get("shardId").is_some() && payload.get("window").is_some()
+        || payload
+            .pointer("/Records/0/eventSource")
+            .and_then(|s| s.as_str())
+            == Some("aws:dynamodb")
+}
+
+/// The table's stream (template: a tumbling window, so that each call names its `shardId`):
+/// the batch's changes applied to the statistics counters ([`DynamoStore::apply_stream`]). An
+/// error fails the call and Lambda hands the batch over again; records already applied are
+/// skipped then. Answers the window's (empty) state.
+pub async fn handle_stream(
+    store: &DynamoStore,
+    payload: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let shard = payload
+        .get("shardId")
+        .and_then(|s| s.as_str())
+        .context("a stream batch without shardId (the event source needs a tumbling window)")?;
+    let records = payload
+        .get("Records")
+        .and_then(|r| r.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let counted = store.apply_stream(shard, records).await?;
+    tracing::info!(shard, records = records.len(), counted, "counters updated");
+    Ok(serde_json::json!({ "state": {}, "batchItemFailures": [] }))
+}
+
+/// The whole `main` of `stats-query`: the HTTP routes (API Gateway) and the table's stream,
+/// which keeps the counters, told apart by the event's shape.
+pub async fn run_stats_query() -> Result<(), lambda_runtime::Error> {
+    use lambda_http::tower::{Service, ServiceExt};
+    use lambda_runtime::{LambdaEvent, service_fn};
+    let (config, settings) = cold_start().await?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &settings.table);
+    let (engine, _queue) = engine(&config, &settings)?;
+    let http = lambda_http::Adapter::from(crate::http_api::stats_routes(engine));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let (store, mut http) = (store.clone(), http.clone());
+        async move {
+            let LambdaEvent { payload, context } = event;
+            if is_stream(&payload) {
+                return Ok::<_, lambda_runtime::Error>(handle_stream(&store, &payload).await?);
+            }
+            let request: lambda_http::request::LambdaRequest = serde_json::from_value(payload)?;
+            let response = http
+                .ready()
+                .await?
+                .call(LambdaEvent::new(request, context))
+                .await?;
+            Ok(serde_json::to_value(response)?)
+        }
+    }))
+    .await
 }

@@ -94,7 +94,9 @@ pub async fn cost_per_occurrence() {
         }
     }
     assert_eq!(rx.count(), n as usize);
-    let firing = take("firing: enrollment, webhook, next year's occurrence");
+    // stats-query's stream handler keeps the counters: its writes are the webhooks' too
+    aws.settle_with(&counting_store(&aws, &counter)).await;
+    let firing = take("firing: enrollment, webhook, next year's occurrence, counters");
     let esm = 2.0 * batches as f64;
     let per = |x: f64| x / n as f64;
     let all = [&scheduling, &tick, &firing];

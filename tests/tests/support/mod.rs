@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 use hookline_aws::lambda::Settings;
 use hookline_aws::{DynamoStore, QueueRef, SqsQueue};
@@ -46,13 +46,24 @@ fn ulid_like() -> String {
     )
 }
 
-/// The projection of the template's index `gsi1`, read from infra/template.yaml (so the
-/// tables the tests make cannot drift from the one SAM deploys).
-fn template_projection() -> Projection {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
+/// The template's table properties, read from infra/template.yaml.
+fn template_table() -> serde_yaml::Value {
+    // the repository's root: the first folder above this crate's with infra/template.yaml
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|d| d.join("infra/template.yaml"))
+        .find(|p| p.exists())
+        .unwrap();
     let t: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let p = &t["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"][0]["Projection"];
+    t["Resources"]["Table"]["Properties"].clone()
+}
+
+/// The projection of the template's index `gsi1` (so the tables the tests make cannot drift
+/// from the one SAM deploys).
+fn template_projection() -> Projection {
+    let t = template_table();
+    let p = &t["GlobalSecondaryIndexes"][0]["Projection"];
     let kind = p["ProjectionType"].as_str().unwrap();
     let attrs = p["NonKeyAttributes"]
         .as_sequence()
@@ -63,8 +74,8 @@ fn template_projection() -> Projection {
         .build()
 }
 
-/// The table layout the SAM template declares.
-pub async fn create_table(config: &aws_config::SdkConfig) -> String {
+/// The table layout the SAM template declares: its name and its stream's ARN.
+pub async fn create_table(config: &aws_config::SdkConfig) -> (String, String) {
     let client = aws_sdk_dynamodb::Client::new(config);
     let name = unique("hookline");
     let attr = |n: &str| {
@@ -81,7 +92,7 @@ pub async fn create_table(config: &aws_config::SdkConfig) -> String {
             .build()
             .unwrap()
     };
-    client
+    let created = client
         .create_table()
         .table_name(&name)
         .billing_mode(BillingMode::PayPerRequest)
@@ -100,10 +111,48 @@ pub async fn create_table(config: &aws_config::SdkConfig) -> String {
                 .build()
                 .unwrap(),
         )
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(
+                    template_table()["StreamSpecification"]["StreamViewType"]
+                        .as_str()
+                        .unwrap(),
+                ))
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
-    name
+    let stream = created
+        .table_description
+        .and_then(|t| t.latest_stream_arn)
+        .unwrap();
+    (name, stream)
+}
+
+/// moto's DynamoDB Streams API: JSON over HTTP/1.1 (moto reads the target, not the signature).
+async fn streams(target: &str, body: serde_json::Value) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let endpoint = endpoint();
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut conn = tokio::net::TcpStream::connect(host).await.unwrap();
+    let body = body.to_string();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nX-Amz-Target: DynamoDBStreams_20120810.{target}\r\n\
+         Content-Type: application/x-amz-json-1.0\r\nAuthorization: AWS4-HMAC-SHA256 \
+         Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, \
+         Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains(" 200 "), "{target}: {head}\n{body}");
+    serde_json::from_str(body).unwrap()
 }
 
 pub async fn create_queue(config: &aws_config::SdkConfig, prefix: &str) -> QueueRef {
@@ -130,13 +179,16 @@ pub async fn create_queue(config: &aws_config::SdkConfig, prefix: &str) -> Queue
 pub struct Aws {
     pub config: aws_config::SdkConfig,
     pub settings: Settings,
+    /// The table's stream, and where each of its shards was read up to.
+    pub stream_arn: String,
+    iterators: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl Aws {
     /// A fresh table, two queues and a schedule group.
     pub async fn fresh(policy: RetryPolicy) -> Aws {
         let config = sdk_config().await;
-        let table = create_table(&config).await;
+        let (table, stream_arn) = create_table(&config).await;
         let advance_queue = create_queue(&config, "advance").await;
         let deliver_queue = create_queue(&config, "deliver").await;
         let group = unique("hookline");
@@ -157,6 +209,69 @@ impl Aws {
                 allow_private_targets: true,
             },
             config,
+            stream_arn,
+            iterators: Default::default(),
+        }
+    }
+
+    /// Plays the table stream's event source mapping (with a tumbling window, as the template
+    /// sets it, so each call names its shard): every record not handed over yet goes to
+    /// `stats-query`'s stream handler, which keeps the counters. Statistics are read after it.
+    pub async fn settle(&self) {
+        self.settle_with(&self.store()).await;
+    }
+
+    /// [`Aws::settle`] with the handler over this store (a test counts its calls).
+    pub async fn settle_with(&self, store: &DynamoStore) {
+        let described = streams(
+            "DescribeStream",
+            serde_json::json!({"StreamArn": self.stream_arn}),
+        )
+        .await;
+        for shard in described["StreamDescription"]["Shards"].as_array().unwrap() {
+            let id = shard["ShardId"].as_str().unwrap().to_string();
+            let known = self.iterators.lock().unwrap().get(&id).cloned();
+            let mut iterator = match known {
+                Some(i) => i,
+                None => streams(
+                    "GetShardIterator",
+                    serde_json::json!({"StreamArn": self.stream_arn,
+                    "ShardId": id, "ShardIteratorType": "TRIM_HORIZON"}),
+                )
+                .await["ShardIterator"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            };
+            loop {
+                let out = streams(
+                    "GetRecords",
+                    serde_json::json!({"ShardIterator": iterator, "Limit": 1000}),
+                )
+                .await;
+                let mut records = out["Records"].as_array().cloned().unwrap_or_default();
+                if records.is_empty() {
+                    break;
+                }
+                for r in &mut records {
+                    r["eventSource"] = "aws:dynamodb".into();
+                    r["eventSourceARN"] = self.stream_arn.clone().into();
+                }
+                let payload = serde_json::json!({"Records": records, "shardId": id,
+                    "eventSourceARN": self.stream_arn, "state": {},
+                    "window": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:00:01Z"},
+                    "isFinalInvokeForWindow": false, "isWindowTerminatedEarly": false});
+                assert!(hookline_aws::lambda::is_stream(&payload));
+                // a failed call gets the same batch again (Lambda retries a stream batch until
+                // it passes); the next one only after it passed
+                let mut tries = 0;
+                while let Err(e) = hookline_aws::lambda::handle_stream(store, &payload).await {
+                    tries += 1;
+                    assert!(tries < 5, "the stream handler keeps failing: {e:#}");
+                }
+                iterator = out["NextShardIterator"].as_str().unwrap().to_string();
+            }
+            self.iterators.lock().unwrap().insert(id, iterator);
         }
     }
 

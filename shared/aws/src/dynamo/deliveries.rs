@@ -2,7 +2,7 @@
 
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use hookline_core::domain::delivery::{Attempt, Delivery, DeliveryStatus, Handoff};
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
@@ -107,41 +107,11 @@ fn delivery_from(item: &Item, body: &Item) -> anyhow::Result<Delivery> {
 }
 
 impl DynamoStore {
-    /// `ADD` to one counter shard of a step.
-    pub(super) fn count(
-        &self,
-        account: i64,
-        scenario: &str,
-        step: &str,
-        shard: u32,
-        adds: &[(&str, i64)],
-    ) -> anyhow::Result<TransactWriteItem> {
-        let mut expr = Vec::new();
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("STAT#{scenario}#{shard}"), step)))
-            .expression_attribute_values(":account", n(account));
-        for (i, (field, delta)) in adds.iter().enumerate() {
-            expr.push(format!("{field} :d{i}"));
-            update = update.expression_attribute_values(format!(":d{i}"), n(delta));
-        }
-        let update = update
-            .update_expression(format!("SET account = :account ADD {}", expr.join(", ")))
-            .build()?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    pub(super) async fn exists(&self, pk: String, sk: &str) -> anyhow::Result<bool> {
-        Ok(self.get_item(pk, sk).await?.is_some())
-    }
-}
-
-impl DynamoStore {
     /// The compare-and-set behind every attempt (a first try, a retry, a resend): the delivery
     /// moves from `from` after as many attempts as `d` (as read) has to `status`, with the
     /// attempt appended (the whole kept list, not an append: the item never grows past 20
-    /// attempts) and its next attempt time; its step's counters move `from → status` in the
-    /// same transaction when they differ. `Ok(false)`: someone recorded it first.
+    /// attempts) and its next attempt time. One conditional `UpdateItem` of the state: the
+    /// counters follow from the stream (`counters.rs`). `Ok(false)`: someone recorded it first.
     async fn move_delivery(
         &self,
         d: &Delivery,
@@ -151,7 +121,9 @@ impl DynamoStore {
         next_attempt_at: Option<Timestamp>,
     ) -> StoreResult<bool> {
         let mut sets = vec!["attempt_count = :count", "#st = :status"];
-        let mut update = Update::builder()
+        let mut update = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(key(format!("DLV#{}", d.id), "DLV")))
             .condition_expression(
@@ -178,111 +150,53 @@ impl DynamoStore {
             }
             None => format!("SET {} REMOVE next_attempt_at", sets.join(", ")),
         };
-        let update = update.update_expression(expression).build()?;
-        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
-        if status != from {
-            writes.push(self.count(
-                d.account,
-                &d.scenario_id,
-                &d.step_id,
-                shard_of(&d.id),
-                &[(from.as_str(), -1), (status.as_str(), 1)],
-            )?);
-        }
-        match self.transact(writes).await {
+        match update.update_expression(expression).send().await {
             Ok(_) => Ok(true),
-            Err(err) if cancelled(&err) => {
-                // lost the compare-and-set (someone recorded this attempt), or a conflicting
-                // transaction cancelled ours: only the first is final
-                match DeliveryStore::get(self, &d.id).await? {
-                    Some(now) if now.status == from && now.attempt_count == d.attempt_count => Err(
-                        anyhow!("recording an attempt of {} was cancelled: {err:?}", d.id),
-                    ),
-                    _ => Ok(false),
-                }
-            }
-            Err(err) => {
-                Err(anyhow::Error::from(err).context("DynamoDB TransactWriteItems attempt"))
-            }
+            Err(err) if is_conditional(&err) => Ok(false),
+            Err(err) => Err(anyhow::Error::from(err).context("DynamoDB UpdateItem attempt")),
         }
     }
 }
 
 #[async_trait]
 impl DeliveryStore for DynamoStore {
-    /// One transaction: the record that makes the pass happen once — the delivery itself for
-    /// a webhook step (its id derives from the pass), a pass marker otherwise — the
-    /// unique-contact marker only where a contact may pass a step twice (re-entry), and the
-    /// counters.
+    /// One conditional put, no transaction: the record that makes the pass happen once — the
+    /// delivery's state for a webhook step (its id derives from the pass; its body is put just
+    /// before it), a pass marker otherwise — carrying what the counters need (account,
+    /// scenario, step, and `unique`: the contact's first pass of this step). The table's stream
+    /// turns it into the counts (`counters.rs`). Where a contact may pass a step twice
+    /// (re-entry), a claim `UNQ#{scenario}#{step}#{contact}` naming the first pass decides
+    /// `unique` once, and again the same way for a retry of that pass.
     async fn record_pass(&self, pass: &Pass, delivery: Option<&Delivery>) -> StoreResult<bool> {
-        let not_exists = Some("attribute_not_exists(pk)");
-        // a webhook pass counts on its delivery's shard, where its attempts will count too
-        let shard = shard_of(delivery.map(|d| d.id.as_str()).unwrap_or(&pass.key));
-        let (once_pk, once_sk) = match delivery {
-            Some(d) => (format!("DLV#{}", d.id), "DLV"),
-            None => (format!("PASS#{}", pass.key), "PASS"),
+        let unique = pass.first_for_contact || {
+            let mut claim = key(
+                format!(
+                    "UNQ#{}#{}#{}",
+                    pass.scenario_id, pass.step_id, pass.contact_id
+                ),
+                "UNQ",
+            );
+            claim.insert("pass".into(), s(&pass.key));
+            self.claim(claim, "pass", &pass.key).await?
         };
-        let unique_pk = format!(
-            "UNQ#{}#{}#{}",
-            pass.scenario_id, pass.step_id, pass.contact_id
-        );
-        if let Some(d) = delivery {
-            // the body first, outside the transaction (written once: an item that exists is
-            // the body of an earlier try of this pass, which the state below then points to)
-            self.put_new(body_item(d)?, "delivery body").await?;
-        }
-        for first_visit in [true, false] {
-            let mut writes = Vec::new();
-            match delivery {
-                Some(d) => writes.push(self.put(state_item(d)?, not_exists)?),
-                None => {
-                    let mut marker = key(once_pk.clone(), once_sk);
-                    marker.insert("expires_at".into(), ttl(15));
-                    writes.push(self.put(marker, not_exists)?);
-                }
+        let mut record = match delivery {
+            Some(d) => {
+                // written once: an item that exists is the body of an earlier try of this
+                // pass, which the state then points to (the same bytes on every attempt)
+                self.put_new(body_item(d)?, "delivery body").await?;
+                state_item(d)?
             }
-            let mut adds = vec![("passes", 1)];
-            if first_visit {
-                if !pass.first_for_contact {
-                    writes.push(self.put(key(unique_pk.clone(), "UNQ"), not_exists)?);
-                }
-                adds.push(("unique_contacts", 1));
+            None => {
+                let mut marker = key(format!("PASS#{}", pass.key), "PASS");
+                marker.insert("account".into(), n(pass.account));
+                marker.insert("scenario_id".into(), s(&pass.scenario_id));
+                marker.insert("step_id".into(), s(&pass.step_id));
+                marker.insert("expires_at".into(), ttl(15));
+                marker
             }
-            if delivery.is_some() {
-                adds.push(("pending", 1));
-            }
-            writes.push(self.count(
-                pass.account,
-                &pass.scenario_id,
-                &pass.step_id,
-                shard,
-                &adds,
-            )?);
-            match self.transact(writes).await {
-                Ok(_) => return Ok(true),
-                Err(err) if cancelled(&err) => {
-                    if self.exists(once_pk.clone(), once_sk).await? {
-                        return Ok(false); // recorded before: a repeated message
-                    }
-                    if !first_visit
-                        || pass.first_for_contact
-                        || !self.exists(unique_pk.clone(), "UNQ").await?
-                    {
-                        return Err(anyhow!(
-                            "recording pass {} was cancelled: {err:?}",
-                            pass.key
-                        ));
-                    }
-                    // the contact passed this step before: record it without counting it anew
-                }
-                Err(err) => {
-                    return Err(
-                        anyhow::Error::from(err).context("DynamoDB TransactWriteItems pass")
-                    );
-                }
-            }
-        }
-        Err(anyhow!("recording pass {} did not settle", pass.key))
+        };
+        record.insert("unique".into(), AttributeValue::Bool(unique));
+        self.put_new(record, "pass").await
     }
 
     /// The state and the body in one strongly consistent `Query` of the delivery's partition.
@@ -353,32 +267,26 @@ impl DeliveryStore for DynamoStore {
         })
     }
 
+    /// One strongly consistent `Query`: a scenario's counters, an item per step (kept by the
+    /// stream, `counters.rs`).
     async fn step_counts(&self, account: i64, scenario_id: &str) -> StoreResult<Vec<StepCounts>> {
-        let reads =
-            (0..SHARDS).map(|shard| self.query_all(format!("STAT#{scenario_id}#{shard}"), None));
-        let shards = futures::future::try_join_all(reads).await?;
-        let mut counts: Vec<StepCounts> = Vec::new();
-        for item in shards.iter().flatten() {
+        let items = self
+            .query_all(super::counters::stat_pk(scenario_id), None)
+            .await?;
+        let mut counts = Vec::new();
+        for item in items.iter() {
             if opt_n(item, "account") != Some(account) {
                 continue;
             }
-            let step = get_s(item, "sk")?;
-            let entry = match counts.iter_mut().position(|c| c.step_id == step) {
-                Some(i) => &mut counts[i],
-                None => {
-                    counts.push(StepCounts {
-                        step_id: step,
-                        ..StepCounts::default()
-                    });
-                    counts.last_mut().context("just pushed")?
-                }
-            };
             let get = |k: &str| opt_n(item, k).unwrap_or(0).max(0) as u64;
-            entry.passes += get("passes");
-            entry.unique_contacts += get("unique_contacts");
-            entry.accepted += get("accepted");
-            entry.pending += get("pending");
-            entry.failed += get("failed");
+            counts.push(StepCounts {
+                step_id: get_s(item, "sk")?,
+                passes: get("passes"),
+                unique_contacts: get("unique_contacts"),
+                accepted: get("accepted"),
+                pending: get("pending"),
+                failed: get("failed"),
+            });
         }
         Ok(counts)
     }

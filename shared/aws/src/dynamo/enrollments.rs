@@ -2,8 +2,6 @@
 
 use anyhow::Context;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use hookline_core::domain::event::IntakeAnswer;
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
@@ -73,34 +71,8 @@ impl EnrollmentStore for DynamoStore {
         if !allow_reentry {
             let mut entry = key(format!("ENT#{}#{}", e.scenario_id, e.contact_id), "ENT");
             entry.insert("enrollment_id".into(), s(&e.id));
-            let claimed = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(entry))
-                .condition_expression("attribute_not_exists(pk)")
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .send()
-                .await;
-            match claimed {
-                Ok(_) => {}
-                Err(err) if is_conditional(&err) => {
-                    let holder = match err.as_service_error() {
-                        Some(PutItemError::ConditionalCheckFailedException(c)) => {
-                            c.item().and_then(|i| opt_s(i, "enrollment_id"))
-                        }
-                        _ => None,
-                    };
-                    if holder.as_deref() != Some(e.id.as_str()) {
-                        return Ok(EnrollOutcome::AlreadyEntered);
-                    }
-                    // our own claim, from an earlier try of this intake
-                }
-                Err(err) => {
-                    return Err(anyhow::Error::from(err).context("DynamoDB PutItem entry"));
-                }
+            if !self.claim(entry, "enrollment_id", &e.id).await? {
+                return Ok(EnrollOutcome::AlreadyEntered);
             }
         }
         if self.put_new(enrollment_item(e), "enrollment").await? {

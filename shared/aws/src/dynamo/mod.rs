@@ -35,6 +35,7 @@
 //! `deliveries.rs` (with the counters), `keys.rs`, `occurrences.rs`; the helpers they share are here.
 
 mod contacts;
+mod counters;
 mod deliveries;
 mod enrollments;
 mod keys;
@@ -46,8 +47,11 @@ use std::collections::HashMap;
 use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
@@ -204,6 +208,10 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    pub(super) async fn exists(&self, pk: String, sk: &str) -> anyhow::Result<bool> {
+        Ok(self.get_item(pk, sk).await?.is_some())
+    }
+
     /// Puts an item that must not exist yet; `Ok(false)` when it already does.
     pub(super) async fn put_new(&self, item: Item, what: &str) -> anyhow::Result<bool> {
         let result = self
@@ -218,6 +226,34 @@ impl DynamoStore {
             Ok(_) => Ok(true),
             Err(e) if is_conditional(&e) => Ok(false),
             Err(e) => Err(anyhow::Error::from(e).context(format!("DynamoDB PutItem {what}"))),
+        }
+    }
+
+    /// Claims a key for `holder` with a conditional put of `item` (which names it in `attr`):
+    /// `true` when it is claimed now or was claimed by this same holder before (a retry after a
+    /// crash), `false` when another holder has it.
+    pub(super) async fn claim(&self, item: Item, attr: &str, holder: &str) -> anyhow::Result<bool> {
+        let claimed = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional(&err) => {
+                let stored = match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                        c.item().and_then(|i| opt_s(i, attr))
+                    }
+                    _ => None,
+                };
+                Ok(stored.as_deref() == Some(holder))
+            }
+            Err(err) => Err(anyhow::Error::from(err).context("DynamoDB PutItem claim")),
         }
     }
 

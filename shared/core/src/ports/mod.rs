@@ -287,7 +287,10 @@ pub trait DeliveryStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// A webhook step's deliveries, newest first.
     async fn list(&self, filter: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>>;
-    /// Counters of every step of a scenario that has had at least one pass.
+    /// Counters of every step of a scenario that has had at least one pass. They may lag the
+    /// writes above (on AWS they are kept from the table's stream, about a second behind), but
+    /// every reading satisfies `accepted + pending + failed == passes`, and once the writes have
+    /// settled they count each pass and each move exactly once.
     async fn step_counts(&self, account: i64, scenario_id: &str) -> StoreResult<Vec<StepCounts>>;
 }
 
