@@ -11,10 +11,11 @@
 //! | event answer (TTL 7 d) | `EVT#{account}#{event id}` | `EVT` |
 //! | enrollment | `ENR#{id}` | `ENR` |
 //! | entered (no re-entry; names the enrollment that claimed it) | `ENT#{scenario}#{contact}` | `ENT` |
-//! | pass marker (TTL 15 d) | `PASS#{key}` | `PASS` |
-//! | unique-contact marker | `UNQ#{scenario}#{step}#{contact}` | `UNQ` |
-//! | counter shard | `STAT#{scenario}#{shard}` | `{step}` |
-//! | delivery state: status, attempts (TTL 30 d after the deadline) | `DLV#{id}` | `DLV`; gsi1: `DLVS#{scenario}#{step}#{shard}`, `{created ms}#{id}` (projected: `account`, `status`) |
+//! | pass marker (account, scenario, step, `unique`; TTL 15 d) | `PASS#{key}` | `PASS` |
+//! | a contact's first pass of a step (re-entry only; names the pass that claimed it) | `UNQ#{scenario}#{step}#{contact}` | `UNQ` |
+//! | a step's counters (written by the stream handler only) | `STAT#{scenario}` | `{step}` |
+//! | the last stream record applied to the counters, per stream shard (TTL 2 d) | `STRM#{shard id}` | `STRM` |
+//! | delivery state: status, attempts, `unique` (TTL 30 d after the deadline) | `DLV#{id}` | `DLV`; gsi1: `DLVS#{scenario}#{step}#{shard}`, `{created ms}#{id}` (projected: `account`, `status`) |
 //! | delivery body: url, headers, payload (written once; same TTL) | `DLV#{id}` | `BODY` |
 //! | API key (`revoked_at` once revoked) | `KEY#{sha256}` | `KEY` |
 //! | API key, listed | `KEYS` | `{prefix}#{sha256}` |
@@ -22,17 +23,20 @@
 //! | occurrence of a time-based trigger (TTL 30 d after it) | `OCC#{minute}#{shard}` | `{account}#{scenario}#{contact}#{date}` |
 //! | the last minute the tick swept | `SWEEP` | `SWEEP` |
 //!
-//! A busy webhook step never becomes a hot key: its counters and its delivery index are spread
-//! over [`SHARDS`] partition keys (by delivery id) and summed / merged on read. A pass, its
-//! counter increments and its delivery's state are written in one transaction with conditions,
-//! so a repeated message changes nothing; an attempt moves the delivery's state and its
-//! counters in one transaction conditioned on the attempt count. Write units are the cost
-//! (every write is billed per started KB, twice inside a transaction): what a transaction
-//! does not need stays out of it (a delivery's body, written once before its state; the entry
-//! claim and the enrollment, two conditional puts), and what every attempt rewrites is small.
+//! Write units are the cost (every write is billed per started KB, twice inside a
+//! transaction), so the webhook path has **no transaction**: each record is one conditional
+//! write, keyed so that a repeated message or a retry after a crash finds what it wrote and
+//! goes on — a pass is its record's conditional put (the delivery's state, its body put just
+//! before it; or a pass marker), an attempt one `UpdateItem` conditioned on the attempt count,
+//! an enrollment's move one conditioned on its sequence number; claims (entry, first pass)
+//! name their holder, so a retry recognises its own. The counters follow from the table's
+//! stream (`counters.rs`). A busy webhook step never becomes a hot key: its delivery index is
+//! spread over [`SHARDS`] partition keys (by delivery id) and merged on read, and its counters
+//! take one write per stream batch.
 //!
 //! One file per store: `scenarios.rs`, `contacts.rs`, `enrollments.rs` (with event answers),
-//! `deliveries.rs` (with the counters), `keys.rs`, `occurrences.rs`; the helpers they share are here.
+//! `deliveries.rs`, `counters.rs` (kept from the stream), `keys.rs`, `occurrences.rs`; the
+//! helpers they share are here.
 
 mod contacts;
 mod counters;
