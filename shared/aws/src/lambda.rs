@@ -449,6 +449,18 @@ pub async fn handle_stream(
     Ok(serde_json::json!({ "state": {}, "batchItemFailures": [] }))
 }
 
+/// `stats-query`'s engine: its counters read up to date from the table's stream
+/// ([`crate::stream::CountersUpToDate`]).
+pub fn counters_up_to_date(
+    engine: Hookline,
+    store: DynamoStore,
+    streams: aws_sdk_dynamodbstreams::Client,
+) -> Hookline {
+    let mut ports = engine.ports.clone();
+    ports.deliveries = Arc::new(crate::stream::CountersUpToDate::new(store, streams));
+    Hookline::new(ports, engine.policy.clone())
+}
+
 /// The whole `main` of `stats-query`: the HTTP routes (API Gateway) and the table's stream,
 /// which keeps the counters, told apart by the event's shape.
 pub async fn run_stats_query() -> Result<(), lambda_runtime::Error> {
@@ -457,6 +469,8 @@ pub async fn run_stats_query() -> Result<(), lambda_runtime::Error> {
     let (config, settings) = cold_start().await?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &settings.table);
     let (engine, _queue) = engine(&config, &settings)?;
+    let streams = aws_sdk_dynamodbstreams::Client::new(&config);
+    let engine = counters_up_to_date(engine, store.clone(), streams);
     let http = lambda_http::Adapter::from(crate::http_api::stats_routes(engine));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let (store, mut http) = (store.clone(), http.clone());

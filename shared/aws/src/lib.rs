@@ -1,9 +1,11 @@
 //! Hookline on AWS: the store ports on DynamoDB ([`DynamoStore`]), the queue port on SQS and
-//! EventBridge Scheduler ([`SqsQueue`]), and what the Lambda binaries share ([`lambda`]).
+//! EventBridge Scheduler ([`SqsQueue`]), statistics read up to date from the table's stream
+//! ([`stream`]), and what the Lambda binaries share ([`lambda`]).
 
 mod dynamo;
 pub mod lambda;
 mod queue;
+pub mod stream;
 
 pub use dynamo::{DynamoStore, SHARDS};
 pub use queue::{MAX_SQS_DELAY, QueueRef, SqsQueue, at_expression, schedule_name};

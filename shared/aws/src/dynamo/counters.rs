@@ -126,15 +126,33 @@ pub fn deltas_of(record: &Value) -> Option<(StepKey, Deltas)> {
 }
 
 impl DynamoStore {
+    /// The table's stream (`DescribeTable`).
+    pub async fn stream_arn(&self) -> anyhow::Result<String> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .context("DynamoDB DescribeTable")?
+            .table
+            .and_then(|t| t.latest_stream_arn)
+            .context("the table has no stream")
+    }
+
+    /// The last sequence number applied from a stream shard (padded), if any.
+    pub async fn stream_checkpoint(&self, shard: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .get_item(format!("STRM#{shard}"), "STRM")
+            .await?
+            .and_then(|i| opt_s(&i, "seq")))
+    }
+
     /// Applies a batch of stream records of shard `shard` (in stream order) to the counters,
     /// each exactly once whatever was applied before; how many records counted now.
     pub async fn apply_stream(&self, shard: &str, records: &[Value]) -> anyhow::Result<usize> {
         let checkpoint = key(format!("STRM#{shard}"), "STRM");
         for _ in 0..5 {
-            let done = self
-                .get_item(format!("STRM#{shard}"), "STRM")
-                .await?
-                .and_then(|i| opt_s(&i, "seq"));
+            let done = self.stream_checkpoint(shard).await?;
             let mut fresh = Vec::new();
             for r in records {
                 let seq = sequence(r).context("a stream record without a sequence number")?;
