@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod runtime;
+
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{

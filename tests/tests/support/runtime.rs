@@ -1,0 +1,105 @@
+//! The Lambda Runtime API, played on 127.0.0.1 for a real function binary: it hands the
+//! binary the queued events one by one and keeps what it answers.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use serde_json::Value;
+
+use super::Aws;
+
+#[derive(Clone, Default)]
+pub struct Runtime {
+    pub events: Arc<Mutex<VecDeque<(String, Value)>>>,
+    pub answers: Arc<Mutex<Vec<(String, String, Value)>>>,
+}
+
+async fn next(State(rt): State<Runtime>) -> (HeaderMap, String) {
+    loop {
+        let event = rt.events.lock().unwrap().pop_front();
+        if let Some((id, event)) = event {
+            let mut headers = HeaderMap::new();
+            headers.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
+            let deadline = jiff::Timestamp::now().as_millisecond() + 30_000;
+            headers.insert(
+                "lambda-runtime-deadline-ms",
+                deadline.to_string().parse().unwrap(),
+            );
+            headers.insert(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:hookline"
+                    .parse()
+                    .unwrap(),
+            );
+            headers.insert("lambda-runtime-trace-id", "Root=1-0-0".parse().unwrap());
+            return (headers, event.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn answered(
+    State(rt): State<Runtime>,
+    Path((id, kind)): Path<(String, String)>,
+    body: String,
+) -> &'static str {
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    rt.answers.lock().unwrap().push((id, kind, value));
+    "{}"
+}
+
+/// Runs `binary` (a function's `bootstrap`) with the settings of `aws` against a runtime that
+/// hands it `events` (request id, event); returns its answers (request id, `response` or
+/// `error`, body) once it has answered them all, or after 10 s.
+pub async fn run(
+    binary: &str,
+    aws: &Aws,
+    events: Vec<(String, Value)>,
+) -> Vec<(String, String, Value)> {
+    let rt = Runtime::default();
+    let n = events.len();
+    rt.events.lock().unwrap().extend(events);
+    let app = axum::Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(answered))
+        .with_state(rt.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let s = &aws.settings;
+    let mut child = std::process::Command::new(binary)
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "hookline")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_ENDPOINT_URL", super::endpoint())
+        .env("HOOKLINE_TABLE", &s.table)
+        .env("HOOKLINE_ADVANCE_QUEUE_URL", &s.advance_queue.url)
+        .env("HOOKLINE_ADVANCE_QUEUE_ARN", &s.advance_queue.arn)
+        .env("HOOKLINE_DELIVER_QUEUE_URL", &s.deliver_queue.url)
+        .env("HOOKLINE_DELIVER_QUEUE_ARN", &s.deliver_queue.arn)
+        .env("HOOKLINE_SCHEDULE_GROUP", &s.schedule_group)
+        .env("HOOKLINE_SCHEDULER_ROLE_ARN", &s.scheduler_role_arn)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if rt.answers.lock().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let answers = rt.answers.lock().unwrap().clone();
+    answers
+}
