@@ -8,7 +8,7 @@ use super::{Hookline, Outcome};
 use crate::domain::contact::Contact;
 use crate::domain::scenario::{ScenarioRecord, ScenarioStatus};
 use crate::domain::time::add;
-use crate::ports::{Enrollment, EnrollmentState, Pass, Task, WalkEnd};
+use crate::ports::{Enrollment, EnrollmentState, Pass, Task, Walk, WalkEnd};
 
 /// How soon to look again at a task whose enrollment has not yet made the move that queued it.
 const NOT_YET: Duration = Duration::from_millis(200);
@@ -105,21 +105,37 @@ impl Hookline {
             fresh_ids: false,
         };
         let walk = self.walk(&who, &scenario, &compiled, step_id, now)?;
+        let (step, state) = place_after(&walk);
+        self.record_walk(enrollment, &scenario, seq, walk, now)
+            .await?;
+        p.enrollments
+            .advance(&enrollment.id, seq, step.as_deref(), state)
+            .await?;
+        Ok(Outcome::Done)
+    }
+}
+
+impl Hookline {
+    /// The records a walk of `enrollment` from `seq` makes: its passes, then its delivery
+    /// (queued at once) or the task that ends its wait. Each is keyed by (enrollment, seq,
+    /// step), so making them again changes nothing (a queued task again is dropped or finds the
+    /// move made). The enrollment's own move is the caller's.
+    pub(crate) async fn record_walk(
+        &self,
+        enrollment: &Enrollment,
+        scenario: &ScenarioRecord,
+        seq: u64,
+        walk: Walk,
+        now: jiff::Timestamp,
+    ) -> anyhow::Result<()> {
+        let p = &self.ports;
         for pass in &walk.passes {
             p.deliveries.record_pass(pass, None).await?;
         }
         let queue = self.queue()?;
         match walk.end {
-            WalkEnd::Complete | WalkEnd::Stop => {
-                p.enrollments
-                    .advance(&enrollment.id, seq, None, EnrollmentState::Completed)
-                    .await?;
-            }
-            WalkEnd::Wait {
-                step_id,
-                until,
-                resume,
-            } => {
+            WalkEnd::Complete | WalkEnd::Stop => {}
+            WalkEnd::Wait { until, resume, .. } => {
                 let task = Task::AdvanceV1 {
                     enrollment_id: enrollment.id.clone(),
                     step_id: resume,
@@ -127,9 +143,6 @@ impl Hookline {
                     not_before: Some(until),
                 };
                 queue.enqueue(&task, until).await?;
-                p.enrollments
-                    .advance(&enrollment.id, seq, Some(&step_id), EnrollmentState::Active)
-                    .await?;
             }
             WalkEnd::Deliver(delivery) => {
                 let pass = Pass {
@@ -147,16 +160,18 @@ impl Hookline {
                     attempt: Some(0),
                 };
                 queue.enqueue(&task, now).await?;
-                p.enrollments
-                    .advance(
-                        &enrollment.id,
-                        seq,
-                        Some(&delivery.step_id),
-                        EnrollmentState::AwaitingDelivery,
-                    )
-                    .await?;
             }
         }
-        Ok(Outcome::Done)
+        Ok(())
+    }
+}
+
+/// Where a walk leaves its enrollment: the step it waits at (a webhook's first attempt, a
+/// wait) and its state, or the end.
+pub(crate) fn place_after(walk: &Walk) -> (Option<String>, EnrollmentState) {
+    match &walk.end {
+        WalkEnd::Complete | WalkEnd::Stop => (None, EnrollmentState::Completed),
+        WalkEnd::Wait { step_id, .. } => (Some(step_id.clone()), EnrollmentState::Active),
+        WalkEnd::Deliver(d) => (Some(d.step_id.clone()), EnrollmentState::AwaitingDelivery),
     }
 }

@@ -2,14 +2,15 @@
 
 use serde_json::Value;
 
-use super::Outcome;
+use super::advance::place_after;
+use super::walk::Walker;
 use super::{AppError, Hookline};
 use crate::domain::Invalid;
 use crate::domain::contact::Contact;
 use crate::domain::event::{EnrollmentRef, Event, EventIn, IntakeAnswer};
 use crate::domain::ids::derived_id;
 use crate::domain::scenario::ScenarioRecord;
-use crate::ports::{EnrollOutcome, Enrollment, EnrollmentState, Pipeline, SnapshotPut};
+use crate::ports::{EnrollOutcome, Enrollment, Pipeline, SnapshotPut};
 
 impl Hookline {
     /// Idempotent by event `id`: the same id again enrolls nobody twice and gets the first answer.
@@ -63,7 +64,11 @@ impl Hookline {
 
     /// Enrolls `contact` in `scenario` for the event (or occurrence) `event_id` and walks its
     /// first steps; `None` when the contact entered before and re-entry is not allowed.
-    /// Idempotent: the enrollment id derives from the event and the scenario.
+    /// The walk is planned first, in memory; the enrollment is stored where it comes to rest
+    /// (no move right after its creation), then the walk's records are made. Idempotent: the
+    /// enrollment id derives from the event and the scenario, and a retry after a crash — the
+    /// enrollment found stored — makes the walk's records again, each keyed, so only what was
+    /// missing is added (a first delivery queued twice is attempted once).
     pub(crate) async fn enroll_queued(
         &self,
         event_id: &str,
@@ -73,43 +78,49 @@ impl Hookline {
     ) -> anyhow::Result<Option<EnrollmentRef>> {
         let p = &self.ports;
         let account = scenario.account;
+        let id = derived_id("enr", &[&account.to_string(), event_id, &scenario.id]);
+        let compiled = match scenario.def.compile(true) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(scenario_id = %scenario.id, error = %e, "an active scenario no longer compiles: nobody enrolled");
+                return Ok(None);
+            }
+        };
+        let who = Walker {
+            enrollment_id: &id,
+            account,
+            contact,
+            seq: 0,
+            fresh_ids: false,
+        };
+        let walk = self.walk(
+            &who,
+            &scenario,
+            &compiled,
+            scenario.def.start.as_deref(),
+            now,
+        )?;
+        let (step_id, state) = place_after(&walk);
         let enrollment = Enrollment {
-            id: derived_id("enr", &[&account.to_string(), event_id, &scenario.id]),
+            id,
             account,
             scenario_id: scenario.id.clone(),
             contact_id: contact.id,
-            seq: 0,
-            step_id: scenario.def.start.clone(),
-            state: EnrollmentState::Active,
+            seq: 1,
+            step_id,
+            state,
             created_at: now,
         };
-        // The first steps are walked here (no hop through scenario-advance): conditions, then
-        // the first delivery or wait queued directly. A new enrollment walks with what intake
-        // holds (no reads); one found from before (a retry after a crash) is read again, as it
-        // may have moved, and walked on idempotently.
-        let start = scenario.def.start.clone();
-        let walked = match p
+        match p
             .enrollments
             .create(&enrollment, scenario.def.allow_reentry)
             .await?
         {
             EnrollOutcome::AlreadyEntered => return Ok(None),
-            EnrollOutcome::Created => {
-                self.advance_with(
-                    &enrollment,
-                    Some(scenario.clone()),
-                    Some(contact),
-                    start.as_deref(),
-                    0,
-                )
-                .await?
+            EnrollOutcome::Created | EnrollOutcome::AlreadyExists => {
+                self.record_walk(&enrollment, &scenario, 0, walk, now)
+                    .await?;
             }
-            EnrollOutcome::AlreadyExists => {
-                self.advance(&enrollment.id, start.as_deref(), 0).await?
-            }
-        };
-        if let Outcome::RetryAt(_) = walked {
-            anyhow::bail!("enrollment {} is not at its start", enrollment.id);
         }
         Ok(Some(EnrollmentRef {
             scenario_id: scenario.id,
