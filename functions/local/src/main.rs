@@ -163,6 +163,7 @@ fn init_tracing(default: &str) {
 }
 
 fn main() -> std::process::ExitCode {
+    hookline_sender::install_tls_provider();
     let cli = Cli::parse();
     // the demo and the bench print their own story; their logs are for problems only
     init_tracing(

@@ -172,8 +172,33 @@ async fn cold_start() -> anyhow::Result<(aws_config::SdkConfig, Settings)> {
         .try_init()
         .ok();
     let settings = Settings::from_env(|k| std::env::var(k).ok())?;
-    let config = aws_config::load_from_env().await;
+    let config = sdk_defaults().load().await;
     Ok((config, settings))
+}
+
+/// `aws_config::load_from_env()`'s loader (latest behavior version, everything from the
+/// environment) with [`https_client`] as the HTTP client of the SDK clients and of the
+/// credential providers.
+pub fn sdk_defaults() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client())
+}
+
+/// The SDK's default HTTPS client (aws-smithy-runtime's `default-https-client`: hyper 1 +
+/// rustls, the system's root certificates, proxy settings from the environment) with rustls on
+/// ring instead of aws-lc: the same TLS 1.2/1.3 cipher suites, ~0.5 MB less in each binary.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// Handles an SQS batch concurrently, one span per message. A message that fails with an

@@ -83,6 +83,14 @@ impl std::fmt::Display for Blocked {
 
 impl std::error::Error for Blocked {}
 
+/// Makes rustls on ring the process's TLS provider, once; every `reqwest::Client` is built
+/// after it (reqwest's `rustls-no-provider` takes that provider and panics without one). The
+/// roots are unchanged: the system's, through rustls-platform-verifier.
+pub fn install_tls_provider() {
+    // an Err is a provider already installed
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub struct ReqwestSender {
     /// Built on first use: loading the system's root certificates costs milliseconds that a
     /// function which never sends a webhook (most API calls) should not pay at cold start.
@@ -111,6 +119,7 @@ impl ReqwestSender {
                     lookup: self.lookup.clone(),
                     allow_private: self.allow_private,
                 };
+                install_tls_provider();
                 reqwest::Client::builder()
                     .user_agent(USER_AGENT)
                     .redirect(reqwest::redirect::Policy::none())

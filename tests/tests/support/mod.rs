@@ -23,7 +23,7 @@ pub fn endpoint() -> String {
 }
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    hookline_aws::lambda::sdk_defaults()
         .endpoint_url(endpoint())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -26,6 +26,7 @@ pub struct Server {
 impl Server {
     /// Starts `hookline serve` with two accounts (1 and 2) and `extra` flags.
     pub fn start(extra: &[&str]) -> Server {
+        hookline_sender::install_tls_provider();
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hookline.db");
         let mut args: Vec<String> = vec![
