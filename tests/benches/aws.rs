@@ -758,14 +758,19 @@ async fn init_times() {
 
 #[tokio::main]
 async fn main() {
-    // `HOOKLINE_BENCH=cost` runs the cost tallies only (the quick loop while changing the store)
-    let all = std::env::var("HOOKLINE_BENCH").map_or(true, |b| b != "cost");
-    cost_per_webhook(false).await;
-    cost_per_webhook(true).await;
-    occurrences::cost_per_occurrence().await;
-    if all {
+    // `HOOKLINE_BENCH=cost` runs the cost tallies only (the quick loop while changing the
+    // store), `HOOKLINE_BENCH=init` the init times only
+    let only = std::env::var("HOOKLINE_BENCH").unwrap_or_default();
+    if only != "init" {
+        cost_per_webhook(false).await;
+        cost_per_webhook(true).await;
+        occurrences::cost_per_occurrence().await;
+    }
+    if only.is_empty() {
         deliver_batch_of_10().await;
         deliver_batch_of_10_with_a_5ms_store().await;
+    }
+    if only != "cost" {
         init_times().await;
     }
 }
