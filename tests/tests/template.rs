@@ -215,6 +215,8 @@ fn the_table_stream_feeds_the_counters_to_stats_query() {
         Some(("GetAtt".into(), "Table.StreamArn".into()))
     );
     assert!(p["TumblingWindowInSeconds"].as_u64().unwrap() >= 1);
+    // one batch at a time per shard: the handler's checkpoint is per shard
+    assert!(p["ParallelizationFactor"].as_u64().is_none_or(|f| f == 1));
     assert_eq!(p["StartingPosition"].as_str(), Some("TRIM_HORIZON"));
     for f in list(&p["FilterCriteria"]["Filters"]) {
         let pattern: serde_json::Value =

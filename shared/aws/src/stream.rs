@@ -2,17 +2,28 @@
 //! whatever the table's stream holds beyond each shard's checkpoint, the same way (and with
 //! the same compare-and-set) as its stream handler. The event source mapping keeps the
 //! counters current in the background; this makes a reading include every write made before
-//! it — read-your-writes — even when the mapping lags, is paused, or is not there.
+//! it — read-your-writes — even when the mapping lags, is paused, or is not there. It is best
+//! effort: within [`CATCH_UP_BUDGET`], and a reading that cannot catch up (the budget spent,
+//! the Streams API failing or throttling) shows the counters as stored, which the mapping keeps
+//! about a second behind; and a write not yet on the stream (it takes a moment to get there)
+//! is not in it.
 
 use anyhow::Context;
 use async_trait::async_trait;
-use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, Shard, ShardIteratorType};
 use hookline_core::domain::delivery::{Attempt, Delivery, DeliveryStatus};
 use hookline_core::ports::{DeliveryFilter, DeliveryStore, Page, Pass, StepCounts, StoreResult};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::DynamoStore;
+
+/// The longest a statistics read waits for the counters to catch up.
+pub const CATCH_UP_BUDGET: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Empty pages read from an open shard before it counts as read for now (an open shard may
+/// hand out an empty page before its newest records).
+const EMPTY_PAGES: usize = 3;
 
 /// The delivery store of `stats-query`: counters brought up to date from the stream first.
 pub struct CountersUpToDate {
@@ -30,13 +41,15 @@ impl CountersUpToDate {
         }
     }
 
-    /// Applies every stream record beyond its shard's checkpoint; how many counted.
+    /// Applies every stream record beyond its shard's checkpoint, parents before their
+    /// children (as Lambda reads them: a delivery's later change may sit in a child shard);
+    /// how many counted.
     pub async fn catch_up(&self) -> anyhow::Result<usize> {
         let arn = self
             .stream_arn
             .get_or_try_init(|| self.store.stream_arn())
             .await?;
-        let mut counted = 0;
+        let mut shards: Vec<Shard> = Vec::new();
         let mut start: Option<String> = None;
         loop {
             let described = self
@@ -48,26 +61,29 @@ impl CountersUpToDate {
                 .await
                 .context("DynamoDB Streams DescribeStream")?;
             let Some(d) = described.stream_description else {
-                return Ok(counted);
+                break;
             };
-            for shard in d.shards() {
-                let Some(id) = shard.shard_id() else { continue };
-                let done = self.store.stream_checkpoint(id).await?;
-                let ending = shard
-                    .sequence_number_range()
-                    .and_then(|r| r.ending_sequence_number());
-                if let (Some(done), Some(end)) = (&done, ending)
-                    && *done >= format!("{end:0>40}")
-                {
-                    continue; // a closed shard, applied to its end
-                }
-                counted += self.shard(arn, id, done.as_deref()).await?;
-            }
+            shards.extend(d.shards.unwrap_or_default());
             match d.last_evaluated_shard_id {
                 Some(next) => start = Some(next),
-                None => return Ok(counted),
+                None => break,
             }
         }
+        let mut counted = 0;
+        for shard in parents_first(shards) {
+            let Some(id) = shard.shard_id() else { continue };
+            let done = self.store.stream_checkpoint(id).await?;
+            let ending = shard
+                .sequence_number_range()
+                .and_then(|r| r.ending_sequence_number());
+            if let (Some(done), Some(end)) = (&done, ending)
+                && *done >= format!("{end:0>40}")
+            {
+                continue; // a closed shard, read to its end
+            }
+            counted += self.shard(arn, id, done.as_deref()).await?;
+        }
+        Ok(counted)
     }
 
     /// One shard, from just after `done` (a padded sequence number) to its end for now.
@@ -77,18 +93,35 @@ impl CountersUpToDate {
             .get_shard_iterator()
             .stream_arn(arn)
             .shard_id(id);
-        let request = match done {
-            Some(seq) => request
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .sequence_number(seq.trim_start_matches('0')),
-            None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        let from_start = request
+            .clone()
+            .shard_iterator_type(ShardIteratorType::TrimHorizon);
+        let answer = match done {
+            Some(seq) => {
+                let after = request
+                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                    .sequence_number(seq.trim_start_matches('0'))
+                    .send()
+                    .await;
+                match answer_or_trimmed(after) {
+                    Some(a) => a,
+                    None => {
+                        // the checkpoint is older than the stream keeps (24 h): what lay
+                        // between is gone; go on from the oldest record kept
+                        tracing::error!(
+                            shard = id,
+                            "stream records were trimmed before they were counted"
+                        );
+                        from_start.send().await
+                    }
+                }
+            }
+            None => from_start.send().await,
         };
-        let mut iterator = request
-            .send()
-            .await
+        let mut iterator = answer
             .context("DynamoDB Streams GetShardIterator")?
             .shard_iterator;
-        let mut counted = 0;
+        let (mut counted, mut empty) = (0, 0);
         while let Some(it) = iterator {
             let out = self
                 .streams
@@ -99,14 +132,60 @@ impl CountersUpToDate {
                 .await
                 .context("DynamoDB Streams GetRecords")?;
             let records: Vec<Value> = out.records().iter().map(record_json).collect();
+            iterator = out.next_shard_iterator;
             if records.is_empty() {
-                break; // nothing more for now (an open shard hands out empty pages at its end)
+                empty += 1;
+                if empty == EMPTY_PAGES {
+                    break; // nothing more for now (an open shard's end)
+                }
+                continue;
             }
             counted += self.store.apply_stream(id, &records).await?;
-            iterator = out.next_shard_iterator;
         }
         Ok(counted)
     }
+}
+
+type IteratorAnswer = Result<
+    aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorOutput,
+    aws_sdk_dynamodbstreams::error::SdkError<
+        aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError,
+    >,
+>;
+
+/// The answer, or `None` when the sequence number asked for was trimmed from the stream.
+fn answer_or_trimmed(answer: IteratorAnswer) -> Option<IteratorAnswer> {
+    use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError;
+    match &answer {
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(GetShardIteratorError::TrimmedDataAccessException(_))
+            ) =>
+        {
+            None
+        }
+        _ => Some(answer),
+    }
+}
+
+/// The shards in an order where a parent comes before its children.
+fn parents_first(mut shards: Vec<Shard>) -> Vec<Shard> {
+    let mut ordered: Vec<Shard> = Vec::with_capacity(shards.len());
+    while !shards.is_empty() {
+        let ready = |s: &Shard| {
+            s.parent_shard_id()
+                .is_none_or(|p| !shards.iter().any(|o| o.shard_id() == Some(p)))
+        };
+        let (now, later): (Vec<Shard>, Vec<Shard>) = shards.iter().cloned().partition(ready);
+        if now.is_empty() {
+            ordered.extend(later); // a cycle cannot happen; never loop on one
+            break;
+        }
+        ordered.extend(now);
+        shards = later;
+    }
+    ordered
 }
 
 /// A stream record in the shape Lambda hands it to a function (what the handler reads).
@@ -168,7 +247,11 @@ impl DeliveryStore for CountersUpToDate {
         DeliveryStore::list(&self.store, f).await
     }
     async fn step_counts(&self, account: i64, scenario: &str) -> StoreResult<Vec<StepCounts>> {
-        self.catch_up().await?;
+        match tokio::time::timeout(CATCH_UP_BUDGET, self.catch_up()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "counters not caught up"),
+            Err(_) => tracing::warn!("counters not caught up within the budget"),
+        }
         self.store.step_counts(account, scenario).await
     }
 }

@@ -78,6 +78,17 @@ fn sequence(record: &Value) -> Option<String> {
     Some(format!("{seq:0>40}"))
 }
 
+/// A change the counters made themselves (a step's counters, a shard's checkpoint).
+fn counters_write(record: &Value) -> bool {
+    let pk = ["NewImage", "OldImage"]
+        .iter()
+        .find_map(|i| record.pointer(&format!("/dynamodb/{i}/pk/S")))
+        .or_else(|| record.pointer("/dynamodb/Keys/pk/S"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    pk.starts_with("STAT#") || pk.starts_with("STRM#")
+}
+
 /// What a stream record (Lambda's DynamoDB stream event JSON) changes in the counters:
 /// a delivery's state put (a pass, pending) or moved to another status, or a pass marker put.
 /// `None` for every other change.
@@ -154,18 +165,34 @@ impl DynamoStore {
         for _ in 0..5 {
             let done = self.stream_checkpoint(shard).await?;
             let mut fresh = Vec::new();
+            // the last record beyond the checkpoint, counted or not: the checkpoint goes there,
+            // so that what follows a batch's last counted change is not read again
+            let mut seen: Option<String> = None;
             for r in records {
                 let seq = sequence(r).context("a stream record without a sequence number")?;
-                if done.as_ref().is_none_or(|d| seq > *d)
-                    && let Some(change) = deltas_of(r)
-                {
-                    fresh.push((seq, change));
+                if done.as_ref().is_none_or(|d| seq > *d) {
+                    if let Some(change) = deltas_of(r) {
+                        fresh.push((seq.clone(), change));
+                    }
+                    // not past the counters' own writes: moving the checkpoint past them would
+                    // write another, and so on
+                    if !counters_write(r) {
+                        seen = seen.max(Some(seq));
+                    }
                 }
             }
+            let Some(seen) = seen else {
+                return Ok(0); // all applied before
+            };
             let counted = fresh.len();
+            let mut runs = chunks(fresh);
+            match runs.last_mut() {
+                Some((last, _)) => *last = seen,
+                None => runs.push((seen, BTreeMap::new())), // the checkpoint alone
+            }
             let mut previous = done;
             let mut lost = false;
-            for chunk in chunks(fresh) {
+            for chunk in runs {
                 let (last, steps) = chunk;
                 let mut writes = Vec::with_capacity(steps.len() + 1);
                 for ((account, scenario, step), d) in &steps {
@@ -211,9 +238,11 @@ impl DynamoStore {
                 update = update.expression_attribute_values(format!(":{field}"), n(delta));
             }
         }
-        let update = update
-            .update_expression(format!("SET account = :account ADD {}", expr.join(", ")))
-            .build()?;
+        let expression = match expr.is_empty() {
+            true => "SET account = :account".to_string(), // changes that cancel out
+            false => format!("SET account = :account ADD {}", expr.join(", ")),
+        };
+        let update = update.update_expression(expression).build()?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -335,6 +364,25 @@ mod tests {
             deltas_of(&record("INSERT", "1", None, Some(marker))),
             Some(((7, "scn_1".into(), "cond".into()), d))
         );
+    }
+
+    #[test]
+    fn the_counters_own_writes_are_told_apart() {
+        let own = json!({"pk": {"S": "STRM#shardId-1"}, "sk": {"S": "STRM"}, "seq": {"S": "1"}});
+        assert!(counters_write(&record(
+            "MODIFY",
+            "9",
+            Some(own.clone()),
+            Some(own)
+        )));
+        let stat = json!({"pk": {"S": "STAT#scn_1"}, "sk": {"S": "hook"}});
+        assert!(counters_write(&record("INSERT", "10", None, Some(stat))));
+        assert!(!counters_write(&record(
+            "INSERT",
+            "11",
+            None,
+            Some(state("pending", true))
+        )));
     }
 
     #[test]

@@ -60,6 +60,23 @@ fn body_item(d: &Delivery) -> anyhow::Result<Item> {
     Ok(item)
 }
 
+/// A delivery from its state and body. A state without a body item: one written before the
+/// split (the body's attributes on the state itself), or one whose body its TTL removed first
+/// (`None`: the delivery is gone; both expire together, 30 days after the deadline).
+fn whole(id: &str, state: &Item, body: Option<&Item>) -> Option<anyhow::Result<Delivery>> {
+    match body {
+        Some(body) => Some(delivery_from(state, body)),
+        None if state.contains_key("payload") => Some(delivery_from(state, state)),
+        None => {
+            tracing::warn!(
+                delivery_id = id,
+                "a delivery's body is gone (TTL): left out"
+            );
+            None
+        }
+    }
+}
+
 fn expires_at(d: &Delivery) -> i64 {
     d.deadline.as_second() + 30 * DAY_SECS
 }
@@ -203,11 +220,10 @@ impl DeliveryStore for DynamoStore {
     async fn get(&self, id: &str) -> StoreResult<Option<Delivery>> {
         let items = self.query_all(format!("DLV#{id}"), None).await?;
         let part = |sk: &str| items.iter().find(|i| opt_s(i, "sk").as_deref() == Some(sk));
-        match (part("DLV"), part("BODY")) {
-            (Some(state), Some(body)) => Ok(Some(delivery_from(state, body)?)),
-            (Some(_), None) => Err(anyhow!("delivery {id} has no body")),
+        match part("DLV") {
+            Some(state) => whole(id, state, part("BODY")).transpose(),
             // nothing, or a body whose state was never written (its pass crashed half-way)
-            _ => Ok(None),
+            None => Ok(None),
         }
     }
 
@@ -383,14 +399,16 @@ impl DynamoStore {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
-        ids.iter()
-            .map(|id| {
-                let part = |sk: &str| {
-                    got.get(&(format!("DLV#{id}"), sk.to_string()))
-                        .with_context(|| format!("delivery {id} ({sk}) is missing"))
-                };
-                delivery_from(part("DLV")?, part("BODY")?)
-            })
-            .collect()
+        let part = |id: &str, sk: &str| got.get(&(format!("DLV#{id}"), sk.to_string()));
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            // a state gone since the index was read (its TTL) is left out
+            if let Some(state) = part(id, "DLV")
+                && let Some(d) = whole(id, state, part(id, "BODY"))
+            {
+                found.push(d?);
+            }
+        }
+        Ok(found)
     }
 }

@@ -67,8 +67,8 @@ impl Hookline {
     /// The walk is planned first, in memory; the enrollment is stored where it comes to rest
     /// (no move right after its creation), then the walk's records are made. Idempotent: the
     /// enrollment id derives from the event and the scenario, and a retry after a crash — the
-    /// enrollment found stored — makes the walk's records again, each keyed, so only what was
-    /// missing is added (a first delivery queued twice is attempted once).
+    /// enrollment found stored, not moved on — makes the walk's records again, each keyed, so
+    /// only what was missing is added (a first delivery queued twice is attempted once).
     pub(crate) async fn enroll_queued(
         &self,
         event_id: &str,
@@ -117,9 +117,18 @@ impl Hookline {
             .await?
         {
             EnrollOutcome::AlreadyEntered => return Ok(None),
-            EnrollOutcome::Created | EnrollOutcome::AlreadyExists => {
+            EnrollOutcome::Created => {
                 self.record_walk(&enrollment, &scenario, 0, walk, now)
                     .await?;
+            }
+            EnrollOutcome::AlreadyExists => {
+                // a repeat: the walk's records again, unless the enrollment has moved on
+                // since (then they were all made, and its first delivery attempted)
+                let stored = p.enrollments.get(&enrollment.id).await?;
+                if stored.is_some_and(|e| e.seq <= 1) {
+                    self.record_walk(&enrollment, &scenario, 0, walk, now)
+                        .await?;
+                }
             }
         }
         Ok(Some(EnrollmentRef {
