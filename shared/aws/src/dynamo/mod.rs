@@ -138,7 +138,7 @@ const CONFLICT_TRIES: u32 = 6;
 const CONFLICT_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Was this transaction cancelled only because another transaction touched one of its items at
-/// the same moment (a hot counter shard), no condition having failed? Then trying again passes.
+/// the same moment (a busy step's counters), no condition having failed? Then trying again passes.
 pub(super) fn conflict_only(err: &SdkError<TransactWriteItemsError>) -> bool {
     match err.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
@@ -345,7 +345,7 @@ mod tests {
         )
     }
 
-    /// A conflict on a hot counter shard cannot be made to happen on the emulator (it serves
+    /// A conflict on a busy step's counters cannot be made to happen on the emulator (it serves
     /// one call at a time): the errors DynamoDB answers with are made here.
     #[tokio::test]
     async fn conflicts_are_tried_again_in_process_and_failed_conditions_are_not() {
