@@ -30,6 +30,7 @@ pub struct CountersUpToDate {
     pub store: DynamoStore,
     pub streams: aws_sdk_dynamodbstreams::Client,
     stream_arn: tokio::sync::OnceCell<String>,
+    budget: std::time::Duration,
 }
 
 impl CountersUpToDate {
@@ -38,7 +39,14 @@ impl CountersUpToDate {
             store,
             streams,
             stream_arn: tokio::sync::OnceCell::new(),
+            budget: CATCH_UP_BUDGET,
         }
+    }
+
+    /// With another time budget than [`CATCH_UP_BUDGET`] (a test on a slow emulator).
+    pub fn with_budget(mut self, budget: std::time::Duration) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Applies every stream record beyond its shard's checkpoint, parents before their
@@ -247,7 +255,7 @@ impl DeliveryStore for CountersUpToDate {
         DeliveryStore::list(&self.store, f).await
     }
     async fn step_counts(&self, account: i64, scenario: &str) -> StoreResult<Vec<StepCounts>> {
-        match tokio::time::timeout(CATCH_UP_BUDGET, self.catch_up()).await {
+        match tokio::time::timeout(self.budget, self.catch_up()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "counters not caught up"),
             Err(_) => tracing::warn!("counters not caught up within the budget"),
