@@ -99,12 +99,7 @@ pub fn engine(
     config: &aws_config::SdkConfig,
     settings: &Settings,
 ) -> anyhow::Result<(Hookline, Arc<SqsQueue>)> {
-    let clients = Clients {
-        dynamodb: aws_sdk_dynamodb::Client::new(config),
-        sqs: aws_sdk_sqs::Client::new(config),
-        scheduler: aws_sdk_scheduler::Client::new(config),
-    };
-    engine_with(clients, settings)
+    engine_with(Clients::new(config), settings)
 }
 
 /// The three SDK clients, built once per cold start.
@@ -112,6 +107,16 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub scheduler: aws_sdk_scheduler::Client,
+}
+
+impl Clients {
+    pub fn new(config: &aws_config::SdkConfig) -> Clients {
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            scheduler: aws_sdk_scheduler::Client::new(config),
+        }
+    }
 }
 
 /// The engine over given clients (a benchmark adds interceptors to them).
@@ -388,7 +393,6 @@ pub async fn handle_intake_batch(engine: &Hookline, event: SqsEvent) -> SqsBatch
 /// The whole `main` of `trigger-intake`: the HTTP routes (API Gateway) and the intake queue
 /// (SQS) in one function, told apart by the event's shape.
 pub async fn run_trigger_intake() -> Result<(), lambda_runtime::Error> {
-    use lambda_http::tower::{Service, ServiceExt};
     use lambda_runtime::{LambdaEvent, service_fn};
     let (engine, _queue) = init().await?;
     let http = lambda_http::Adapter::from(crate::http_api::intake_routes(engine.clone()));
@@ -414,16 +418,33 @@ pub async fn run_trigger_intake() -> Result<(), lambda_runtime::Error> {
                 let answer = handle_intake_batch(&engine, batch).await;
                 return Ok::<_, lambda_runtime::Error>(serde_json::to_value(answer)?);
             }
-            let request: lambda_http::request::LambdaRequest = serde_json::from_value(payload)?;
-            let response = http
-                .ready()
-                .await?
-                .call(LambdaEvent::new(request, context))
-                .await?;
-            Ok(serde_json::to_value(response)?)
+            answer_http(&mut http, payload, context).await
         }
     }))
     .await
+}
+
+/// An API Gateway event (HTTP API, v2) through a function's routes: the answer Lambda returns.
+async fn answer_http<S>(
+    http: &mut S,
+    payload: serde_json::Value,
+    context: lambda_runtime::Context,
+) -> Result<serde_json::Value, lambda_runtime::Error>
+where
+    S: lambda_http::tower::Service<
+            lambda_runtime::LambdaEvent<lambda_http::request::LambdaRequest>,
+        >,
+    S::Response: serde::Serialize,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    use lambda_http::tower::ServiceExt;
+    let request: lambda_http::request::LambdaRequest = serde_json::from_value(payload)?;
+    let response = http
+        .ready()
+        .await?
+        .call(lambda_runtime::LambdaEvent::new(request, context))
+        .await?;
+    Ok(serde_json::to_value(response)?)
 }
 
 /// The input of the one-minute tick schedule (template `TickSchedule`).
@@ -489,11 +510,11 @@ pub fn counters_up_to_date(
 /// The whole `main` of `stats-query`: the HTTP routes (API Gateway) and the table's stream,
 /// which keeps the counters, told apart by the event's shape.
 pub async fn run_stats_query() -> Result<(), lambda_runtime::Error> {
-    use lambda_http::tower::{Service, ServiceExt};
     use lambda_runtime::{LambdaEvent, service_fn};
     let (config, settings) = cold_start().await?;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &settings.table);
-    let (engine, _queue) = engine(&config, &settings)?;
+    let clients = Clients::new(&config);
+    let store = DynamoStore::new(clients.dynamodb.clone(), &settings.table);
+    let (engine, _queue) = engine_with(clients, &settings)?;
     let streams = aws_sdk_dynamodbstreams::Client::new(&config);
     let engine = counters_up_to_date(engine, store.clone(), streams);
     let http = lambda_http::Adapter::from(crate::http_api::stats_routes(engine));
@@ -504,13 +525,7 @@ pub async fn run_stats_query() -> Result<(), lambda_runtime::Error> {
             if is_stream(&payload) {
                 return Ok::<_, lambda_runtime::Error>(handle_stream(&store, &payload).await?);
             }
-            let request: lambda_http::request::LambdaRequest = serde_json::from_value(payload)?;
-            let response = http
-                .ready()
-                .await?
-                .call(LambdaEvent::new(request, context))
-                .await?;
-            Ok(serde_json::to_value(response)?)
+            answer_http(&mut http, payload, context).await
         }
     }))
     .await
