@@ -404,18 +404,20 @@ async fn cost_per_webhook(batched: bool) {
         ),
     ];
     println!("\n== estimated cost per million first-try webhooks (us-east-1 on-demand prices)");
-    for (what, usd) in &cost {
-        println!("  {what:<66} ${usd:>6.2}");
-    }
-    println!(
-        "  {:<66} ${:>6.2}",
-        "total",
-        cost.iter().map(|c| c.1).sum::<f64>()
-    );
+    print_costs(&cost, 2);
     println!(
         "  ({:.1} AWS requests per webhook in all: {ddb} DynamoDB, {sqs_sends} SQS sends over {n_events} webhooks)",
         per(t.requests.values().sum::<u64>() as f64 + esm + api_requests as f64)
     );
+}
+
+/// A cost table's rows and their total, in dollars with `decimals` places.
+fn print_costs(rows: &[(&str, f64)], decimals: usize) {
+    for (what, usd) in rows {
+        println!("  {what:<66} ${usd:>6.decimals$}");
+    }
+    let total: f64 = rows.iter().map(|c| c.1).sum();
+    println!("  {:<66} ${total:>6.decimals$}", "total");
 }
 
 /// A receiver that answers after 200 ms, an active one-webhook scenario to it, and ten events

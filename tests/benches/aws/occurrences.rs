@@ -133,14 +133,7 @@ pub async fn cost_per_occurrence() {
         ),
     ];
     println!("\n== estimated cost per million occurrences fired (each with its first-try webhook)");
-    for (what, usd) in &cost {
-        println!("  {what:<66} ${usd:>6.2}");
-    }
-    println!(
-        "  {:<66} ${:>6.2}",
-        "total",
-        cost.iter().map(|c| c.1).sum::<f64>()
-    );
+    print_costs(&cost, 2);
 
     // an idle minute: the tick finds nothing
     *counter.0.lock().unwrap() = Tally::default();
@@ -166,12 +159,5 @@ pub async fn cost_per_occurrence() {
         "\n== an idle month of ticks (43,200; each {:?}, {} WRU, {} RRU)",
         idle.requests, idle.wru, idle.rru
     );
-    for (what, usd) in &month {
-        println!("  {what:<66} ${usd:>6.3}");
-    }
-    println!(
-        "  {:<66} ${:>6.3}",
-        "total",
-        month.iter().map(|c| c.1).sum::<f64>()
-    );
+    print_costs(&month, 3);
 }
