@@ -14,15 +14,7 @@ use support::{Aws, http_event, sqs_event};
 #[tokio::test(flavor = "multi_thread")]
 async fn one_binary_serves_the_http_routes_the_intake_queue_and_the_tick() {
     let aws = Aws::fresh(RetryPolicy::default()).await;
-    let (engine, _) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
-    engine
-        .register_key("hk_runtime_test_key_1", 1)
-        .await
-        .unwrap();
-    let def = json!({"name": "rt", "trigger": {"type": "group_added"}, "start": "hook",
-        "steps": [{"id": "hook", "type": "send_webhook", "url": "https://example.com/h", "next": null}]});
-    let id = engine.create_scenario(1, def).await.unwrap().id;
-    engine.activate_scenario(1, &id).await.unwrap();
+    let (_, id) = support::runtime::active_scenario(&aws, "hk_runtime_test_key_1").await;
 
     let event = |n: i64| json!({"id": format!("e{n}"), "type": "group_added", "contact": {"id": n, "email": "a@example.org"}});
     let http: Value = serde_json::from_str(&http_event(

@@ -54,6 +54,18 @@ async fn answered(
     "{}"
 }
 
+/// The engine over `aws`, `key` registered for account 1, and the id of an active scenario of
+/// account 1: `group_added`, then one webhook step `hook`.
+pub async fn active_scenario(aws: &Aws, key: &str) -> (hookline_core::Hookline, String) {
+    let (engine, _) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+    engine.register_key(key, 1).await.unwrap();
+    let def = serde_json::json!({"name": "rt", "trigger": {"type": "group_added"}, "start": "hook",
+        "steps": [{"id": "hook", "type": "send_webhook", "url": "https://example.com/h", "next": null}]});
+    let id = engine.create_scenario(1, def).await.unwrap().id;
+    engine.activate_scenario(1, &id).await.unwrap();
+    (engine, id)
+}
+
 /// Runs `binary` (a function's `bootstrap`) with the settings of `aws` against a runtime that
 /// hands it `events` (request id, event); returns its answers (request id, `response` or
 /// `error`, body) once it has answered them all, or after 10 s.
