@@ -48,17 +48,20 @@ fn ulid_like() -> String {
     )
 }
 
-/// The template's table properties, read from infra/template.yaml.
-fn template_table() -> serde_yaml::Value {
+/// infra/template.yaml, parsed (found from any crate of the repository).
+pub fn template() -> serde_yaml::Value {
     // the repository's root: the first folder above this crate's with infra/template.yaml
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .map(|d| d.join("infra/template.yaml"))
         .find(|p| p.exists())
         .unwrap();
-    let t: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    t["Resources"]["Table"]["Properties"].clone()
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The template's table properties.
+fn template_table() -> serde_yaml::Value {
+    template()["Resources"]["Table"]["Properties"].clone()
 }
 
 /// The projection of the template's index `gsi1` (so the tables the tests make cannot drift

@@ -12,10 +12,8 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("WebhookDeliverFunction", "webhook-deliver"),
 ];
 
-pub fn template() -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml");
-    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+/// The template, as `support` reads it (one place knows where the file is).
+pub use crate::support::template;
 
 pub fn resource<'a>(t: &'a Value, id: &str) -> &'a Value {
     let r = &t["Resources"][id];
