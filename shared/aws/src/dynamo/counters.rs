@@ -80,13 +80,19 @@ fn sequence(record: &Value) -> Option<String> {
 
 /// A change the counters made themselves (a step's counters, a shard's checkpoint).
 fn counters_write(record: &Value) -> bool {
-    let pk = ["NewImage", "OldImage"]
-        .iter()
-        .find_map(|i| record.pointer(&format!("/dynamodb/{i}/pk/S")))
-        .or_else(|| record.pointer("/dynamodb/Keys/pk/S"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let (pk, _) = key_of(record).unwrap_or_default();
     pk.starts_with("STAT#") || pk.starts_with("STRM#")
+}
+
+/// A stream record's item key (`pk`, `sk`), from its keys or either image.
+fn key_of(record: &Value) -> Option<(&str, &str)> {
+    let part = |k: &str| {
+        ["Keys", "NewImage", "OldImage"]
+            .iter()
+            .find_map(|i| record.pointer(&format!("/dynamodb/{i}/{k}/S")))
+            .and_then(Value::as_str)
+    };
+    Some((part("pk")?, part("sk")?))
 }
 
 /// What a stream record (Lambda's DynamoDB stream event JSON) changes in the counters:
@@ -102,8 +108,7 @@ pub fn deltas_of(record: &Value) -> Option<(StepKey, Deltas)> {
         })
     };
     let (new, old) = (image("NewImage"), image("OldImage"));
-    let pk = attr(new.or(old), "pk", "S")?;
-    let sk = attr(new.or(old), "sk", "S")?;
+    let (pk, sk) = key_of(record)?;
     let delivery = pk.starts_with("DLV#") && sk == "DLV";
     let marker = pk.starts_with("PASS#") && sk == "PASS";
     if !delivery && !marker {
