@@ -91,13 +91,28 @@ fn event(id: &str) -> Value {
            "context": {"formId": 12}})
 }
 
+/// A scenario of the same trigger whose only step is the webhook: its enrollment ends as the
+/// delivery is made (nothing to hand back after the first attempt).
+fn webhook_only(url: &str) -> Value {
+    json!({
+        "name": "to the CRM, last step", "trigger": {"type": "form_subscribed", "formId": 12},
+        "start": "only",
+        "steps": [{"id": "only", "type": "send_webhook", "url": url, "fields": ["email"], "next": null}]
+    })
+}
+
 /// Creates and activates the scenario through the scenario-api routes; returns its id.
 async fn setup(engine: &Hookline, url: &str) -> String {
     engine.register_key(KEY, 1).await.unwrap();
+    activate(engine, &scenario(url)).await
+}
+
+/// Creates and activates this scenario (the key registered); returns its id.
+async fn activate(engine: &Hookline, scenario: &Value) -> String {
     let api = hookline_aws::http_api::scenario_routes(engine.clone());
     let (status, created) = call(
         &api,
-        http_event("POST", "/v1/scenarios", Some(KEY), Some(&scenario(url))),
+        http_event("POST", "/v1/scenarios", Some(KEY), Some(scenario)),
     )
     .await;
     assert_eq!(status, 201, "{created}");
@@ -584,17 +599,19 @@ async fn attempts_are_signed_and_failed_deliveries_are_resent() {
 
 /// A crash after each write request of the flow in turn, until the flow has fewer writes than
 /// that (the handler fails, SQS redelivers, the platform re-sends the event): every run ends
-/// with one delivery and exact statistics.
+/// with one delivery and exact statistics, in a scenario that hands the contact back after its
+/// webhook and in one whose webhook is the last step (its enrollment ends at intake).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_after_any_write_ends_with_one_delivery_and_exact_stats() {
     let mut crash_points = 0;
-    for n in 1..=40 {
+    for n in 1..=60 {
         let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
         let (plain, _) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
         let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
             .await
             .unwrap();
         let id = setup(&plain, &rx.url("/hooks")).await;
+        let last = activate(&plain, &webhook_only(&rx.url("/last"))).await;
         let crash = CrashAfter {
             writes: Arc::new(AtomicUsize::new(0)),
             n,
@@ -617,46 +634,53 @@ async fn a_crash_after_any_write_ends_with_one_delivery_and_exact_stats() {
             aws.settle_with(&counters).await;
             if stats(&aws, &plain, &id, "pause").await["passes"] == 1
                 && stats(&aws, &plain, &id, "hook").await["accepted"] == 1
+                && stats(&aws, &plain, &last, "only").await["accepted"] == 1
             {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let hook = stats(&aws, &plain, &id, "hook").await;
-        assert_eq!(
-            (
-                hook["passes"].as_u64(),
-                hook["uniqueContacts"].as_u64(),
-                hook["accepted"].as_u64(),
-                hook["pending"].as_u64(),
-                hook["failed"].as_u64()
-            ),
-            (Some(1), Some(1), Some(1), Some(0), Some(0)),
-            "crash after write {n}: {hook}"
-        );
+        for (scenario, step) in [(&id, "hook"), (&last, "only")] {
+            let hook = stats(&aws, &plain, scenario, step).await;
+            assert_eq!(
+                (
+                    hook["passes"].as_u64(),
+                    hook["uniqueContacts"].as_u64(),
+                    hook["accepted"].as_u64(),
+                    hook["pending"].as_u64(),
+                    hook["failed"].as_u64()
+                ),
+                (Some(1), Some(1), Some(1), Some(0), Some(0)),
+                "crash after write {n}: {hook}"
+            );
+        }
         assert_eq!(
             stats(&aws, &plain, &id, "pause").await["passes"],
             1,
             "crash after write {n}"
         );
-        assert!(
-            rx.count() >= 1,
-            "crash after write {n}: the webhook was lost"
-        );
-        let deliveries = DeliveryStore::list(
-            &aws.store(),
-            &DeliveryFilter {
-                account: 1,
-                scenario_id: &id,
-                step_id: "hook",
-                status: None,
-                cursor: None,
-                limit: 10,
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(deliveries.items.len(), 1, "crash after write {n}");
+        for path in ["/hooks", "/last"] {
+            assert!(
+                rx.received().iter().any(|r| r.path == path),
+                "crash after write {n}: the webhook to {path} was lost"
+            );
+        }
+        for (scenario, step) in [(&id, "hook"), (&last, "only")] {
+            let deliveries = DeliveryStore::list(
+                &aws.store(),
+                &DeliveryFilter {
+                    account: 1,
+                    scenario_id: scenario,
+                    step_id: step,
+                    status: None,
+                    cursor: None,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(deliveries.items.len(), 1, "crash after write {n}");
+        }
         if crash.writes.load(Ordering::SeqCst) < n {
             break; // the whole flow made fewer writes: every crash point was tried
         }
@@ -664,7 +688,7 @@ async fn a_crash_after_any_write_ends_with_one_delivery_and_exact_stats() {
     }
     println!("crashed after each of {crash_points} writes in turn");
     assert!(
-        (15..40).contains(&crash_points),
+        (20..60).contains(&crash_points),
         "{crash_points} crash points: the flow's writes were not all reached, or never ended"
     );
 }

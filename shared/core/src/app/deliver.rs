@@ -172,11 +172,16 @@ impl Hookline {
     }
 
     /// The contact moves on once the first attempt has been made, whatever its outcome: handed
-    /// back to scenario-advance when there is a next step; when the webhook was the last one,
-    /// the enrollment is completed here (a compare-and-set on its sequence: no hop, no reads).
+    /// back to scenario-advance when there is a next step. When the webhook was the last one,
+    /// the enrollment was completed as the delivery was made (`completed`: nothing to do), or —
+    /// a delivery made before that rule — it is completed here (a compare-and-set on its
+    /// sequence: no hop, no reads).
     async fn hand_back(&self, delivery: &Delivery) -> anyhow::Result<()> {
         let p = &self.ports;
         let handoff = &delivery.handoff;
+        if handoff.completed {
+            return Ok(());
+        }
         if handoff.next_step.is_none() {
             let completed = p
                 .enrollments

@@ -93,14 +93,14 @@ impl Hookline {
             seq: 0,
             fresh_ids: false,
         };
-        let walk = self.walk(
+        let mut walk = self.walk(
             &who,
             &scenario,
             &compiled,
             scenario.def.start.as_deref(),
             now,
         )?;
-        let (step_id, state) = place_after(&walk);
+        let (step_id, state) = place_after(&mut walk);
         let enrollment = Enrollment {
             id,
             account,
