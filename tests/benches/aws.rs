@@ -9,7 +9,7 @@ mod occurrences;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,8 @@ struct Tally {
     wru_by_item: BTreeMap<String, f64>,
     /// Sizes of items written, by pk, to price later updates of the same item.
     sizes: HashMap<String, f64>,
+    /// Items put with index keys, by pk.
+    indexed: HashSet<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -80,19 +82,22 @@ fn pk(key: &HashMap<String, AttributeValue>) -> String {
 impl Tally {
     /// Write units of one item write: 1 per KB, doubled inside a transaction. A put is priced
     /// by its item; an update by the item as put plus the values it sets (what the item holds
-    /// after it, roughly). A delivery's state item (`DLV#…|DLV`) also writes its index entry
-    /// (keys, account, status: under 1 KB) when it is put and when an update sets its status;
-    /// that unit is doubled in a transaction too (a conservative guess).
+    /// after it, roughly). An item with index keys (`gsi1pk`) also writes its index entry (the
+    /// keys and `account`, the template's projection: under 1 KB) when it is put and when an
+    /// update of it sets one of those; that unit is doubled in a transaction too (a conservative
+    /// guess).
     fn write(&mut self, key: String, write: Write, transactional: bool) {
-        let indexed = key.starts_with("DLV#") && key.ends_with("|DLV");
         let (size, index) = match write {
-            Write::Put(size) => {
+            Write::Put { size, indexed } => {
                 self.sizes.insert(key.clone(), size);
+                if indexed {
+                    self.indexed.insert(key.clone());
+                }
                 (size, indexed)
             }
-            Write::Update { size, status } => (
+            Write::Update { size, indexed } => (
                 self.sizes.get(&key).copied().unwrap_or(100.0) + size,
-                indexed && status,
+                indexed && self.indexed.contains(&key),
             ),
         };
         let units = (size / 1024.0).ceil().max(1.0) + if index { 1.0 } else { 0.0 };
@@ -108,17 +113,36 @@ impl Tally {
 }
 
 enum Write {
-    /// A whole item of this size.
-    Put(f64),
-    /// Values of this size set on an item (`status`: one of them is `:status`).
-    Update { size: f64, status: bool },
+    /// A whole item of this size (`indexed`: it has index keys).
+    Put { size: f64, indexed: bool },
+    /// Values of this size set on an item (`indexed`: one of them is an index key or
+    /// `account`, what the index projects).
+    Update { size: f64, indexed: bool },
 }
 
 impl Write {
-    fn update(values: &HashMap<String, AttributeValue>) -> Write {
+    fn put(item: &HashMap<String, AttributeValue>) -> Write {
+        Write::Put {
+            size: size_of(item),
+            indexed: item.contains_key("gsi1pk"),
+        }
+    }
+
+    fn update(expression: Option<&str>, values: &HashMap<String, AttributeValue>) -> Write {
+        let sets = expression.unwrap_or_default();
         Write::Update {
             size: size_of(values),
-            status: values.contains_key(":status"),
+            indexed: ["gsi1pk", "gsi1sk", "account"]
+                .iter()
+                .any(|a| sets.contains(a)),
+        }
+    }
+
+    /// A delete (priced as the smallest write).
+    fn delete() -> Write {
+        Write::Update {
+            size: 0.0,
+            indexed: false,
         }
     }
 }
@@ -143,7 +167,7 @@ impl Intercept for Counter {
         let input = ctx.input();
         if let Some(put) = input.downcast_ref::<PutItemInput>() {
             let item = put.item.clone().unwrap_or_default();
-            t.write(pk(&item), Write::Put(size_of(&item)), false);
+            t.write(pk(&item), Write::put(&item), false);
         } else if let Some(update) = input.downcast_ref::<UpdateItemInput>() {
             let values = update
                 .expression_attribute_values
@@ -151,25 +175,19 @@ impl Intercept for Counter {
                 .unwrap_or_default();
             t.write(
                 pk(update.key.as_ref().unwrap()),
-                Write::update(&values),
+                Write::update(update.update_expression.as_deref(), &values),
                 false,
             );
         } else if let Some(tx) = input.downcast_ref::<TransactWriteItemsInput>() {
             for w in tx.transact_items.clone().unwrap_or_default() {
                 if let Some(p) = w.put {
-                    t.write(pk(&p.item), Write::Put(size_of(&p.item)), true);
+                    t.write(pk(&p.item), Write::put(&p.item), true);
                 } else if let Some(u) = w.update {
                     let values = u.expression_attribute_values.unwrap_or_default();
-                    t.write(pk(&u.key), Write::update(&values), true);
+                    let write = Write::update(Some(&u.update_expression), &values);
+                    t.write(pk(&u.key), write, true);
                 } else if let Some(d) = w.delete {
-                    t.write(
-                        pk(&d.key),
-                        Write::Update {
-                            size: 0.0,
-                            status: false,
-                        },
-                        true,
-                    );
+                    t.write(pk(&d.key), Write::delete(), true);
                 }
             }
         } else if let Some(batch) = input.downcast_ref::<BatchWriteItemInput>() {
@@ -181,16 +199,9 @@ impl Intercept for Counter {
             {
                 for w in writes {
                     if let Some(p) = w.put_request {
-                        t.write(pk(&p.item), Write::Put(size_of(&p.item)), false);
+                        t.write(pk(&p.item), Write::put(&p.item), false);
                     } else if let Some(d) = w.delete_request {
-                        t.write(
-                            pk(&d.key),
-                            Write::Update {
-                                size: 0.0,
-                                status: false,
-                            },
-                            false,
-                        );
+                        t.write(pk(&d.key), Write::delete(), false);
                     }
                 }
             }

@@ -673,6 +673,7 @@ async fn a_crash_after_any_write_ends_with_one_delivery_and_exact_stats() {
                     scenario_id: scenario,
                     step_id: step,
                     status: None,
+                    since: None,
                     cursor: None,
                     limit: 10,
                 },

@@ -183,10 +183,20 @@ fn each_queue_feeds_its_consumer_with_partial_failures_and_a_dead_letter_queue()
         table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
         Some(true)
     );
+    let index = &table["GlobalSecondaryIndexes"][0];
+    assert_eq!(index["IndexName"].as_str(), Some("gsi1"));
+    // the deliveries' index projects nothing an attempt writes: its entry is written once
     assert_eq!(
-        table["GlobalSecondaryIndexes"][0]["IndexName"].as_str(),
-        Some("gsi1")
+        index["Projection"]["ProjectionType"].as_str(),
+        Some("INCLUDE")
     );
+    for projected in list(&index["Projection"]["NonKeyAttributes"]) {
+        let name = projected.as_str().unwrap();
+        assert!(
+            !["status", "attempts", "attempt_count", "next_attempt_at"].contains(&name),
+            "gsi1 projects {name}: every attempt would rewrite its entry"
+        );
+    }
 }
 
 /// The counters come from the table's stream: stats-query reads it with both images (a status

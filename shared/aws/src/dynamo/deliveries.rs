@@ -17,8 +17,8 @@ fn created_key(d: &Delivery) -> String {
 }
 
 /// The delivery's state: small, rewritten by every attempt, and the only part the index
-/// `gsi1` sees (its keys, `account` and `status`: an attempt that leaves the status as it was
-/// writes nothing to the index).
+/// `gsi1` sees — its keys and `account`, none of which an attempt changes: the index entry is
+/// written once, when the state is put.
 fn state_item(d: &Delivery) -> anyhow::Result<Item> {
     let mut item = key(format!("DLV#{}", d.id), "DLV");
     item.insert("id".into(), s(&d.id));
@@ -253,6 +253,10 @@ impl DeliveryStore for DynamoStore {
             .await
     }
 
+    /// Newest first. The index holds no status (an attempt never writes to it), so a status
+    /// filter is applied to the deliveries read: rounds of `limit + 1` candidates until the
+    /// page is full, the step has no more, or [`MAX_EXAMINED`] were looked at — then the page
+    /// may hold fewer than `limit` items with a cursor to go on from.
     async fn list(&self, f: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>> {
         if let Some(c) = f.cursor
             && !(c.len() > 14
@@ -261,24 +265,46 @@ impl DeliveryStore for DynamoStore {
         {
             return Err(BadCursor.into());
         }
-        // newest first across the shards: the first limit+1 of each, merged
-        let queries = (0..SHARDS).map(|shard| self.list_shard(f, shard));
-        let mut keys: Vec<(String, String)> = futures::future::try_join_all(queries)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        keys.sort_by(|a, b| b.0.cmp(&a.0));
-        let more = keys.len() > f.limit;
-        keys.truncate(f.limit);
-        let next_cursor = if more {
-            keys.last().map(|(k, _)| k.clone())
-        } else {
-            None
+        let want = f.limit + 1;
+        let mut found: Vec<(String, Delivery)> = Vec::new();
+        let mut cursor = f.cursor.map(str::to_string);
+        let mut examined = 0;
+        let next_cursor = loop {
+            let keys = self.newest(f, cursor.as_deref(), want).await?;
+            let ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
+            let mut read: HashMap<String, Delivery> = self
+                .deliveries(&ids)
+                .await?
+                .into_iter()
+                .map(|d| (d.id.clone(), d))
+                .collect();
+            for (sort_key, id) in &keys {
+                if let Some(d) = read.remove(id)
+                    && f.status.is_none_or(|s| s == d.status)
+                {
+                    found.push((sort_key.clone(), d));
+                }
+                if found.len() == want {
+                    break;
+                }
+            }
+            examined += keys.len();
+            if found.len() == want {
+                let last_shown = f.limit.checked_sub(1).and_then(|i| found.get(i));
+                break last_shown.map(|(k, _)| k.clone());
+            }
+            match keys.last() {
+                // more to look at, but this call has looked at enough: a short page
+                Some((last, _)) if keys.len() == want && examined >= MAX_EXAMINED => {
+                    break Some(last.clone());
+                }
+                Some((last, _)) if keys.len() == want => cursor = Some(last.clone()),
+                _ => break None,
+            }
         };
-        let ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
+        found.truncate(f.limit);
         Ok(Page {
-            items: self.deliveries(&ids).await?,
+            items: found.into_iter().map(|(_, d)| d).collect(),
             next_cursor,
         })
     }
@@ -308,55 +334,87 @@ impl DeliveryStore for DynamoStore {
     }
 }
 
+/// Most deliveries one list call reads when a status filter leaves few of them.
+const MAX_EXAMINED: usize = 1_000;
+
 impl DynamoStore {
-    /// Up to `limit + 1` deliveries of one shard of a step's index, older than the cursor: their
-    /// index sort keys and ids (the index holds the state's keys, `account` and `status` only).
+    /// The step's `want` newest deliveries older than `cursor` (all shards merged): their index
+    /// sort keys and ids, newest first.
+    async fn newest(
+        &self,
+        f: &DeliveryFilter<'_>,
+        cursor: Option<&str>,
+        want: usize,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let queries = (0..SHARDS).map(|shard| self.list_shard(f, cursor, want, shard));
+        let mut keys: Vec<(String, String)> = futures::future::try_join_all(queries)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        keys.sort_by(|a, b| b.0.cmp(&a.0));
+        keys.truncate(want);
+        Ok(keys)
+    }
+
+    /// Up to `want` deliveries of one shard of a step's index, older than the cursor: their
+    /// index sort keys and ids (the index holds the state's keys and `account` only).
     async fn list_shard(
         &self,
         f: &DeliveryFilter<'_>,
+        cursor: Option<&str>,
+        want: usize,
         shard: u32,
     ) -> anyhow::Result<Vec<(String, String)>> {
+        // sort keys start with the creation time: `since` is a lower bound on them
+        let since = f.since.map(|t| format!("{:013}#", to_millis(t)));
+        if let (Some(c), Some(from)) = (cursor, &since)
+            && c < from.as_str()
+        {
+            return Ok(Vec::new()); // the previous page reached back past `since`
+        }
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let mut q = self
+            let q = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name("gsi1")
                 .scan_index_forward(false)
-                .limit((f.limit + 1) as i32)
+                .limit(want as i32)
                 .expression_attribute_values(
                     ":pk",
                     s(format!("DLVS#{}#{}#{shard}", f.scenario_id, f.step_id)),
                 )
                 .expression_attribute_values(":account", n(f.account))
+                .filter_expression("account = :account")
                 .set_exclusive_start_key(start.take());
-            let mut filter = vec!["account = :account"];
-            q = match f.cursor {
-                Some(c) => q
+            let q = match (cursor, since.clone()) {
+                (Some(c), Some(from)) => q
+                    .key_condition_expression("gsi1pk = :pk AND gsi1sk BETWEEN :since AND :cursor")
+                    .expression_attribute_values(":since", s(from))
+                    .expression_attribute_values(":cursor", s(c)),
+                (Some(c), None) => q
                     .key_condition_expression("gsi1pk = :pk AND gsi1sk < :cursor")
                     .expression_attribute_values(":cursor", s(c)),
-                None => q.key_condition_expression("gsi1pk = :pk"),
+                (None, Some(from)) => q
+                    .key_condition_expression("gsi1pk = :pk AND gsi1sk >= :since")
+                    .expression_attribute_values(":since", s(from)),
+                (None, None) => q.key_condition_expression("gsi1pk = :pk"),
             };
-            if let Some(status) = f.status {
-                filter.push("#st = :status");
-                q = q
-                    .expression_attribute_names("#st", "status")
-                    .expression_attribute_values(":status", s(status.as_str()));
-            }
-            let out = q
-                .filter_expression(filter.join(" AND "))
-                .send()
-                .await
-                .context("DynamoDB Query deliveries")?;
+            let out = q.send().await.context("DynamoDB Query deliveries")?;
             for item in out.items.unwrap_or_default() {
+                let sort_key = get_s(&item, "gsi1sk")?;
+                if Some(sort_key.as_str()) == cursor {
+                    continue; // BETWEEN includes the cursor: the previous page's last
+                }
                 let pk = get_s(&item, "pk")?;
                 let id = pk.strip_prefix("DLV#").context("a delivery's pk")?;
-                found.push((get_s(&item, "gsi1sk")?, id.to_string()));
+                found.push((sort_key, id.to_string()));
             }
             match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && found.len() <= f.limit => start = Some(k),
+                Some(k) if !k.is_empty() && found.len() < want => start = Some(k),
                 _ => return Ok(found),
             }
         }

@@ -116,12 +116,13 @@ impl Hookline {
                     scenario_id,
                     step_id,
                     status: Some(DeliveryStatus::Failed),
+                    since: Some(since),
                     cursor: cursor.as_deref(),
                     limit: super::scenarios::MAX_PAGE,
                 })
                 .await?;
             for d in page.items {
-                if d.created_at < since || ids.len() >= MAX_RESEND {
+                if ids.len() >= MAX_RESEND {
                     break 'pages;
                 }
                 ids.push(d.id);

@@ -102,6 +102,7 @@ impl Hookline {
                 scenario_id,
                 step_id,
                 status,
+                since: None,
                 cursor,
                 limit,
             })

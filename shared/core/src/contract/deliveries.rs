@@ -199,6 +199,7 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
         scenario_id: &scn,
         step_id: "hook",
         status,
+        since: None,
         cursor,
         limit,
     };
@@ -222,6 +223,42 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
         .unwrap();
     assert_eq!(accepted.items.len(), 1);
     assert_eq!(accepted.items[0].id, d[0].id);
+    // a filtered page of one, its match behind newer deliveries of other statuses
+    for (status, i) in [
+        (DeliveryStatus::Accepted, 0),
+        (DeliveryStatus::Failed, 1),
+        (DeliveryStatus::Pending, 2),
+    ] {
+        let page = store.list(&filter(Some(status), None, 1)).await.unwrap();
+        assert_eq!(
+            (
+                page.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+                page.next_cursor
+            ),
+            (vec![d[i].id.clone()], None),
+            "{status:?}"
+        );
+    }
+    // `since`: only those created at or after it, in pages
+    let mut since = filter(None, None, 1);
+    since.since = Some(d[1].created_at);
+    let first = store.list(&since).await.unwrap();
+    assert_eq!(
+        first.items.iter().map(|d| &d.id).collect::<Vec<_>>(),
+        [&d[2].id]
+    );
+    since.cursor = first.next_cursor.as_deref();
+    let second = store.list(&since).await.unwrap();
+    assert_eq!(
+        (
+            second.items.iter().map(|d| &d.id).collect::<Vec<_>>(),
+            second.next_cursor
+        ),
+        (vec![&d[1].id], None)
+    );
+    let mut failed_since = filter(Some(DeliveryStatus::Failed), None, 10);
+    failed_since.since = Some(d[2].created_at);
+    assert!(store.list(&failed_since).await.unwrap().items.is_empty());
     let mut foreign = filter(None, None, 10);
     foreign.account = 4_001;
     assert!(store.list(&foreign).await.unwrap().items.is_empty());

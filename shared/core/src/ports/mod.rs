@@ -254,6 +254,8 @@ pub struct DeliveryFilter<'a> {
     pub scenario_id: &'a str,
     pub step_id: &'a str,
     pub status: Option<DeliveryStatus>,
+    /// Only deliveries created at or after this time (resend-failed's `since`).
+    pub since: Option<jiff::Timestamp>,
     pub cursor: Option<&'a str>,
     pub limit: usize,
 }

@@ -294,6 +294,7 @@ impl DeliveryStore for SqliteStore {
         let (account, scenario, step) =
             (f.account, f.scenario_id.to_string(), f.step_id.to_string());
         let status = f.status.map(|s| s.as_str());
+        let since = f.since.map(to_millis);
         let limit = f.limit;
         let rows = self
             .db
@@ -303,10 +304,11 @@ impl DeliveryStore for SqliteStore {
                     "SELECT {DELIVERY_COLS} FROM deliveries
                      WHERE scenario_id = ?1 AND step_id = ?2 AND account = ?3 AND (?4 IS NULL OR status = ?4)
                        AND (?5 IS NULL OR created_at < ?5 OR (created_at = ?5 AND id < ?6))
+                       AND (?8 IS NULL OR created_at >= ?8)
                      ORDER BY created_at DESC, id DESC LIMIT ?7"
                 ))?;
                 let rows = stmt
-                    .query_map(params![scenario, step, account, status, c_ms, c_id, limit as i64 + 1], delivery_row)?
+                    .query_map(params![scenario, step, account, status, c_ms, c_id, limit as i64 + 1, since], delivery_row)?
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(rows)
             })
