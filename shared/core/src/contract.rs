@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::domain::contact::Contact;
 use crate::domain::event::{EnrollmentRef, IntakeAnswer};
+use crate::domain::ids::entry_enrollment_id;
 use crate::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
 use crate::domain::signing::StepSecret;
 use crate::ports::*;
@@ -283,9 +284,13 @@ pub async fn enrollment_store(store: &dyn EnrollmentStore) {
         "another account's event"
     );
 
-    // at most one entry per (scenario, contact) without re-entry
+    // at most one entry per (scenario, contact) without re-entry: ids that name the entry
     let scn = format!("scn_{u}");
-    let e1 = enrollment(&format!("enr_{u}_1"), &scn, 7);
+    let entered = |contact, origin: &str| {
+        let id = entry_enrollment_id(3_000, &scn, contact, origin);
+        enrollment(&id, &scn, contact)
+    };
+    let e1 = entered(7, "evt-1");
     assert_eq!(
         store.create(&e1, false).await.unwrap(),
         EnrollOutcome::Created
@@ -294,17 +299,25 @@ pub async fn enrollment_store(store: &dyn EnrollmentStore) {
         store.create(&e1, false).await.unwrap(),
         EnrollOutcome::AlreadyExists
     );
-    let e2 = enrollment(&format!("enr_{u}_2"), &scn, 7);
+    let e2 = entered(7, "evt-2");
     assert_eq!(
         store.create(&e2, false).await.unwrap(),
         EnrollOutcome::AlreadyEntered
     );
     assert_eq!(store.get(&e2.id).await.unwrap(), None);
+    assert!(
+        !store
+            .advance(&e2.id, 0, Some("hook"), EnrollmentState::AwaitingDelivery)
+            .await
+            .unwrap(),
+        "another event's enrollment moved the one that entered"
+    );
+    let again = enrollment(&format!("enr_{u}_2"), &scn, 7);
     assert_eq!(
-        store.create(&e2, true).await.unwrap(),
+        store.create(&again, true).await.unwrap(),
         EnrollOutcome::Created
     );
-    let e3 = enrollment(&format!("enr_{u}_3"), &scn, 8);
+    let e3 = entered(8, "evt-1");
     assert_eq!(
         store.create(&e3, false).await.unwrap(),
         EnrollOutcome::Created

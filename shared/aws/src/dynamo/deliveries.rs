@@ -194,7 +194,7 @@ impl DeliveryStore for DynamoStore {
                 "UNQ",
             );
             claim.insert("pass".into(), s(&pass.key));
-            self.claim(claim, "pass", &pass.key).await?
+            self.claim(claim, "pass", &pass.key).await? != Claimed::ByAnother
         };
         let mut record = match delivery {
             Some(d) => {

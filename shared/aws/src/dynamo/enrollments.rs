@@ -3,6 +3,7 @@
 use anyhow::Context;
 use async_trait::async_trait;
 use hookline_core::domain::event::IntakeAnswer;
+use hookline_core::domain::ids::entry_of;
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
     EnrollOutcome, Enrollment, EnrollmentState, EnrollmentStore, StoreResult,
@@ -10,8 +11,14 @@ use hookline_core::ports::{
 
 use super::*;
 
+/// An enrollment's key: `ENR#{entry}` for one in a scenario entered at most once (its id names
+/// the entry: the put that creates it claims the entry), `ENR#{id}` otherwise.
+fn enrollment_pk(id: &str) -> String {
+    format!("ENR#{}", entry_of(id).unwrap_or(id))
+}
+
 fn enrollment_item(e: &Enrollment) -> Item {
-    let mut item = key(format!("ENR#{}", e.id), "ENR");
+    let mut item = key(enrollment_pk(&e.id), "ENR");
     item.insert("id".into(), s(&e.id));
     item.insert("account".into(), n(e.account));
     item.insert("scenario_id".into(), s(&e.scenario_id));
@@ -61,31 +68,29 @@ impl EnrollmentStore for DynamoStore {
         Ok(serde_json::from_str(&get_s(&stored, "answer")?)?)
     }
 
-    /// Without a transaction (half the write units): without `allow_reentry` the contact's
-    /// entry is claimed first (a conditional put naming this enrollment), then the enrollment
-    /// is put. A retry after a crash between the two finds the claim naming this very
-    /// enrollment and puts it; another event's finds another's name: already entered. (Until
-    /// the event that crashed is sent again — an event not answered is always sent again — the
-    /// contact counts as entered without an enrollment.)
+    /// One conditional put. Without `allow_reentry` the enrollment is keyed by the contact's
+    /// entry (its id names it), so that put is also the claim: an item found there with this
+    /// very id is a repeat, with another id another event's enrollment — already entered.
     async fn create(&self, e: &Enrollment, allow_reentry: bool) -> StoreResult<EnrollOutcome> {
-        if !allow_reentry {
-            let mut entry = key(format!("ENT#{}#{}", e.scenario_id, e.contact_id), "ENT");
-            entry.insert("enrollment_id".into(), s(&e.id));
-            if !self.claim(entry, "enrollment_id", &e.id).await? {
-                return Ok(EnrollOutcome::AlreadyEntered);
-            }
-        }
-        if self.put_new(enrollment_item(e), "enrollment").await? {
-            Ok(EnrollOutcome::Created)
-        } else {
-            Ok(EnrollOutcome::AlreadyExists)
-        }
+        anyhow::ensure!(
+            allow_reentry || entry_of(&e.id).is_some(),
+            "enrollment {}: without re-entry its id must name its entry",
+            e.id
+        );
+        Ok(match self.claim(enrollment_item(e), "id", &e.id).await? {
+            Claimed::Now => EnrollOutcome::Created,
+            Claimed::Before => EnrollOutcome::AlreadyExists,
+            Claimed::ByAnother => EnrollOutcome::AlreadyEntered,
+        })
     }
 
     async fn get(&self, id: &str) -> StoreResult<Option<Enrollment>> {
-        let Some(item) = self.get_item(format!("ENR#{id}"), "ENR").await? else {
+        let Some(item) = self.get_item(enrollment_pk(id), "ENR").await? else {
             return Ok(None);
         };
+        if opt_s(&item, "id").as_deref() != Some(id) {
+            return Ok(None); // the entry is another enrollment's
+        }
         let state = get_s(&item, "state")?;
         Ok(Some(Enrollment {
             id: get_s(&item, "id")?,
@@ -110,9 +115,11 @@ impl EnrollmentStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("ENR#{id}"), "ENR")))
-            .condition_expression("attribute_exists(pk) AND seq = :from")
+            .set_key(Some(key(enrollment_pk(id), "ENR")))
+            // the entry's key may hold another enrollment: this one's id is checked too
+            .condition_expression("attribute_exists(pk) AND id = :id AND seq = :from")
             .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":id", s(id))
             .expression_attribute_values(":from", n(from_seq))
             .expression_attribute_values(":to", n(from_seq + 1))
             .expression_attribute_values(":state", s(state.as_str()));

@@ -9,13 +9,13 @@
 //! | the active index is complete (written once per account) | `ACCT#{account}` | `ACTIVE-INDEX` |
 //! | contact snapshot | `CON#{account}#{id}` | `CON` |
 //! | event answer (TTL 7 d) | `EVT#{account}#{event id}` | `EVT` |
-//! | enrollment | `ENR#{id}` | `ENR` |
-//! | entered (no re-entry; names the enrollment that claimed it) | `ENT#{scenario}#{contact}` | `ENT` |
+//! | enrollment (re-entry allowed) | `ENR#{id}` | `ENR` |
+//! | enrollment, no re-entry: keyed by its entry, the first part of its id `{entry}.{origin}` (its put claims the entry; `id` tells whose) | `ENR#{entry}` | `ENR` |
 //! | pass marker (account, scenario, step, `unique`; TTL 15 d) | `PASS#{key}` | `PASS` |
 //! | a contact's first pass of a step (re-entry only; names the pass that claimed it) | `UNQ#{scenario}#{step}#{contact}` | `UNQ` |
 //! | a step's counters (written by the stream handler only) | `STAT#{scenario}` | `{step}` |
 //! | the last stream record applied to the counters, per stream shard (TTL 2 d) | `STRM#{shard id}` | `STRM` |
-//! | delivery state: status, attempts, `unique` (TTL 30 d after the deadline) | `DLV#{id}` | `DLV`; gsi1: `DLVS#{scenario}#{step}#{shard}`, `{created ms}#{id}` (projected: `account`, `status`) |
+//! | delivery state: status, attempts, `unique` (TTL 30 d after the deadline) | `DLV#{id}` | `DLV`; gsi1: `DLVS#{scenario}#{step}#{shard}`, `{created ms}#{id}` (projected: `account`; nothing an attempt writes) |
 //! | delivery body: url, headers, payload (written once; same TTL) | `DLV#{id}` | `BODY` |
 //! | API key (`revoked_at` once revoked) | `KEY#{sha256}` | `KEY` |
 //! | API key, listed | `KEYS` | `{prefix}#{sha256}` |
@@ -28,8 +28,8 @@
 //! write, keyed so that a repeated message or a retry after a crash finds what it wrote and
 //! goes on — a pass is its record's conditional put (the delivery's state, its body put just
 //! before it; or a pass marker), an attempt one `UpdateItem` conditioned on the attempt count,
-//! an enrollment's move one conditioned on its sequence number; claims (entry, first pass)
-//! name their holder, so a retry recognises its own. The counters follow from the table's
+//! an enrollment's move one conditioned on its sequence number; claims (an enrollment keyed by
+//! its entry, a first pass) name their holder, so a retry recognises its own. The counters follow from the table's
 //! stream (`counters.rs`). A busy webhook step never becomes a hot key: its delivery index is
 //! spread over [`SHARDS`] partition keys (by delivery id) and merged on read, and its counters
 //! take one write per stream batch.
@@ -189,6 +189,15 @@ pub struct DynamoStore {
     pub(super) indexing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
+/// What a [`DynamoStore::claim`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Claimed {
+    Now,
+    /// By the same holder, earlier (a retry).
+    Before,
+    ByAnother,
+}
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
@@ -234,9 +243,13 @@ impl DynamoStore {
     }
 
     /// Claims a key for `holder` with a conditional put of `item` (which names it in `attr`):
-    /// `true` when it is claimed now or was claimed by this same holder before (a retry after a
-    /// crash), `false` when another holder has it.
-    pub(super) async fn claim(&self, item: Item, attr: &str, holder: &str) -> anyhow::Result<bool> {
+    /// claimed now, by this same holder before (a retry after a crash), or by another.
+    pub(super) async fn claim(
+        &self,
+        item: Item,
+        attr: &str,
+        holder: &str,
+    ) -> anyhow::Result<Claimed> {
         let claimed = self
             .client
             .put_item()
@@ -247,7 +260,7 @@ impl DynamoStore {
             .send()
             .await;
         match claimed {
-            Ok(_) => Ok(true),
+            Ok(_) => Ok(Claimed::Now),
             Err(err) if is_conditional(&err) => {
                 let stored = match err.as_service_error() {
                     Some(PutItemError::ConditionalCheckFailedException(c)) => {
@@ -255,7 +268,11 @@ impl DynamoStore {
                     }
                     _ => None,
                 };
-                Ok(stored.as_deref() == Some(holder))
+                Ok(if stored.as_deref() == Some(holder) {
+                    Claimed::Before
+                } else {
+                    Claimed::ByAnother
+                })
             }
             Err(err) => Err(anyhow::Error::from(err).context("DynamoDB PutItem claim")),
         }

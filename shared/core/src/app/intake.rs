@@ -8,7 +8,7 @@ use super::{AppError, Hookline};
 use crate::domain::Invalid;
 use crate::domain::contact::Contact;
 use crate::domain::event::{EnrollmentRef, Event, EventIn, IntakeAnswer};
-use crate::domain::ids::derived_id;
+use crate::domain::ids::{derived_id, entry_enrollment_id};
 use crate::domain::scenario::ScenarioRecord;
 use crate::ports::{EnrollOutcome, Enrollment, Pipeline, SnapshotPut};
 
@@ -78,7 +78,12 @@ impl Hookline {
     ) -> anyhow::Result<Option<EnrollmentRef>> {
         let p = &self.ports;
         let account = scenario.account;
-        let id = derived_id("enr", &[&account.to_string(), event_id, &scenario.id]);
+        // without re-entry the id names the contact's entry (a store keys it by that)
+        let id = if scenario.def.allow_reentry {
+            derived_id("enr", &[&account.to_string(), event_id, &scenario.id])
+        } else {
+            entry_enrollment_id(account, &scenario.id, contact.id, event_id)
+        };
         let compiled = match scenario.def.compile(true) {
             Ok(c) => c,
             Err(e) => {

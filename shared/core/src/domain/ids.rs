@@ -14,6 +14,28 @@ pub fn derived_id(prefix: &str, parts: &[&str]) -> String {
     format!("{prefix}_{}", hex::encode(&digest[..13]))
 }
 
+/// The id of an enrollment in a scenario a contact enters at most once (no re-entry):
+/// `{entry}.{origin}` — the entry (account, scenario, contact), which one enrollment at most
+/// may hold, then the event (or occurrence) that made it. A store may key the enrollment by its
+/// entry alone, so that creating it is the claim on the entry (one write, not two).
+pub fn entry_enrollment_id(
+    account: i64,
+    scenario_id: &str,
+    contact_id: i64,
+    origin: &str,
+) -> String {
+    let entry = derived_id(
+        "enr",
+        &[&account.to_string(), scenario_id, &contact_id.to_string()],
+    );
+    format!("{entry}.{}", derived_id("evt", &[origin]))
+}
+
+/// The entry part of an enrollment id made by [`entry_enrollment_id`] (`None` for others).
+pub fn entry_of(enrollment_id: &str) -> Option<&str> {
+    enrollment_id.split_once('.').map(|(entry, _)| entry)
+}
+
 /// The non-secret part of an API key shown to list and revoke it: `hk_` + 8 characters for a
 /// generated key, the first 8 characters of any other.
 pub fn key_prefix(key: &str) -> String {

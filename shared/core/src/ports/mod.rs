@@ -205,7 +205,9 @@ pub trait EnrollmentStore: Send + Sync {
         account: i64,
         answer: &IntakeAnswer,
     ) -> StoreResult<IntakeAnswer>;
-    /// Creates an enrollment. Without `allow_reentry`, at most one per (scenario, contact).
+    /// Creates an enrollment. Without `allow_reentry`, at most one per (scenario, contact); its
+    /// id is then made by [`crate::domain::ids::entry_enrollment_id`] (a store may key it by
+    /// the entry).
     async fn create(
         &self,
         enrollment: &Enrollment,
