@@ -130,9 +130,9 @@ async fn a_redelivered_message_never_starts_a_second_retry_chain() {
         timers.sort_by_key(|t| t.fires);
         (!timers.is_empty()).then(|| timers.remove(0))
     };
-    // intake walked to the webhook step and queued its first attempt
+    // intake walked to the webhook step and queued its first attempt, the delivery in it
     let first = take().expect("the first deliver message");
-    assert!(first.body.contains("deliver.v1"), "{first:?}");
+    assert!(first.body.contains("deliver-first.v1"), "{first:?}");
     handle(&engine, &aws, &first).await;
     assert_eq!(rx.count(), 1);
     let pending: Vec<Timer> = firer.timers.lock().unwrap().clone();

@@ -68,7 +68,9 @@ impl SqsQueue {
         match task {
             // occurrences and backfills enroll contacts: scenario-advance runs them
             Task::AdvanceV1 { .. } | Task::FireV1 { .. } | Task::BackfillV1 { .. } => &self.advance,
-            Task::DeliverV1 { .. } | Task::ResendV1 { .. } => &self.deliver,
+            Task::DeliverV1 { .. } | Task::DeliverFirstV1 { .. } | Task::ResendV1 { .. } => {
+                &self.deliver
+            }
         }
     }
 }

@@ -160,11 +160,24 @@ async fn streams(target: &str, body: serde_json::Value) -> serde_json::Value {
     serde_json::from_str(body).unwrap()
 }
 
-pub async fn create_queue(config: &aws_config::SdkConfig, prefix: &str) -> QueueRef {
+/// A fresh queue, as large a message as the template's queue `resource` takes (SQS's default,
+/// 256 KiB, where the template sets none: the emulator's own default is 1 MiB).
+pub async fn create_queue(
+    config: &aws_config::SdkConfig,
+    prefix: &str,
+    resource: &str,
+) -> QueueRef {
     let sqs = aws_sdk_sqs::Client::new(config);
+    let max = template()["Resources"][resource]["Properties"]["MaximumMessageSize"]
+        .as_u64()
+        .unwrap_or(262_144);
     let url = sqs
         .create_queue()
         .queue_name(unique(prefix))
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
+            max.to_string(),
+        )
         .send()
         .await
         .unwrap()
@@ -194,8 +207,8 @@ impl Aws {
     pub async fn fresh(policy: RetryPolicy) -> Aws {
         let config = sdk_config().await;
         let (table, stream_arn) = create_table(&config).await;
-        let advance_queue = create_queue(&config, "advance").await;
-        let deliver_queue = create_queue(&config, "deliver").await;
+        let advance_queue = create_queue(&config, "advance", "AdvanceQueue").await;
+        let deliver_queue = create_queue(&config, "deliver", "DeliverQueue").await;
         let group = unique("hookline");
         aws_sdk_scheduler::Client::new(&config)
             .create_schedule_group()

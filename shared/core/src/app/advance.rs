@@ -116,8 +116,9 @@ impl Hookline {
 }
 
 impl Hookline {
-    /// The records a walk of `enrollment` from `seq` makes: its passes, then its delivery
-    /// (queued at once) or the task that ends its wait. Each is keyed by (enrollment, seq,
+    /// The records a walk of `enrollment` from `seq` makes: its passes, then the message of its
+    /// delivery's first attempt (carrying the delivery, stored by webhook-deliver with the
+    /// attempt's outcome) or the task that ends its wait. Each is keyed by (enrollment, seq,
     /// step), so making them again changes nothing (a queued task again is dropped or finds the
     /// move made). The enrollment's own move is the caller's.
     pub(crate) async fn record_walk(
@@ -154,11 +155,10 @@ impl Hookline {
                     at: now,
                     first_for_contact: !scenario.def.allow_reentry,
                 };
-                p.deliveries.record_pass(&pass, Some(&delivery)).await?;
-                let task = Task::DeliverV1 {
-                    delivery_id: delivery.id.clone(),
-                    attempt: Some(0),
-                };
+                // the first attempt's message carries the delivery (stored once, after the
+                // attempt). The deliver queue takes 1 MiB a message: any delivery DynamoDB can
+                // store (400 KB an item), its payload escaped once more, fits.
+                let task = Task::DeliverFirstV1 { delivery, pass };
                 queue.enqueue(&task, now).await?;
             }
         }

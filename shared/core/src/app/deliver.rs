@@ -86,6 +86,44 @@ impl Hookline {
         Ok(Outcome::Done)
     }
 
+    /// The first attempt of a delivery its message carries (not stored yet). Order: POST; the
+    /// hand-back and the message for the next attempt are queued; then the delivery is stored
+    /// with the attempt's outcome, as its pass (one conditional put: once, whoever comes
+    /// first). A copy of the message that finds the delivery stored is dropped; a crash before
+    /// the store repeats the POST with the same bytes (at least once), as in [`Self::deliver`].
+    pub(crate) async fn deliver_first(
+        &self,
+        delivery: &Delivery,
+        pass: &crate::ports::Pass,
+    ) -> anyhow::Result<Outcome> {
+        let p = &self.ports;
+        if let Some(stored) = p.deliveries.get(&delivery.id).await? {
+            // stored already: attempted by another copy of this message, or stored first
+            // (an intake before this message existed) and still to be attempted
+            if stored.attempt_count == 0 {
+                return self.deliver(&delivery.id, Some(0)).await;
+            }
+            return Ok(Outcome::Done);
+        }
+        let start = p.clock.now();
+        let (attempt, status, next) = self.post(delivery, start).await;
+        self.hand_back(delivery).await?;
+        if let Some(at) = next {
+            let task = Task::DeliverV1 {
+                delivery_id: delivery.id.clone(),
+                attempt: Some(1),
+            };
+            self.queue()?.enqueue(&task, at).await?;
+        }
+        let mut attempted = delivery.clone();
+        attempted.attempts = attempted.kept_with(&attempt);
+        attempted.attempt_count = 1;
+        attempted.status = status;
+        attempted.next_attempt_at = next;
+        p.deliveries.record_pass(pass, Some(&attempted)).await?;
+        Ok(Outcome::Done)
+    }
+
     /// One POST of `delivery`, started at `start`, and what follows from its answer: the
     /// attempt to record, the delivery's new status and its next attempt time (both paths).
     pub(crate) async fn post(

@@ -117,6 +117,7 @@ impl Hookline {
                 delivery_id,
                 attempt,
             } => self.deliver(delivery_id, *attempt).await,
+            Task::DeliverFirstV1 { delivery, pass } => self.deliver_first(delivery, pass).await,
             Task::ResendV1 { delivery_ids } => {
                 self.resend_stored(delivery_ids).await?;
                 Ok(Outcome::Done)

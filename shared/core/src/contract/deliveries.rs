@@ -356,4 +356,38 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
         ),
         (1, 1, 1)
     );
+
+    // a delivery recorded with its pass after its first attempt (the queued path): stored
+    // as given, counted at once under the status that attempt gave it
+    for (i, (answer, status, next)) in [
+        (200, DeliveryStatus::Accepted, None),
+        (503, DeliveryStatus::Pending, Some(ts(70))),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut dl = delivery(&format!("dlv_{u}_after_{i}"), &scn, 80 + i as i64, 10);
+        dl.step_id = "after-attempt".into();
+        dl.attempts = vec![attempt(Some(answer))];
+        dl.attempt_count = 1;
+        dl.status = status;
+        dl.next_attempt_at = next;
+        let p = pass(
+            &format!("{u}:after:{i}"),
+            &scn,
+            "after-attempt",
+            dl.contact_id,
+        );
+        assert!(store.record_pass(&p, Some(&dl)).await.unwrap());
+        assert!(!store.record_pass(&p, Some(&dl)).await.unwrap());
+        assert_eq!(store.get(&dl.id).await.unwrap(), Some(dl));
+    }
+    let after = counts(
+        &store.step_counts(4_000, &scn).await.unwrap(),
+        "after-attempt",
+    );
+    assert_eq!(
+        (after.passes, after.accepted, after.pending, after.failed),
+        (2, 1, 1, 0)
+    );
 }

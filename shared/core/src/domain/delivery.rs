@@ -32,7 +32,7 @@ impl DeliveryStatus {
 }
 
 /// One HTTP POST of a delivery.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     pub at: Timestamp,
     /// The receiver's status code, when it answered.
@@ -45,7 +45,7 @@ pub struct Attempt {
 }
 
 /// Where the contact goes once the first attempt has been made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handoff {
     pub enrollment_id: String,
     pub next_step: Option<String>,
@@ -57,8 +57,9 @@ pub struct Handoff {
     pub completed: bool,
 }
 
-/// One webhook request to deliver, with its frozen payload and its attempts.
-#[derive(Debug, Clone, PartialEq)]
+/// One webhook request to deliver, with its frozen payload and its attempts. (Serialized only
+/// into the message of its first attempt on the queued path: [`crate::ports::Task`].)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     pub id: String,
     pub account: i64,

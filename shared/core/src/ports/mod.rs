@@ -226,7 +226,7 @@ pub trait EnrollmentStore: Send + Sync {
 }
 
 /// One contact passing one step: the unit of the statistics. `key` makes it idempotent.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pass {
     pub key: String,
     pub account: i64,
@@ -346,6 +346,12 @@ pub enum Task {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         attempt: Option<u32>,
     },
+    /// Make the first attempt of a delivery that is not stored yet: the message carries it
+    /// (frozen: every copy sends the same bytes) and the pass it is. webhook-deliver stores
+    /// both once, with the attempt's outcome — one write instead of a put before the attempt
+    /// and an update after it.
+    #[serde(rename = "deliver-first.v1")]
+    DeliverFirstV1 { delivery: Box<Delivery>, pass: Pass },
     /// Resend failed deliveries: one new attempt of each (SPEC §7), up to
     /// [`crate::app::RESEND_CHUNK`] a task.
     #[serde(rename = "resend.v1")]
@@ -378,6 +384,7 @@ impl Task {
                 Some(n) => format!("dlv:{delivery_id}:{n}"),
                 None => format!("dlv:{delivery_id}"),
             },
+            Task::DeliverFirstV1 { delivery, .. } => format!("dlv:{}:0", delivery.id),
             Task::ResendV1 { delivery_ids } => format!("rsd:{}", delivery_ids.join(",")),
             Task::FireV1 { items } => {
                 let ids: Vec<String> = items.iter().map(Scheduled::event_id).collect();
