@@ -60,13 +60,18 @@ fn body_item(d: &Delivery) -> anyhow::Result<Item> {
     Ok(item)
 }
 
-/// A delivery from its state and body. A state without a body item: one written before the
-/// split (the body's attributes on the state itself), or one whose body its TTL removed first
-/// (`None`: the delivery is gone; both expire together, 30 days after the deadline).
+/// A delivery from its state and body. A state without a body item: one accepted at its first
+/// attempt (its request is not kept: url, headers and payload come back empty — nothing sends
+/// an accepted delivery again), one written before the split (the body's attributes on the
+/// state itself), or one whose body its TTL removed first (`None`: the delivery is gone; both
+/// expire together, 30 days after the deadline).
 fn whole(id: &str, state: &Item, body: Option<&Item>) -> Option<anyhow::Result<Delivery>> {
     match body {
-        Some(body) => Some(delivery_from(state, body)),
-        None if state.contains_key("payload") => Some(delivery_from(state, state)),
+        Some(body) => Some(delivery_from(state, Some(body))),
+        None if state.contains_key("payload") => Some(delivery_from(state, Some(state))),
+        None if state.get("body_kept") == Some(&AttributeValue::Bool(false)) => {
+            Some(delivery_from(state, None))
+        }
         None => {
             tracing::warn!(
                 delivery_id = id,
@@ -90,7 +95,7 @@ fn attempt_list(attempts: &[Attempt]) -> anyhow::Result<AttributeValue> {
     Ok(AttributeValue::L(texts))
 }
 
-fn delivery_from(item: &Item, body: &Item) -> anyhow::Result<Delivery> {
+fn delivery_from(item: &Item, body: Option<&Item>) -> anyhow::Result<Delivery> {
     let status = get_s(item, "status")?;
     let attempts = match item.get("attempts") {
         Some(AttributeValue::L(list)) => list
@@ -111,9 +116,18 @@ fn delivery_from(item: &Item, body: &Item) -> anyhow::Result<Delivery> {
         step_id: get_s(item, "step_id")?,
         contact_id: get_n(item, "contact_id")?,
         handoff: serde_json::from_str::<Handoff>(&get_s(item, "handoff")?)?,
-        url: get_s(body, "url")?,
-        headers: serde_json::from_str(&get_s(body, "headers")?)?,
-        payload: get_s(body, "payload")?,
+        url: body
+            .map(|b| get_s(b, "url"))
+            .transpose()?
+            .unwrap_or_default(),
+        headers: match body {
+            Some(b) => serde_json::from_str(&get_s(b, "headers")?)?,
+            None => Vec::new(),
+        },
+        payload: body
+            .map(|b| get_s(b, "payload"))
+            .transpose()?
+            .unwrap_or_default(),
         status: DeliveryStatus::parse(&status).with_context(|| format!("status {status}"))?,
         created_at: from_millis(get_n(item, "created_at")?),
         deadline: from_millis(get_n(item, "deadline")?),
@@ -197,6 +211,13 @@ impl DeliveryStore for DynamoStore {
             self.claim(claim, "pass", &pass.key).await? != Claimed::ByAnother
         };
         let mut record = match delivery {
+            // accepted at its first attempt (recorded with it): nothing will send it again,
+            // so its request is not kept — the state says so
+            Some(d) if d.status == DeliveryStatus::Accepted => {
+                let mut state = state_item(d)?;
+                state.insert("body_kept".into(), AttributeValue::Bool(false));
+                state
+            }
             Some(d) => {
                 // written once: an item that exists is the body of an earlier try of this
                 // pass, which the state then points to (the same bytes on every attempt)

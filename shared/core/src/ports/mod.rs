@@ -267,6 +267,9 @@ pub trait DeliveryStore: Send + Sync {
     /// Records a pass and, for a webhook step, its delivery (status pending), atomically;
     /// a pass whose key is already recorded changes nothing. `true` when recorded now.
     async fn record_pass(&self, pass: &Pass, delivery: Option<&Delivery>) -> StoreResult<bool>;
+    /// A delivery recorded `accepted` with its first attempt may come back without its
+    /// request (`url`, `headers`, `payload` empty): a store need not keep what nothing sends
+    /// again.
     async fn get(&self, id: &str) -> StoreResult<Option<Delivery>>;
     /// Appends an attempt (`None`: the deadline passed before one could be made) and sets
     /// the status and next attempt time, when the stored delivery is still pending with as many
