@@ -161,3 +161,41 @@ async fn a_redelivered_message_never_starts_a_second_retry_chain() {
     let stats = engine.step_stats(1, &id, "hook").await.unwrap();
     assert_eq!((stats.passes, stats.pending), (1, Some(1)));
 }
+
+/// A first attempt queues its retry before it stores the delivery: a retry that comes first
+/// (due at once: a first attempt made near the deadline) finds nothing stored, waits instead of
+/// being dropped, and then makes its attempt — the last one is not lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_that_overtakes_its_delivery_waits_for_it() {
+    use hookline_core::app::Outcome;
+    use hookline_core::ports::Task;
+    let aws = Aws::fresh(RetryPolicy::parse("60s", "5s").unwrap()).await;
+    let firer = Firer {
+        clock: Arc::new(TestClock(Mutex::new(Timestamp::now()))),
+        timers: Arc::default(),
+    };
+    let (engine, rx, _) = one_contact_in(&aws, &firer, 500).await;
+    let first = firer.timers.lock().unwrap().remove(0);
+    let Ok(Task::DeliverFirstV1 { delivery, .. }) = serde_json::from_str::<Task>(&first.body)
+    else {
+        panic!("not a first attempt: {first:?}")
+    };
+    let retry = Task::DeliverV1 {
+        delivery_id: delivery.id.clone(),
+        attempt: Some(1),
+        deadline: Some(delivery.deadline),
+    };
+    let early = engine.handle(&retry).await.unwrap();
+    assert!(
+        matches!(early, Outcome::RetryAt(_)),
+        "a retry ahead of its delivery was dropped: {early:?}"
+    );
+    assert_eq!(rx.count(), 0);
+    handle(&engine, &aws, &first).await; // the first attempt, refused, and its record
+    assert_eq!(rx.count(), 1);
+    firer
+        .clock
+        .set(add(firer.clock.now(), Duration::from_secs(10)));
+    assert_eq!(engine.handle(&retry).await.unwrap(), Outcome::Done);
+    assert_eq!(rx.count(), 2, "the waiting retry made its attempt");
+}

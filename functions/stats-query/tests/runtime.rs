@@ -19,6 +19,16 @@ async fn one_binary_serves_the_statistics_and_keeps_the_counters_from_the_stream
         let event = json!({"id": format!("e{n}"), "type": "group_added", "contact": {"id": n, "email": "a@example.org"}});
         engine.intake(1, event).await.unwrap();
     }
+    // their first attempts (refused): each delivery stored, pending
+    let mut attempted = 0;
+    while attempted < 2 {
+        for (receipt, _, body) in aws.receive(&aws.settings.deliver_queue).await {
+            let task: hookline_core::ports::Task = serde_json::from_str(&body).unwrap();
+            engine.handle(&task).await.unwrap();
+            aws.delete(&aws.settings.deliver_queue, &receipt).await;
+            attempted += 1;
+        }
+    }
     // the stream as the event source mapping hands it over (tumbling window: with shardId)
     let shard = "shardId-00000000000000000001-00000001";
     let record = |seq: &str, n: i64| {

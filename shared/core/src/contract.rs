@@ -369,6 +369,7 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
     let now_task = Task::DeliverV1 {
         delivery_id: format!("dlv_{u}_now"),
         attempt: Some(0),
+        deadline: None,
     };
     let later_task = Task::AdvanceV1 {
         enrollment_id: format!("enr_{u}"),
@@ -415,6 +416,7 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
             let task = Task::DeliverV1 {
                 delivery_id: format!("dlv_{u}_many_{i}"),
                 attempt: Some(0),
+                deadline: None,
             };
             (task, Timestamp::now())
         })
@@ -422,6 +424,7 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
             Task::DeliverV1 {
                 delivery_id: format!("dlv_{u}_many_later"),
                 attempt: Some(0),
+                deadline: None,
             },
             crate::domain::time::add(Timestamp::now(), Duration::from_secs(2)),
         )))

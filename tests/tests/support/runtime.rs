@@ -55,12 +55,13 @@ async fn answered(
 }
 
 /// The engine over `aws`, `key` registered for account 1, and the id of an active scenario of
-/// account 1: `group_added`, then one webhook step `hook`.
+/// account 1: `group_added`, then one webhook step `hook` (to a loopback port nothing listens
+/// on: an attempt is refused, and the delivery stays pending).
 pub async fn active_scenario(aws: &Aws, key: &str) -> (hookline_core::Hookline, String) {
     let (engine, _) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
     engine.register_key(key, 1).await.unwrap();
     let def = serde_json::json!({"name": "rt", "trigger": {"type": "group_added"}, "start": "hook",
-        "steps": [{"id": "hook", "type": "send_webhook", "url": "https://example.com/h", "next": null}]});
+        "steps": [{"id": "hook", "type": "send_webhook", "url": "http://127.0.0.1:9/h", "next": null}]});
     let id = engine.create_scenario(1, def).await.unwrap().id;
     engine.activate_scenario(1, &id).await.unwrap();
     (engine, id)

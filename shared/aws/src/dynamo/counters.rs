@@ -96,7 +96,8 @@ fn key_of(record: &Value) -> Option<(&str, &str)> {
 }
 
 /// What a stream record (Lambda's DynamoDB stream event JSON) changes in the counters:
-/// a delivery's state put (a pass, pending) or moved to another status, or a pass marker put.
+/// a delivery's state put (a pass, under the status it was put with) or moved to another
+/// status, or a pass marker put.
 /// `None` for every other change.
 pub fn deltas_of(record: &Value) -> Option<(StepKey, Deltas)> {
     let event = record.get("eventName")?.as_str()?;

@@ -193,7 +193,7 @@ impl DynamoStore {
 impl DeliveryStore for DynamoStore {
     /// One conditional put, no transaction: the record that makes the pass happen once — the
     /// delivery's state for a webhook step (its id derives from the pass; its body is put just
-    /// before it), a pass marker otherwise — carrying what the counters need (account,
+    /// before it, unless it comes accepted by its first attempt), a pass marker otherwise — carrying what the counters need (account,
     /// scenario, step, and `unique`: the contact's first pass of this step). The table's stream
     /// turns it into the counts (`counters.rs`). Where a contact may pass a step twice
     /// (re-entry), a claim `UNQ#{scenario}#{step}#{contact}` naming the first pass decides
@@ -387,12 +387,15 @@ impl DynamoStore {
         want: usize,
         shard: u32,
     ) -> anyhow::Result<Vec<(String, String)>> {
-        // sort keys start with the creation time: `since` is a lower bound on them
-        let since = f.since.map(|t| format!("{:013}#", to_millis(t)));
+        // sort keys start with the creation time (13 digits): `since` is a lower bound on them
+        let since = f.since.map(|t| format!("{:013}#", to_millis(t).max(0)));
         if let (Some(c), Some(from)) = (cursor, &since)
             && c < from.as_str()
         {
             return Ok(Vec::new()); // the previous page reached back past `since`
+        }
+        if since.as_ref().is_some_and(|from| from.len() > 14) {
+            return Ok(Vec::new()); // after the year 2286: nothing was created since
         }
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
@@ -441,17 +444,13 @@ impl DynamoStore {
         }
     }
 
-    /// These deliveries (state and body), in this order, with strongly consistent
-    /// `BatchGetItem`s of up to 100 keys.
+    /// These deliveries' states, in this order, with strongly consistent `BatchGetItem`s of up
+    /// to 100 keys: what a list shows and filters on, without their request (the bodies are
+    /// not read; those written before the split carry it on the state).
     async fn deliveries(&self, ids: &[&str]) -> anyhow::Result<Vec<Delivery>> {
         let mut keys: Vec<Item> = ids
             .iter()
-            .flat_map(|id| {
-                [
-                    key(format!("DLV#{id}"), "DLV"),
-                    key(format!("DLV#{id}"), "BODY"),
-                ]
-            })
+            .map(|id| key(format!("DLV#{id}"), "DLV"))
             .collect();
         let mut got: HashMap<(String, String), Item> = HashMap::new();
         while !keys.is_empty() {
@@ -478,14 +477,12 @@ impl DynamoStore {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
-        let part = |id: &str, sk: &str| got.get(&(format!("DLV#{id}"), sk.to_string()));
         let mut found = Vec::with_capacity(ids.len());
         for id in ids {
             // a state gone since the index was read (its TTL) is left out
-            if let Some(state) = part(id, "DLV")
-                && let Some(d) = whole(id, state, part(id, "BODY"))
-            {
-                found.push(d?);
+            if let Some(state) = got.get(&(format!("DLV#{id}"), "DLV".to_string())) {
+                let legacy = state.contains_key("payload").then_some(state);
+                found.push(delivery_from(state, legacy)?);
             }
         }
         Ok(found)

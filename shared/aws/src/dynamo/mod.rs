@@ -26,11 +26,12 @@
 //! Write units are the cost (every write is billed per started KB, twice inside a
 //! transaction), so the webhook path has **no transaction**: each record is one conditional
 //! write, keyed so that a repeated message or a retry after a crash finds what it wrote and
-//! goes on — a pass is its record's conditional put (the delivery's state, its body put just
-//! before it; or a pass marker), an attempt one `UpdateItem` conditioned on the attempt count,
-//! an enrollment's move one conditioned on its sequence number; claims (an enrollment keyed by
-//! its entry, a first pass) name their holder, so a retry recognises its own. The counters follow from the table's
-//! stream (`counters.rs`). A busy webhook step never becomes a hot key: its delivery index is
+//! goes on — a pass is its record's conditional put (the delivery's state, put with its first
+//! attempt, its body just before it unless that attempt was accepted; or a pass marker), a
+//! later attempt one `UpdateItem` conditioned on the attempt count, an enrollment's move one
+//! conditioned on its id and sequence number; claims (an enrollment keyed by its entry, a
+//! first pass) name their holder, so a retry recognises its own. The counters follow from the
+//! table's stream (`counters.rs`). A busy webhook step never becomes a hot key: its delivery index is
 //! spread over [`SHARDS`] partition keys (by delivery id) and merged on read, and its counters
 //! take one write per stream batch.
 //!

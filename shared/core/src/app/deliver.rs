@@ -20,19 +20,30 @@ impl Hookline {
     /// - A message names the attempt it is for (`attempt`: how many were made before it). One
     ///   whose attempt was made already is dropped: a redelivered message never starts a second
     ///   retry chain.
-    /// - Order of writes: POST; the hand-back after the first attempt and the message for the
-    ///   next attempt are queued; then the attempt is recorded (a compare-and-set on the attempt
+    /// - Order of writes: POST; the hand-back after the first attempt (of a delivery stored
+    ///   before it: see [`Self::deliver_first`] for the others) and the message for the next
+    ///   attempt are queued; then the attempt is recorded (a compare-and-set on the attempt
     ///   count). A crash before the record repeats the POST (at least once) and queues the next
     ///   message again — the copy that runs second finds its attempt made and is dropped.
     /// - Never before the due time (a timer that fired early waits the rest); after the
     ///   deadline only when the message came late (the last attempt is made late, never skipped).
+    /// - A retry that comes before its delivery is stored (queued by a first attempt that has
+    ///   not recorded itself yet: it carries the `deadline`) looks again shortly.
     pub(crate) async fn deliver(
         &self,
         delivery_id: &str,
         attempt: Option<u32>,
+        deadline: Option<jiff::Timestamp>,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         let Some(delivery) = p.deliveries.get(delivery_id).await? else {
+            let now = p.clock.now();
+            if let Some(deadline) = deadline
+                && now <= add(deadline, NOT_RECORDED_GIVE_UP)
+            {
+                // the retry of a first attempt whose delivery is being stored: look again
+                return Ok(Outcome::RetryAt(add(now, NOT_YET_RECORDED)));
+            }
             tracing::warn!(delivery_id, "deliver for an unknown delivery: dropped");
             return Ok(Outcome::Done);
         };
@@ -77,6 +88,7 @@ impl Hookline {
             let task = Task::DeliverV1 {
                 delivery_id: delivery.id.clone(),
                 attempt: Some(made + 1),
+                deadline: None,
             };
             self.queue()?.enqueue(&task, at).await?;
         }
@@ -101,7 +113,7 @@ impl Hookline {
             // stored already: attempted by another copy of this message, or stored first
             // (an intake before this message existed) and still to be attempted
             if stored.attempt_count == 0 {
-                return self.deliver(&delivery.id, Some(0)).await;
+                return self.deliver(&delivery.id, Some(0), None).await;
             }
             return Ok(Outcome::Done);
         }
@@ -109,9 +121,11 @@ impl Hookline {
         let (attempt, status, next) = self.post(delivery, start).await;
         self.hand_back(delivery).await?;
         if let Some(at) = next {
+            // queued before the delivery is stored: it may come first, and then waits
             let task = Task::DeliverV1 {
                 delivery_id: delivery.id.clone(),
                 attempt: Some(1),
+                deadline: Some(delivery.deadline),
             };
             self.queue()?.enqueue(&task, at).await?;
         }

@@ -10,6 +10,7 @@ use crate::domain::contact::Contact;
 use crate::domain::event::{EnrollmentRef, Event, EventIn, IntakeAnswer};
 use crate::domain::ids::{derived_id, entry_enrollment_id};
 use crate::domain::scenario::ScenarioRecord;
+use crate::domain::time::add;
 use crate::ports::{EnrollOutcome, Enrollment, Pipeline, SnapshotPut};
 
 impl Hookline {
@@ -67,8 +68,10 @@ impl Hookline {
     /// The walk is planned first, in memory; the enrollment is stored where it comes to rest
     /// (no move right after its creation), then the walk's records are made. Idempotent: the
     /// enrollment id derives from the event and the scenario, and a retry after a crash — the
-    /// enrollment found stored, not moved on — makes the walk's records again, each keyed, so
-    /// only what was missing is added (a first delivery queued twice is attempted once).
+    /// enrollment found stored, not moved on — plans the walk again at the first try's time
+    /// and makes its records again, each keyed, so only what was missing is added. A first
+    /// delivery queued twice carries the same request; a copy that comes after the delivery
+    /// is stored is dropped, two copies at once may both send it (same bytes, same `id`).
     pub(crate) async fn enroll_queued(
         &self,
         event_id: &str,
@@ -107,7 +110,7 @@ impl Hookline {
         )?;
         let (step_id, state) = place_after(&mut walk);
         let enrollment = Enrollment {
-            id,
+            id: id.clone(),
             account,
             scenario_id: scenario.id.clone(),
             contact_id: contact.id,
@@ -127,11 +130,21 @@ impl Hookline {
                     .await?;
             }
             EnrollOutcome::AlreadyExists => {
-                // a repeat: the walk's records again, unless the enrollment has moved on
-                // since (then they were all made, and its first delivery attempted)
+                // a repeat of an intake that stopped half-way: the walk's records again,
+                // planned at the first try's time (the same delivery, the same bytes) — not
+                // once the enrollment has moved on (they were all made), nor for an event id
+                // sent again after REPEAT_WINDOW (its delivery may be gone by then: it would
+                // be sent and counted twice)
                 let stored = p.enrollments.get(&enrollment.id).await?;
-                if stored.is_some_and(|e| e.seq <= 1) {
-                    self.record_walk(&enrollment, &scenario, 0, walk, now)
+                if let Some(first) = stored
+                    && first.seq <= 1
+                    && now < add(first.created_at, REPEAT_WINDOW)
+                {
+                    let at = first.created_at;
+                    let start = scenario.def.start.as_deref();
+                    let mut walk = self.walk(&who, &scenario, &compiled, start, at)?;
+                    place_after(&mut walk);
+                    self.record_walk(&enrollment, &scenario, 0, walk, at)
                         .await?;
                 }
             }
@@ -142,6 +155,10 @@ impl Hookline {
         }))
     }
 }
+
+/// How long after an enrollment a repeat of its event still remakes its records: a platform
+/// re-sends an unanswered event within this (the event answer is kept as long on AWS).
+const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// A contact's events of a batch, with their positions.
 type Lane = (Option<i64>, Vec<(usize, Value)>);

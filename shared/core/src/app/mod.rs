@@ -116,7 +116,8 @@ impl Hookline {
             Task::DeliverV1 {
                 delivery_id,
                 attempt,
-            } => self.deliver(delivery_id, *attempt).await,
+                deadline,
+            } => self.deliver(delivery_id, *attempt, *deadline).await,
             Task::DeliverFirstV1 { delivery, pass } => self.deliver_first(delivery, pass).await,
             Task::ResendV1 { delivery_ids } => {
                 self.resend_stored(delivery_ids).await?;

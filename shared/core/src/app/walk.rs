@@ -94,7 +94,9 @@ impl Hookline {
         )
     }
 
-    /// The delivery of a webhook step for this pass, with its payload frozen now.
+    /// The delivery of a webhook step for this pass, with its payload frozen now. With derived
+    /// ids (the queued path) its envelope id derives from the delivery id too: a walk made again
+    /// (a repeat after a crash) sends the same `id`, so the receiver can tell a repeat.
     pub(crate) fn new_delivery(
         &self,
         who: &Walker<'_>,
@@ -102,7 +104,14 @@ impl Hookline {
         step: &WebhookStep,
         now: jiff::Timestamp,
     ) -> Delivery {
-        let event_id = self.ports.ids.new_id("evt");
+        let (id, event_id) = if who.fresh_ids {
+            let event_id = self.ports.ids.new_id("evt");
+            (self.ports.ids.new_id("dlv"), event_id)
+        } else {
+            let id = derived_id("dlv", &[who.enrollment_id, &who.seq.to_string(), &step.id]);
+            let event_id = derived_id("evt", &[&id]);
+            (id, event_id)
+        };
         let envelope = Envelope {
             id: &event_id,
             event: EVENT_NAME,
@@ -115,11 +124,7 @@ impl Hookline {
             data: build_data(&step.fields, &step.additional, who.contact),
         };
         Delivery {
-            id: if who.fresh_ids {
-                self.ports.ids.new_id("dlv")
-            } else {
-                derived_id("dlv", &[who.enrollment_id, &who.seq.to_string(), &step.id])
-            },
+            id,
             account: who.account,
             scenario_id: scenario.id.clone(),
             step_id: step.id.clone(),

@@ -264,8 +264,9 @@ pub struct DeliveryFilter<'a> {
 
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
-    /// Records a pass and, for a webhook step, its delivery (status pending), atomically;
-    /// a pass whose key is already recorded changes nothing. `true` when recorded now.
+    /// Records a pass and, for a webhook step, its delivery as given (pending before its first
+    /// attempt, or with that attempt and its outcome on the queued path), atomically; a pass
+    /// whose key is already recorded changes nothing. `true` when recorded now.
     async fn record_pass(&self, pass: &Pass, delivery: Option<&Delivery>) -> StoreResult<bool>;
     /// A delivery recorded `accepted` with its first attempt may come back without its
     /// request (`url`, `headers`, `payload` empty): a store need not keep what nothing sends
@@ -292,7 +293,9 @@ pub trait DeliveryStore: Send + Sync {
         attempt: &Attempt,
         accepted: bool,
     ) -> StoreResult<bool>;
-    /// A webhook step's deliveries, newest first.
+    /// A webhook step's deliveries, newest first, possibly without their request (`url`,
+    /// `headers`, `payload`: what a list never shows). A page may hold fewer than `limit`
+    /// items and still have a next cursor (a store that filters what it reads).
     async fn list(&self, filter: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>>;
     /// Counters of every step of a scenario that has had at least one pass. They may lag the
     /// writes above (on AWS they are kept from the table's stream, about a second behind), but
@@ -348,6 +351,10 @@ pub enum Task {
         delivery_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         attempt: Option<u32>,
+        /// The delivery's deadline, on the retry that a first attempt queues before storing
+        /// its delivery: one that finds no delivery yet looks again, until then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<Timestamp>,
     },
     /// Make the first attempt of a delivery that is not stored yet: the message carries it
     /// (frozen: every copy sends the same bytes) and the pass it is. webhook-deliver stores
@@ -383,6 +390,7 @@ impl Task {
             Task::DeliverV1 {
                 delivery_id,
                 attempt,
+                ..
             } => match attempt {
                 Some(n) => format!("dlv:{delivery_id}:{n}"),
                 None => format!("dlv:{delivery_id}"),
