@@ -82,25 +82,25 @@ fn pk(key: &HashMap<String, AttributeValue>) -> String {
 impl Tally {
     /// Write units of one item write: 1 per KB, doubled inside a transaction. A put is priced
     /// by its item; an update by the item as put plus the values it sets (what the item holds
-    /// after it, roughly). An item with index keys (`gsi1pk`) also writes its index entry (the
-    /// keys and `account`, the template's projection: under 1 KB) when it is put and when an
-    /// update of it sets one of those; that unit is doubled in a transaction too (a conservative
-    /// guess).
+    /// after it, roughly). An item with index keys also writes an index entry per index (the
+    /// keys and `account`, the template's projections: under 1 KB) when it is put, and when an
+    /// update sets (or removes) what that index holds; that unit is doubled in a transaction
+    /// too (a conservative guess).
     fn write(&mut self, key: String, write: Write, transactional: bool) {
-        let (size, index) = match write {
-            Write::Put { size, indexed } => {
+        let (size, entries) = match write {
+            Write::Put { size, gsi1, gsi2 } => {
                 self.sizes.insert(key.clone(), size);
-                if indexed {
+                if gsi1 {
                     self.indexed.insert(key.clone());
                 }
-                (size, indexed)
+                (size, u8::from(gsi1) + u8::from(gsi2))
             }
-            Write::Update { size, indexed } => (
+            Write::Update { size, gsi1, gsi2 } => (
                 self.sizes.get(&key).copied().unwrap_or(100.0) + size,
-                indexed && self.indexed.contains(&key),
+                u8::from(gsi1 && self.indexed.contains(&key)) + u8::from(gsi2),
             ),
         };
-        let units = (size / 1024.0).ceil().max(1.0) + if index { 1.0 } else { 0.0 };
+        let units = (size / 1024.0).ceil().max(1.0) + f64::from(entries);
         let units = units * if transactional { 2.0 } else { 1.0 };
         self.wru += units;
         let kind = match key.split(['#', '|']).next().unwrap_or_default() {
@@ -113,18 +113,19 @@ impl Tally {
 }
 
 enum Write {
-    /// A whole item of this size (`indexed`: it has index keys).
-    Put { size: f64, indexed: bool },
-    /// Values of this size set on an item (`indexed`: one of them is an index key or
-    /// `account`, what the index projects).
-    Update { size: f64, indexed: bool },
+    /// A whole item of this size, with the keys of `gsi1`, of `gsi2` (the failed deliveries).
+    Put { size: f64, gsi1: bool, gsi2: bool },
+    /// Values of this size set on an item; `gsi1`: one of them is a key of it or `account`
+    /// (what it projects); `gsi2`: its keys are set or removed.
+    Update { size: f64, gsi1: bool, gsi2: bool },
 }
 
 impl Write {
     fn put(item: &HashMap<String, AttributeValue>) -> Write {
         Write::Put {
             size: size_of(item),
-            indexed: item.contains_key("gsi1pk"),
+            gsi1: item.contains_key("gsi1pk"),
+            gsi2: item.contains_key("gsi2pk"),
         }
     }
 
@@ -132,9 +133,10 @@ impl Write {
         let sets = expression.unwrap_or_default();
         Write::Update {
             size: size_of(values),
-            indexed: ["gsi1pk", "gsi1sk", "account"]
+            gsi1: ["gsi1pk", "gsi1sk", "account"]
                 .iter()
                 .any(|a| sets.contains(a)),
+            gsi2: sets.contains("gsi2pk"),
         }
     }
 
@@ -142,7 +144,8 @@ impl Write {
     fn delete() -> Write {
         Write::Update {
             size: 0.0,
-            indexed: false,
+            gsi1: false,
+            gsi2: false,
         }
     }
 }

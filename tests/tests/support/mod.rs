@@ -64,19 +64,37 @@ fn template_table() -> serde_yaml::Value {
     template()["Resources"]["Table"]["Properties"].clone()
 }
 
-/// The projection of the template's index `gsi1` (so the tables the tests make cannot drift
-/// from the one SAM deploys).
-fn template_projection() -> Projection {
+/// The template's indexes, as declared (so the tables the tests make cannot drift from the one
+/// SAM deploys): name, keys and projection.
+fn template_indexes() -> Vec<GlobalSecondaryIndex> {
     let t = template_table();
-    let p = &t["GlobalSecondaryIndexes"][0]["Projection"];
-    let kind = p["ProjectionType"].as_str().unwrap();
-    let attrs = p["NonKeyAttributes"]
-        .as_sequence()
-        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect());
-    Projection::builder()
-        .projection_type(ProjectionType::from(kind))
-        .set_non_key_attributes(attrs)
-        .build()
+    let indexes = t["GlobalSecondaryIndexes"].as_sequence().unwrap();
+    indexes
+        .iter()
+        .map(|i| {
+            let p = &i["Projection"];
+            let attrs = p["NonKeyAttributes"]
+                .as_sequence()
+                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect());
+            let projection = Projection::builder()
+                .projection_type(ProjectionType::from(p["ProjectionType"].as_str().unwrap()))
+                .set_non_key_attributes(attrs)
+                .build();
+            let keys = i["KeySchema"].as_sequence().unwrap().iter().map(|k| {
+                KeySchemaElement::builder()
+                    .attribute_name(k["AttributeName"].as_str().unwrap())
+                    .key_type(KeyType::from(k["KeyType"].as_str().unwrap()))
+                    .build()
+                    .unwrap()
+            });
+            GlobalSecondaryIndex::builder()
+                .index_name(i["IndexName"].as_str().unwrap())
+                .set_key_schema(Some(keys.collect()))
+                .projection(projection)
+                .build()
+                .unwrap()
+        })
+        .collect()
 }
 
 /// The table layout the SAM template declares: its name and its stream's ARN.
@@ -101,21 +119,17 @@ pub async fn create_table(config: &aws_config::SdkConfig) -> (String, String) {
         .create_table()
         .table_name(&name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .attribute_definitions(attr("gsi1pk"))
-        .attribute_definitions(attr("gsi1sk"))
+        .set_attribute_definitions(Some(
+            template_table()["AttributeDefinitions"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|a| attr(a["AttributeName"].as_str().unwrap()))
+                .collect(),
+        ))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name("gsi1")
-                .key_schema(key("gsi1pk", KeyType::Hash))
-                .key_schema(key("gsi1sk", KeyType::Range))
-                .projection(template_projection())
-                .build()
-                .unwrap(),
-        )
+        .set_global_secondary_indexes(Some(template_indexes()))
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)

@@ -16,6 +16,13 @@ fn created_key(d: &Delivery) -> String {
     format!("{:013}#{}", to_millis(d.created_at), d.id)
 }
 
+/// The key of a failed delivery in the sparse index `gsi2`: only failed deliveries have one
+/// (set when a delivery fails, removed when a resend is accepted), so listing the failed ones
+/// — `?status=failed`, resend-failed — reads only them.
+fn failed_key(d: &Delivery) -> String {
+    format!("DLVF#{}#{}#{}", d.scenario_id, d.step_id, shard_of(&d.id))
+}
+
 /// The delivery's state: small, rewritten by every attempt, and the only part the index
 /// `gsi1` sees — its keys and `account`, none of which an attempt changes: the index entry is
 /// written once, when the state is put.
@@ -45,6 +52,10 @@ fn state_item(d: &Delivery) -> anyhow::Result<Item> {
         )),
     );
     item.insert("gsi1sk".into(), s(created_key(d)));
+    if d.status == DeliveryStatus::Failed {
+        item.insert("gsi2pk".into(), s(failed_key(d)));
+        item.insert("gsi2sk".into(), s(created_key(d)));
+    }
     item.insert("expires_at".into(), n(expires_at(d)));
     Ok(item)
 }
@@ -173,14 +184,27 @@ impl DynamoStore {
             update =
                 update.expression_attribute_values(":attempts", attempt_list(&d.kept_with(a))?);
         }
-        let expression = match next_attempt_at {
+        let mut removes = Vec::new();
+        match next_attempt_at {
             Some(t) => {
                 sets.push("next_attempt_at = :next");
                 update = update.expression_attribute_values(":next", n(to_millis(t)));
-                format!("SET {}", sets.join(", "))
             }
-            None => format!("SET {} REMOVE next_attempt_at", sets.join(", ")),
-        };
+            None => removes.push("next_attempt_at"),
+        }
+        // in the failed deliveries' index while failed, and only then
+        if status == DeliveryStatus::Failed && from != DeliveryStatus::Failed {
+            sets.extend(["gsi2pk = :failed", "gsi2sk = :created"]);
+            update = update
+                .expression_attribute_values(":failed", s(failed_key(d)))
+                .expression_attribute_values(":created", s(created_key(d)));
+        } else if status != DeliveryStatus::Failed && from == DeliveryStatus::Failed {
+            removes.extend(["gsi2pk", "gsi2sk"]);
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
         match update.update_expression(expression).send().await {
             Ok(_) => Ok(true),
             Err(err) if is_conditional(&err) => Ok(false),
@@ -379,7 +403,8 @@ impl DynamoStore {
     }
 
     /// Up to `want` deliveries of one shard of a step's index, older than the cursor: their
-    /// index sort keys and ids (the index holds the state's keys and `account` only).
+    /// index sort keys and ids (the index holds the state's keys and `account` only). Failed
+    /// ones come from their own sparse index `gsi2`, the others from `gsi1` (all of them).
     async fn list_shard(
         &self,
         f: &DeliveryFilter<'_>,
@@ -400,36 +425,46 @@ impl DynamoStore {
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
         loop {
+            let (index, prefix) = match f.status {
+                Some(DeliveryStatus::Failed) => ("gsi2", "DLVF"),
+                _ => ("gsi1", "DLVS"),
+            };
             let q = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name("gsi1")
+                .index_name(index)
                 .scan_index_forward(false)
                 .limit(want as i32)
+                .expression_attribute_names("#pk", format!("{index}pk"))
                 .expression_attribute_values(
                     ":pk",
-                    s(format!("DLVS#{}#{}#{shard}", f.scenario_id, f.step_id)),
+                    s(format!("{prefix}#{}#{}#{shard}", f.scenario_id, f.step_id)),
                 )
                 .expression_attribute_values(":account", n(f.account))
                 .filter_expression("account = :account")
                 .set_exclusive_start_key(start.take());
+            // (a name in the request that no expression uses is refused)
+            let q = match (cursor, &since) {
+                (None, None) => q,
+                _ => q.expression_attribute_names("#sk", format!("{index}sk")),
+            };
             let q = match (cursor, since.clone()) {
                 (Some(c), Some(from)) => q
-                    .key_condition_expression("gsi1pk = :pk AND gsi1sk BETWEEN :since AND :cursor")
+                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :since AND :cursor")
                     .expression_attribute_values(":since", s(from))
                     .expression_attribute_values(":cursor", s(c)),
                 (Some(c), None) => q
-                    .key_condition_expression("gsi1pk = :pk AND gsi1sk < :cursor")
+                    .key_condition_expression("#pk = :pk AND #sk < :cursor")
                     .expression_attribute_values(":cursor", s(c)),
                 (None, Some(from)) => q
-                    .key_condition_expression("gsi1pk = :pk AND gsi1sk >= :since")
+                    .key_condition_expression("#pk = :pk AND #sk >= :since")
                     .expression_attribute_values(":since", s(from)),
-                (None, None) => q.key_condition_expression("gsi1pk = :pk"),
+                (None, None) => q.key_condition_expression("#pk = :pk"),
             };
             let out = q.send().await.context("DynamoDB Query deliveries")?;
             for item in out.items.unwrap_or_default() {
-                let sort_key = get_s(&item, "gsi1sk")?;
+                let sort_key = get_s(&item, &format!("{index}sk"))?;
                 if Some(sort_key.as_str()) == cursor {
                     continue; // BETWEEN includes the cursor: the previous page's last
                 }

@@ -1,6 +1,7 @@
 //! Every store port on one DynamoDB table.
 //!
-//! Keys (`pk`, `sk`; index `gsi1` on `gsi1pk`, `gsi1sk`; TTL attribute `expires_at`):
+//! Keys (`pk`, `sk`; indexes `gsi1` on `gsi1pk`, `gsi1sk` and `gsi2` on `gsi2pk`, `gsi2sk`; TTL
+//! attribute `expires_at`):
 //!
 //! | item | pk | sk |
 //! |---|---|---|
@@ -15,7 +16,7 @@
 //! | a contact's first pass of a step (re-entry only; names the pass that claimed it) | `UNQ#{scenario}#{step}#{contact}` | `UNQ` |
 //! | a step's counters (written by the stream handler only) | `STAT#{scenario}` | `{step}` |
 //! | the last stream record applied to the counters, per stream shard (TTL 2 d) | `STRM#{shard id}` | `STRM` |
-//! | delivery state: status, attempts, `unique` (TTL 30 d after the deadline) | `DLV#{id}` | `DLV`; gsi1: `DLVS#{scenario}#{step}#{shard}`, `{created ms}#{id}` (projected: `account`; nothing an attempt writes) |
+//! | delivery state: status, attempts, `unique` (TTL 30 d after the deadline) | `DLV#{id}` | `DLV`; gsi1: `DLVS#{scenario}#{step}#{shard}`, `{created ms}#{id}` (projected: `account`; nothing an attempt writes); while failed, also gsi2: `DLVF#{scenario}#{step}#{shard}`, `{created ms}#{id}` |
 //! | delivery body: url, headers, payload (written once; same TTL) | `DLV#{id}` | `BODY` |
 //! | API key (`revoked_at` once revoked) | `KEY#{sha256}` | `KEY` |
 //! | API key, listed | `KEYS` | `{prefix}#{sha256}` |
