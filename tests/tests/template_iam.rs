@@ -637,7 +637,6 @@ async fn failed_delivery(aws: &Aws, scenario: &str, url: &str) -> String {
             enrollment_id: "enr_iam".into(),
             next_step: None,
             seq: 1,
-            completed: false,
         },
         url: url.into(),
         headers: vec![],

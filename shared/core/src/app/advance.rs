@@ -104,8 +104,8 @@ impl Hookline {
             seq,
             fresh_ids: false,
         };
-        let mut walk = self.walk(&who, &scenario, &compiled, step_id, now)?;
-        let (step, state) = place_after(&mut walk);
+        let walk = self.walk(&who, &scenario, &compiled, step_id, now)?;
+        let (step, state) = place_after(&walk);
         self.record_walk(enrollment, &scenario, seq, walk, now)
             .await?;
         p.enrollments
@@ -168,17 +168,14 @@ impl Hookline {
 
 /// Where a walk leaves its enrollment: the step it waits at (a webhook's first attempt, a
 /// wait) and its state, or the end. A webhook that is the scenario's last step ends the
-/// enrollment now: the contact has nowhere to move on to after the first attempt, so its
-/// delivery is marked `completed` and webhook-deliver writes nothing to the enrollment (one
-/// write less per webhook than waiting at the step and completing after the attempt).
-pub(crate) fn place_after(walk: &mut Walk) -> (Option<String>, EnrollmentState) {
-    match &mut walk.end {
+/// enrollment now: the contact has nowhere to move on to after the first attempt, so
+/// webhook-deliver writes nothing to the enrollment (one write less per webhook than waiting at
+/// the step and completing after the attempt).
+pub(crate) fn place_after(walk: &Walk) -> (Option<String>, EnrollmentState) {
+    match &walk.end {
         WalkEnd::Complete | WalkEnd::Stop => (None, EnrollmentState::Completed),
         WalkEnd::Wait { step_id, .. } => (Some(step_id.clone()), EnrollmentState::Active),
-        WalkEnd::Deliver(d) if d.handoff.next_step.is_none() => {
-            d.handoff.completed = true;
-            (None, EnrollmentState::Completed)
-        }
+        WalkEnd::Deliver(d) if d.handoff.next_step.is_none() => (None, EnrollmentState::Completed),
         WalkEnd::Deliver(d) => (Some(d.step_id.clone()), EnrollmentState::AwaitingDelivery),
     }
 }

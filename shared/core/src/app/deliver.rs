@@ -109,13 +109,8 @@ impl Hookline {
         pass: &crate::ports::Pass,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
-        if let Some(stored) = p.deliveries.get(&delivery.id).await? {
-            // stored already: attempted by another copy of this message, or stored first
-            // (an intake before this message existed) and still to be attempted
-            if stored.attempt_count == 0 {
-                return self.deliver(&delivery.id, Some(0), None).await;
-            }
-            return Ok(Outcome::Done);
+        if p.deliveries.get(&delivery.id).await?.is_some() {
+            return Ok(Outcome::Done); // stored already: attempted by another copy
         }
         let start = p.clock.now();
         let (attempt, status, next) = self.post(delivery, start).await;
@@ -224,35 +219,13 @@ impl Hookline {
     }
 
     /// The contact moves on once the first attempt has been made, whatever its outcome: handed
-    /// back to scenario-advance when there is a next step. When the webhook was the last one,
-    /// the enrollment was completed as the delivery was made (`completed`: nothing to do), or —
-    /// a delivery made before that rule — it is completed here (a compare-and-set on its
-    /// sequence: no hop, no reads).
+    /// back to scenario-advance when there is a next step. A webhook that is the last step
+    /// completed its enrollment when the delivery was made (`place_after`): nothing to do.
     async fn hand_back(&self, delivery: &Delivery) -> anyhow::Result<()> {
         let p = &self.ports;
         let handoff = &delivery.handoff;
-        if handoff.completed {
-            return Ok(());
-        }
         if handoff.next_step.is_none() {
-            let completed = p
-                .enrollments
-                .advance(
-                    &handoff.enrollment_id,
-                    handoff.seq,
-                    None,
-                    crate::ports::EnrollmentState::Completed,
-                )
-                .await?;
-            if completed {
-                return Ok(());
-            }
-            // Not at that sequence: completed before (a repeat), or the move that created this
-            // delivery is not recorded yet — then scenario-advance finishes it when it is.
-            match p.enrollments.get(&handoff.enrollment_id).await? {
-                Some(e) if e.seq < handoff.seq && !e.state.is_final() => {}
-                _ => return Ok(()),
-            }
+            return Ok(());
         }
         let task = Task::AdvanceV1 {
             enrollment_id: handoff.enrollment_id.clone(),

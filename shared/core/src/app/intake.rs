@@ -101,14 +101,14 @@ impl Hookline {
             seq: 0,
             fresh_ids: false,
         };
-        let mut walk = self.walk(
+        let walk = self.walk(
             &who,
             &scenario,
             &compiled,
             scenario.def.start.as_deref(),
             now,
         )?;
-        let (step_id, state) = place_after(&mut walk);
+        let (step_id, state) = place_after(&walk);
         let enrollment = Enrollment {
             id: id.clone(),
             account,
@@ -142,8 +142,7 @@ impl Hookline {
                 {
                     let at = first.created_at;
                     let start = scenario.def.start.as_deref();
-                    let mut walk = self.walk(&who, &scenario, &compiled, start, at)?;
-                    place_after(&mut walk);
+                    let walk = self.walk(&who, &scenario, &compiled, start, at)?;
                     self.record_walk(&enrollment, &scenario, 0, walk, at)
                         .await?;
                 }

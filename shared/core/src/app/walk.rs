@@ -133,7 +133,6 @@ impl Hookline {
                 enrollment_id: who.enrollment_id.to_string(),
                 next_step: step.next.clone(),
                 seq: who.seq + 1,
-                completed: false,
             },
             url: step.url.to_string(),
             headers: step.headers.clone(),

@@ -16,7 +16,6 @@ pub(crate) fn delivery(id: &str, scenario: &str, contact: i64, created: i64) -> 
             enrollment_id: format!("enr_{id}"),
             next_step: Some("after".into()),
             seq: 1,
-            completed: false,
         },
         url: "https://example.com/h".into(),
         headers: vec![("X-Api-Key".into(), "secret".into())],

@@ -51,10 +51,6 @@ pub struct Handoff {
     pub next_step: Option<String>,
     /// The enrollment sequence number the hand-back advances to.
     pub seq: u64,
-    /// The enrollment was completed when this delivery was made (the webhook is the last step
-    /// of its scenario, on the queued path): its first attempt has nothing to hand back.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub completed: bool,
 }
 
 /// One webhook request to deliver, with its frozen payload and its attempts. (Serialized only
