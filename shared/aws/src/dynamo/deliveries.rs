@@ -71,26 +71,21 @@ fn body_item(d: &Delivery) -> anyhow::Result<Item> {
     Ok(item)
 }
 
-/// A delivery from its state and body. A state without a body item: one accepted at its first
-/// attempt (its request is not kept: url, headers and payload come back empty — nothing sends
-/// an accepted delivery again), one written before the split (the body's attributes on the
-/// state itself), or one whose body its TTL removed first (`None`: the delivery is gone; both
-/// expire together, 30 days after the deadline).
+/// A delivery from its state and body. A state without a body item: an accepted one (its
+/// request is not kept when its first attempt was accepted: url, headers and payload come back
+/// empty — nothing sends an accepted delivery again), one written before the split (the
+/// body's attributes on the state itself), or one whose body its TTL removed first (`None`:
+/// the delivery is gone; both expire together, 30 days after the deadline).
 fn whole(id: &str, state: &Item, body: Option<&Item>) -> Option<anyhow::Result<Delivery>> {
-    match body {
-        Some(body) => Some(delivery_from(state, Some(body))),
-        None if state.contains_key("payload") => Some(delivery_from(state, Some(state))),
-        None if state.get("body_kept") == Some(&AttributeValue::Bool(false)) => {
-            Some(delivery_from(state, None))
-        }
-        None => {
-            tracing::warn!(
-                delivery_id = id,
-                "a delivery's body is gone (TTL): left out"
-            );
-            None
-        }
+    let accepted = opt_s(state, "status").as_deref() == Some(DeliveryStatus::Accepted.as_str());
+    if body.is_none() && !state.contains_key("payload") && !accepted {
+        tracing::warn!(
+            delivery_id = id,
+            "a delivery's body is gone (TTL): left out"
+        );
+        return None;
     }
+    Some(delivery_from(state, body))
 }
 
 fn expires_at(d: &Delivery) -> i64 {
@@ -106,7 +101,9 @@ fn attempt_list(attempts: &[Attempt]) -> anyhow::Result<AttributeValue> {
     Ok(AttributeValue::L(texts))
 }
 
+/// `body`: the body item, if read; a state written before the split carries its own.
 fn delivery_from(item: &Item, body: Option<&Item>) -> anyhow::Result<Delivery> {
+    let body = body.or(item.contains_key("payload").then_some(item));
     let status = get_s(item, "status")?;
     let attempts = match item.get("attempts") {
         Some(AttributeValue::L(list)) => list
@@ -236,12 +233,8 @@ impl DeliveryStore for DynamoStore {
         };
         let mut record = match delivery {
             // accepted at its first attempt (recorded with it): nothing will send it again,
-            // so its request is not kept — the state says so
-            Some(d) if d.status == DeliveryStatus::Accepted => {
-                let mut state = state_item(d)?;
-                state.insert("body_kept".into(), AttributeValue::Bool(false));
-                state
-            }
+            // so its request is not kept
+            Some(d) if d.status == DeliveryStatus::Accepted => state_item(d)?,
             Some(d) => {
                 // written once: an item that exists is the body of an earlier try of this
                 // pass, which the state then points to (the same bytes on every attempt)
@@ -516,8 +509,7 @@ impl DynamoStore {
         for id in ids {
             // a state gone since the index was read (its TTL) is left out
             if let Some(state) = got.get(&(format!("DLV#{id}"), "DLV".to_string())) {
-                let legacy = state.contains_key("payload").then_some(state);
-                found.push(delivery_from(state, legacy)?);
+                found.push(delivery_from(state, None)?);
             }
         }
         Ok(found)
