@@ -131,6 +131,24 @@ async fn activate(engine: &Hookline, scenario: &Value) -> String {
     id
 }
 
+/// A fresh emulator, the engine on it, a receiver that refuses its first `refused` requests,
+/// and the scenario activated towards it (its id).
+async fn started(refused: usize) -> (Aws, Hookline, Arc<hookline_aws::SqsQueue>, Receiver, String) {
+    let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
+    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+    let rx = Receiver::start(
+        "127.0.0.1:0",
+        ReceiverOptions {
+            fail_first: refused,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = setup(&engine, &rx.url("/hooks")).await;
+    (aws, engine, queue, rx, id)
+}
+
 /// A step's statistics through stats-query, once the table's stream has been handed over.
 async fn stats(aws: &Aws, engine: &Hookline, id: &str, step: &str) -> Value {
     aws.settle().await;
@@ -151,18 +169,7 @@ async fn stats(aws: &Aws, engine: &Hookline, id: &str, step: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_walks_through_every_function_to_a_real_receiver() {
-    let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
-    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
-    let rx = Receiver::start(
-        "127.0.0.1:0",
-        ReceiverOptions {
-            fail_first: 1,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let id = setup(&engine, &rx.url("/hooks")).await;
+    let (aws, engine, queue, rx, id) = started(1).await;
 
     let intake = hookline_aws::http_api::intake_routes(engine.clone());
     let (status, answer) = call(
@@ -233,12 +240,7 @@ async fn an_event_walks_through_every_function_to_a_real_receiver() {
 /// twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn stats_query_counts_every_write_made_before_the_reading() {
-    let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
-    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
-    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
-        .await
-        .unwrap();
-    let id = setup(&engine, &rx.url("/hooks")).await;
+    let (aws, engine, queue, rx, id) = started(0).await;
     let stats_engine = hookline_aws::lambda::counters_up_to_date(
         engine.clone(),
         aws.store(),
@@ -272,18 +274,7 @@ async fn stats_query_counts_every_write_made_before_the_reading() {
 /// take what the template says).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_delivery_past_256_kib_is_queued_sent_and_stored_whole() {
-    let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
-    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
-    let rx = Receiver::start(
-        "127.0.0.1:0",
-        ReceiverOptions {
-            fail_first: 1,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let id = setup(&engine, &rx.url("/hooks")).await;
+    let (aws, engine, queue, rx, id) = started(1).await;
     let long_name = "n".repeat(150 * 1024);
     let mut big = event("evt-big");
     big["contact"]["firstname"] = json!(long_name);
@@ -327,12 +318,7 @@ async fn a_delivery_past_256_kib_is_queued_sent_and_stored_whole() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_message_handled_twice_changes_nothing() {
-    let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
-    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
-    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
-        .await
-        .unwrap();
-    let id = setup(&engine, &rx.url("/hooks")).await;
+    let (aws, engine, queue, rx, id) = started(0).await;
     engine.intake(1, event("evt-1")).await.unwrap();
     for _ in 0..40 {
         // every message is handled twice before it is deleted (an SQS redelivery)
@@ -375,12 +361,7 @@ async fn the_same_message_handled_twice_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_bad_message_never_fails_the_batch() {
-    let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
-    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
-    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
-        .await
-        .unwrap();
-    let id = setup(&engine, &rx.url("/hooks")).await;
+    let (aws, engine, queue, rx, id) = started(0).await;
     engine.intake(1, event("evt-1")).await.unwrap();
     // intake walked to the webhook step: its delivery is queued directly
     assert!(aws.receive(&aws.settings.advance_queue).await.is_empty());
@@ -412,12 +393,7 @@ async fn one_bad_message_never_fails_the_batch() {
 /// (SQS moves it to the dead-letter queue after its last receive) without holding up the others.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_intake_queue_enrolls_and_sets_bad_messages_aside() {
-    let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
-    let (engine, queue) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
-    let rx = Receiver::start("127.0.0.1:0", ReceiverOptions::default())
-        .await
-        .unwrap();
-    let id = setup(&engine, &rx.url("/hooks")).await;
+    let (aws, engine, queue, rx, id) = started(0).await;
     let mut bad_event = event("evt-q3");
     bad_event["contact"]["email"] = json!("not an address");
     let bodies = [
