@@ -89,14 +89,13 @@ impl CountersUpToDate {
             {
                 continue; // a closed shard, read to its end
             }
-            counted += self.shard(arn, id, done).await?;
+            counted += self.shard(arn, id, done.as_deref()).await?;
         }
         Ok(counted)
     }
 
-    /// One shard, from just after `done` (its checkpoint as just read: a padded sequence
-    /// number) to its end for now; each page applied from the checkpoint the last one left.
-    async fn shard(&self, arn: &str, id: &str, done: Option<String>) -> anyhow::Result<usize> {
+    /// One shard, from just after `done` (a padded sequence number) to its end for now.
+    async fn shard(&self, arn: &str, id: &str, done: Option<&str>) -> anyhow::Result<usize> {
         let request = self
             .streams
             .get_shard_iterator()
@@ -105,7 +104,7 @@ impl CountersUpToDate {
         let from_start = request
             .clone()
             .shard_iterator_type(ShardIteratorType::TrimHorizon);
-        let answer = match done.as_deref() {
+        let answer = match done {
             Some(seq) => {
                 let after = request
                     .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
@@ -131,7 +130,6 @@ impl CountersUpToDate {
             .context("DynamoDB Streams GetShardIterator")?
             .shard_iterator;
         let (mut counted, mut empty) = (0, 0);
-        let mut checkpoint = done;
         while let Some(it) = iterator {
             let out = self
                 .streams
@@ -150,12 +148,7 @@ impl CountersUpToDate {
                 }
                 continue;
             }
-            let (now, left) = self
-                .store
-                .apply_stream_after(id, &records, Some(checkpoint))
-                .await?;
-            counted += now;
-            checkpoint = left;
+            counted += self.store.apply_stream(id, &records).await?;
         }
         Ok(counted)
     }

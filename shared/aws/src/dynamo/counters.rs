@@ -167,24 +167,9 @@ impl DynamoStore {
     /// Applies a batch of stream records of shard `shard` (in stream order) to the counters,
     /// each exactly once whatever was applied before; how many records counted now.
     pub async fn apply_stream(&self, shard: &str, records: &[Value]) -> anyhow::Result<usize> {
-        Ok(self.apply_stream_after(shard, records, None).await?.0)
-    }
-
-    /// [`Self::apply_stream`], starting from the checkpoint as the caller last knew it (`Some`:
-    /// not read again; a stale one only costs a retry of the compare-and-set); also the
-    /// checkpoint it leaves, for the caller's next batch of the same shard.
-    pub async fn apply_stream_after(
-        &self,
-        shard: &str,
-        records: &[Value],
-        mut known: Option<Option<String>>,
-    ) -> anyhow::Result<(usize, Option<String>)> {
         let checkpoint = key(format!("STRM#{shard}"), "STRM");
         for _ in 0..5 {
-            let done = match known.take() {
-                Some(known) => known,
-                None => self.stream_checkpoint(shard).await?,
-            };
+            let done = self.stream_checkpoint(shard).await?;
             let mut fresh = Vec::new();
             // the last record beyond the checkpoint, counted or not: the checkpoint goes there,
             // so that what follows a batch's last counted change is not read again
@@ -203,7 +188,7 @@ impl DynamoStore {
                 }
             }
             let Some(seen) = seen else {
-                return Ok((0, done)); // all applied before
+                return Ok(0); // all applied before
             };
             let counted = fresh.len();
             let mut runs = chunks(fresh);
@@ -232,7 +217,7 @@ impl DynamoStore {
                 }
             }
             if !lost {
-                return Ok((counted, previous));
+                return Ok(counted);
             }
         }
         Err(anyhow!(
