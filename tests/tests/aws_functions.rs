@@ -628,6 +628,67 @@ async fn attempts_are_signed_and_failed_deliveries_are_resent() {
     assert_eq!(status, 409, "an accepted delivery is not resent");
 }
 
+/// webhook-deliver signs first attempts with the scenario it read last when the message names
+/// that version or an older one (no read per webhook); a rotation makes a newer version, so the
+/// next first attempt reads it again and carries both signatures at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_secret_signs_the_next_first_attempt() {
+    let (aws, engine, queue, rx, id) = started(0).await;
+    let api = hookline_aws::http_api::scenario_routes(engine.clone());
+    let secret_path = format!("/v1/scenarios/{id}/steps/hook/secret");
+    let (_, first) = call(&api, http_event("GET", &secret_path, Some(KEY), None)).await;
+    let send = |event_id: &str, contact: i64| {
+        let mut e = event(event_id);
+        e["contact"]["id"] = json!(contact);
+        engine.intake(1, e)
+    };
+    let delivered = |n: usize| {
+        let (aws, engine, queue, rx) = (&aws, &engine, queue.clone(), &rx);
+        async move {
+            for _ in 0..40 {
+                pump(aws, engine, queue.as_ref()).await;
+                if rx.count() >= n {
+                    return rx.received();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("{n} requests not received");
+        }
+    };
+    send("evt-r1", 1).await.unwrap();
+    send("evt-r2", 2).await.unwrap();
+    let got = delivered(2).await;
+    let signatures = |r: &hookline_local::receiver::Received| {
+        r.header("webhook-signature").unwrap().split(' ').count()
+    };
+    assert!(got.iter().all(|r| signatures(r) == 1));
+
+    let (status, rotated) = call(
+        &api,
+        http_event("POST", &format!("{secret_path}/rotate"), Some(KEY), None),
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    send("evt-r3", 3).await.unwrap();
+    let got = delivered(3).await;
+    let last = got.last().unwrap();
+    assert!(last.body.contains("\"id\":3"), "{}", last.body);
+    assert_eq!(
+        signatures(last),
+        2,
+        "signed with the new and the previous secret"
+    );
+    for secret in [&first["secret"], &rotated["secret"]] {
+        let v = hookline_local::receiver::reference_verdicts(
+            secret.as_str().unwrap(),
+            last,
+            &last.body,
+            0,
+        );
+        assert_eq!(v, json!({"standardwebhooks": "ok", "svix": "ok"}));
+    }
+}
+
 /// A crash after each write request of the flow in turn, until the flow has fewer writes than
 /// that (the handler fails, SQS redelivers, the platform re-sends the event): every run ends
 /// with one delivery and exact statistics, in a scenario that hands the contact back after its

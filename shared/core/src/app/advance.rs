@@ -158,7 +158,11 @@ impl Hookline {
                 // the first attempt's message carries the delivery (stored once, after the
                 // attempt). The deliver queue takes 1 MiB a message: any delivery DynamoDB can
                 // store (400 KB an item), its payload escaped once more, fits.
-                let task = Task::DeliverFirstV1 { delivery, pass };
+                let task = Task::DeliverFirstV1 {
+                    delivery,
+                    pass,
+                    scenario_at: Some(scenario.updated_at),
+                };
                 queue.enqueue(&task, now).await?;
             }
         }

@@ -13,6 +13,8 @@ use crate::ports::{OutboundRequest, Task};
 const NOT_YET_RECORDED: Duration = Duration::from_secs(5);
 /// Past the deadline by this much, such a message stops looking.
 const NOT_RECORDED_GIVE_UP: Duration = Duration::from_secs(3600);
+/// Most scenarios held for signing; past it the map starts again empty.
+const SIGNING_HELD: usize = 10_000;
 
 impl Hookline {
     /// Makes the attempt a deliver message is for, safe to run twice or after a crash anywhere.
@@ -80,7 +82,7 @@ impl Hookline {
         {
             return Ok(Outcome::RetryAt(next)); // early: the rest is waited
         }
-        let (attempt, status, next) = self.post(&delivery, start).await;
+        let (attempt, status, next) = self.post(&delivery, start, None).await;
         if made == 0 {
             self.hand_back(&delivery).await?;
         }
@@ -107,13 +109,14 @@ impl Hookline {
         &self,
         delivery: &Delivery,
         pass: &crate::ports::Pass,
+        scenario_at: Option<jiff::Timestamp>,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         if p.deliveries.get(&delivery.id).await?.is_some() {
             return Ok(Outcome::Done); // stored already: attempted by another copy
         }
         let start = p.clock.now();
-        let (attempt, status, next) = self.post(delivery, start).await;
+        let (attempt, status, next) = self.post(delivery, start, scenario_at).await;
         self.hand_back(delivery).await?;
         if let Some(at) = next {
             // queued before the delivery is stored: it may come first, and then waits
@@ -135,10 +138,13 @@ impl Hookline {
 
     /// One POST of `delivery`, started at `start`, and what follows from its answer: the
     /// attempt to record, the delivery's new status and its next attempt time (both paths).
+    /// `scenario_at`: the version of the step's scenario known to be recent enough to sign
+    /// with (see [`Self::signature_headers`]); `None` reads it.
     pub(crate) async fn post(
         &self,
         delivery: &Delivery,
         start: jiff::Timestamp,
+        scenario_at: Option<jiff::Timestamp>,
     ) -> (
         crate::domain::delivery::Attempt,
         DeliveryStatus,
@@ -146,7 +152,7 @@ impl Hookline {
     ) {
         let p = &self.ports;
         let mut headers = delivery.headers.clone();
-        headers.extend(self.signature_headers(delivery, start).await);
+        headers.extend(self.signature_headers(delivery, start, scenario_at).await);
         let outcome = p
             .sender
             .send(&OutboundRequest {
@@ -185,15 +191,37 @@ impl Hookline {
     /// The Standard Webhooks headers of an attempt at `at`, when its step signs (SPEC §5):
     /// signed with the step's secret as stored now (and the previous one for 24 hours after a
     /// rotation). None when the step does not sign, or has no secret yet.
+    ///
+    /// The scenario read last is kept: a first attempt whose message says which version made
+    /// the delivery (`scenario_at`, read by intake or scenario-advance a moment before) signs
+    /// with the copy held when it is that version or newer — no read per webhook. Anything
+    /// else (a retry, a resend, an older copy) reads the scenario as stored now.
     async fn signature_headers(
         &self,
         delivery: &Delivery,
         at: jiff::Timestamp,
+        scenario_at: Option<jiff::Timestamp>,
     ) -> Vec<(String, String)> {
-        let loaded = match self
-            .loaded_scenario(delivery.account, &delivery.scenario_id)
-            .await
-        {
+        let key = (delivery.account, delivery.scenario_id.clone());
+        let held = scenario_at.and_then(|version| {
+            let held = self.signing.lock().ok()?.get(&key).cloned()?;
+            (held.record.updated_at >= version).then_some(held)
+        });
+        let loaded = match held {
+            Some(held) => Ok(Some(held)),
+            None => self
+                .loaded_scenario(delivery.account, &delivery.scenario_id)
+                .await
+                .inspect(|loaded| {
+                    if let (Some(loaded), Ok(mut held)) = (loaded, self.signing.lock()) {
+                        if held.len() >= SIGNING_HELD {
+                            held.clear();
+                        }
+                        held.insert(key, loaded.clone());
+                    }
+                }),
+        };
+        let loaded = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {
                 // the attempt goes on; the receiver refuses it, and it is retried

@@ -167,7 +167,7 @@ impl Hookline {
         } else {
             None
         };
-        let (attempt, status, next) = self.post(&delivery, start).await;
+        let (attempt, status, next) = self.post(&delivery, start, None).await;
         let id = delivery.id.clone();
         let commit = AttemptCommit {
             delivery,

@@ -75,6 +75,9 @@ pub struct Hookline {
     known_keys: Arc<Mutex<HashMap<String, (i64, std::time::Instant)>>>,
     key_ttl: std::time::Duration,
     cache: Option<Arc<cache::ScenarioCache>>,
+    /// The scenarios webhook-deliver last read to sign with, by (account, id): a first attempt
+    /// whose message names a version no newer than the copy held signs without a read.
+    signing: Arc<Mutex<HashMap<(i64, String), Arc<cache::Loaded>>>>,
 }
 
 impl Hookline {
@@ -85,6 +88,7 @@ impl Hookline {
             known_keys: Arc::default(),
             key_ttl: KEY_CACHE_TTL,
             cache: None,
+            signing: Arc::default(),
         }
     }
 
@@ -118,7 +122,11 @@ impl Hookline {
                 attempt,
                 deadline,
             } => self.deliver(delivery_id, *attempt, *deadline).await,
-            Task::DeliverFirstV1 { delivery, pass } => self.deliver_first(delivery, pass).await,
+            Task::DeliverFirstV1 {
+                delivery,
+                pass,
+                scenario_at,
+            } => self.deliver_first(delivery, pass, *scenario_at).await,
             Task::ResendV1 { delivery_ids } => {
                 self.resend_stored(delivery_ids).await?;
                 Ok(Outcome::Done)

@@ -187,7 +187,7 @@ impl Hookline {
             return Ok(()); // resent already, or never failed
         }
         let start = self.ports.clock.now();
-        let (attempt, status, _) = self.post(&delivery, start).await;
+        let (attempt, status, _) = self.post(&delivery, start, None).await;
         let accepted = status == DeliveryStatus::Accepted;
         let recorded = self
             .ports

@@ -361,7 +361,15 @@ pub enum Task {
     /// both once, with the attempt's outcome — one write instead of a put before the attempt
     /// and an update after it.
     #[serde(rename = "deliver-first.v1")]
-    DeliverFirstV1 { delivery: Box<Delivery>, pass: Pass },
+    DeliverFirstV1 {
+        delivery: Box<Delivery>,
+        pass: Pass,
+        /// The `updated_at` of the scenario as read when the delivery was made: a copy of the
+        /// scenario webhook-deliver holds that is at least this recent signs the attempt
+        /// without reading it again (`None`: read it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scenario_at: Option<Timestamp>,
+    },
     /// Resend failed deliveries: one new attempt of each (SPEC §7), up to
     /// [`crate::app::RESEND_CHUNK`] a task.
     #[serde(rename = "resend.v1")]
