@@ -67,6 +67,9 @@ pub enum Outcome {
 const KEY_CACHE_MAX: usize = 10_000;
 const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Scenarios held by (account, id).
+type Held = HashMap<(i64, String), Arc<cache::Loaded>>;
+
 /// The engine: every use case over one set of ports.
 #[derive(Clone)]
 pub struct Hookline {
@@ -77,7 +80,7 @@ pub struct Hookline {
     cache: Option<Arc<cache::ScenarioCache>>,
     /// The scenarios webhook-deliver last read to sign with, by (account, id): a first attempt
     /// whose message names a version no newer than the copy held signs without a read.
-    signing: Arc<Mutex<HashMap<(i64, String), Arc<cache::Loaded>>>>,
+    signing: Arc<Mutex<Held>>,
 }
 
 impl Hookline {
