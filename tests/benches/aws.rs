@@ -104,8 +104,8 @@ impl Tally {
         let units = units * if transactional { 2.0 } else { 1.0 };
         self.wru += units;
         let kind = match key.split(['#', '|']).next().unwrap_or_default() {
-            "DLV" if key.ends_with("|BODY") => "DLV body".to_string(),
-            "DLV" => "DLV state".to_string(),
+            "DLV" => "DLV body".to_string(),
+            "DLVS" => "DLV state".to_string(),
             other => other.to_string(),
         };
         *self.wru_by_item.entry(kind).or_default() += units;

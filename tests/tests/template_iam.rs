@@ -534,6 +534,18 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
         assert_eq!(status, 200, "{body}");
     }
     let failed = failed_delivery(&aws, &id, &rx.url("/h")).await;
+    // the failed ones are listed from their own index (then their states)
+    let (status, body) = call(
+        "StatsQueryFunction",
+        "GET",
+        format!("/v1/scenarios/{id}/steps/hook/deliveries?status=failed"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["items"][0]["id"].as_str()),
+        (200, Some(failed.as_str()))
+    );
     let (status, body) = call(
         "ScenarioApiFunction",
         "POST",
@@ -628,7 +640,7 @@ async fn failed_delivery(aws: &Aws, scenario: &str, url: &str) -> String {
     let store = aws.store();
     let now = jiff::Timestamp::now();
     let d = Delivery {
-        id: "dlv_failed_for_iam".into(),
+        id: hookline_core::domain::ids::delivery_id(scenario, "hook", now, &["iam"]),
         account: 1,
         scenario_id: scenario.into(),
         step_id: "hook".into(),

@@ -34,8 +34,8 @@ async fn one_binary_serves_the_statistics_and_keeps_the_counters_from_the_stream
     let record = |seq: &str, n: i64| {
         json!({"eventID": seq, "eventName": "INSERT", "eventSource": "aws:dynamodb",
             "eventSourceARN": aws.stream_arn, "dynamodb": {"SequenceNumber": seq,
-            "Keys": {"pk": {"S": format!("DLV#dlv_rt{n}")}, "sk": {"S": "DLV"}},
-            "NewImage": {"pk": {"S": format!("DLV#dlv_rt{n}")}, "sk": {"S": "DLV"},
+            "Keys": {"pk": {"S": "DLVS#0123456789abcdef#1"}, "sk": {"S": format!("dlv_rt{n}")}},
+            "NewImage": {"pk": {"S": "DLVS#0123456789abcdef#1"}, "sk": {"S": format!("dlv_rt{n}")},
                 "account": {"N": "1"}, "scenario_id": {"S": "scn_elsewhere"},
                 "step_id": {"S": "hook"}, "status": {"S": "pending"}, "unique": {"BOOL": true}}}})
     };

@@ -23,7 +23,7 @@ mod flow_occurrences;
 mod keys;
 mod occurrences;
 pub use deliveries::delivery_store;
-pub(crate) use deliveries::{attempt, delivery, pass};
+pub(crate) use deliveries::{attempt, delivery, delivery_on, pass};
 pub use flow::flow_store;
 pub use flow_occurrences::flow_store_occurrences;
 pub use keys::key_store;

@@ -110,7 +110,8 @@ pub fn deltas_of(record: &Value) -> Option<(StepKey, Deltas)> {
     };
     let (new, old) = (image("NewImage"), image("OldImage"));
     let (pk, sk) = key_of(record)?;
-    let delivery = pk.starts_with("DLV#") && sk == "DLV";
+    // a delivery's state, in its step's partition (its body, `DLV#{id}`, does not count)
+    let delivery = pk.starts_with("DLVS#") && sk.starts_with("dlv_");
     let marker = pk.starts_with("PASS#") && sk == "PASS";
     if !delivery && !marker {
         return None;
@@ -299,7 +300,7 @@ mod tests {
     use serde_json::json;
 
     fn state(status: &str, unique: bool) -> Value {
-        json!({"pk": {"S": "DLV#dlv_1"}, "sk": {"S": "DLV"}, "account": {"N": "7"},
+        json!({"pk": {"S": "DLVS#0123456789abcdef#3"}, "sk": {"S": "dlv_1"}, "account": {"N": "7"},
                "scenario_id": {"S": "scn_1"}, "step_id": {"S": "hook"},
                "status": {"S": status}, "unique": {"BOOL": unique}})
     }
@@ -354,6 +355,9 @@ mod tests {
             None
         );
         let body = json!({"pk": {"S": "DLV#dlv_1"}, "sk": {"S": "BODY"}, "payload": {"S": "{}"}});
+        assert_eq!(deltas_of(&record("INSERT", "5", None, Some(body))), None);
+        // a state of the layout before (its key was the delivery's own partition)
+        let body = json!({"pk": {"S": "DLV#dlv_1"}, "sk": {"S": "DLV"}, "payload": {"S": "{}"}});
         assert_eq!(deltas_of(&record("INSERT", "5", None, Some(body))), None);
     }
 

@@ -4,6 +4,7 @@ use anyhow::{Context, anyhow};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use hookline_core::domain::delivery::{Attempt, Delivery, DeliveryStatus, Handoff};
+use hookline_core::domain::ids::{MAX_DELIVERY_MS, delivery_id_floor, delivery_step_key, step_key};
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
     BadCursor, DeliveryFilter, DeliveryStore, Page, Pass, StepCounts, StoreResult,
@@ -12,22 +13,33 @@ use jiff::Timestamp;
 
 use super::*;
 
-fn created_key(d: &Delivery) -> String {
-    format!("{:013}#{}", to_millis(d.created_at), d.id)
+/// One of the [`SHARDS`] partitions of a step's deliveries (`step`: its [`step_key`]).
+fn step_pk(step: &str, id: &str) -> String {
+    format!("DLVS#{step}#{}", shard_of(id))
+}
+
+/// Where a delivery's state is kept: in its step's partitions, sorted by id (ids start with
+/// their creation time) — the list reads them there, so no index entry is written per
+/// delivery. The id names its step ([`delivery_id`]); `None` for an id it did not make.
+fn state_key(id: &str) -> Option<Item> {
+    let step = delivery_step_key(id)?;
+    Some(key(step_pk(step, id), id))
+}
+
+fn known_state_key(id: &str) -> anyhow::Result<Item> {
+    state_key(id).ok_or_else(|| anyhow!("delivery id {id} was not made by delivery_id"))
 }
 
 /// The key of a failed delivery in the sparse index `gsi2`: only failed deliveries have one
 /// (set when a delivery fails, removed when a resend is accepted), so listing the failed ones
-/// — `?status=failed`, resend-failed — reads only them.
+/// — `?status=failed`, resend-failed — reads only them. Its sort key is the id.
 fn failed_key(d: &Delivery) -> String {
     format!("DLVF#{}#{}#{}", d.scenario_id, d.step_id, shard_of(&d.id))
 }
 
-/// The delivery's state: small, rewritten by every attempt, and the only part the index
-/// `gsi1` sees — its keys and `account`, none of which an attempt changes: the index entry is
-/// written once, when the state is put.
+/// The delivery's state: small, rewritten by every attempt, in its step's partition.
 fn state_item(d: &Delivery) -> anyhow::Result<Item> {
-    let mut item = key(format!("DLV#{}", d.id), "DLV");
+    let mut item = known_state_key(&d.id)?;
     item.insert("id".into(), s(&d.id));
     item.insert("account".into(), n(d.account));
     item.insert("scenario_id".into(), s(&d.scenario_id));
@@ -42,26 +54,16 @@ fn state_item(d: &Delivery) -> anyhow::Result<Item> {
     }
     item.insert("attempts".into(), attempt_list(&d.attempts)?);
     item.insert("attempt_count".into(), n(d.attempt_count));
-    item.insert(
-        "gsi1pk".into(),
-        s(format!(
-            "DLVS#{}#{}#{}",
-            d.scenario_id,
-            d.step_id,
-            shard_of(&d.id)
-        )),
-    );
-    item.insert("gsi1sk".into(), s(created_key(d)));
     if d.status == DeliveryStatus::Failed {
         item.insert("gsi2pk".into(), s(failed_key(d)));
-        item.insert("gsi2sk".into(), s(created_key(d)));
+        item.insert("gsi2sk".into(), s(&d.id));
     }
     item.insert("expires_at".into(), n(expires_at(d)));
     Ok(item)
 }
 
 /// What the delivery sends (the frozen request): written once, before its state, never
-/// rewritten; beside the state in the same partition, so one `Query` reads both.
+/// rewritten; in its own partition (a list of the step's states never reads it).
 fn body_item(d: &Delivery) -> anyhow::Result<Item> {
     let mut item = key(format!("DLV#{}", d.id), "BODY");
     item.insert("url".into(), s(&d.url));
@@ -164,7 +166,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("DLV#{}", d.id), "DLV")))
+            .set_key(Some(known_state_key(&d.id)?))
             .condition_expression(
                 "attribute_exists(pk) AND attempt_count = :before AND #st = :from",
             )
@@ -194,7 +196,7 @@ impl DynamoStore {
             sets.extend(["gsi2pk = :failed", "gsi2sk = :created"]);
             update = update
                 .expression_attribute_values(":failed", s(failed_key(d)))
-                .expression_attribute_values(":created", s(created_key(d)));
+                .expression_attribute_values(":created", s(&d.id));
         } else if status != DeliveryStatus::Failed && from == DeliveryStatus::Failed {
             removes.extend(["gsi2pk", "gsi2sk"]);
         }
@@ -254,15 +256,25 @@ impl DeliveryStore for DynamoStore {
         self.put_new(record, "pass").await
     }
 
-    /// The state and the body in one strongly consistent `Query` of the delivery's partition.
+    /// The state (a strongly consistent `GetItem` at the key its id names), then its body
+    /// unless it was accepted at its first attempt (none is kept then). No state: nothing, or
+    /// a body whose state was never written (its pass crashed half-way).
     async fn get(&self, id: &str) -> StoreResult<Option<Delivery>> {
-        let items = self.query_all(format!("DLV#{id}"), None).await?;
-        let part = |sk: &str| items.iter().find(|i| opt_s(i, "sk").as_deref() == Some(sk));
-        match part("DLV") {
-            Some(state) => whole(id, state, part("BODY")).transpose(),
-            // nothing, or a body whose state was never written (its pass crashed half-way)
-            None => Ok(None),
-        }
+        let Some(at) = state_key(id) else {
+            return Ok(None);
+        };
+        let (pk, sk) = (get_s(&at, "pk")?, get_s(&at, "sk")?);
+        let Some(state) = self.get_item(pk, &sk).await? else {
+            return Ok(None);
+        };
+        let accepted =
+            opt_s(&state, "status").as_deref() == Some(DeliveryStatus::Accepted.as_str());
+        let body = if accepted && opt_n(&state, "attempt_count").unwrap_or(0) <= 1 {
+            None
+        } else {
+            self.get_item(format!("DLV#{id}"), "BODY").await?
+        };
+        whole(id, &state, body.as_ref()).transpose()
     }
 
     async fn record_attempt(
@@ -291,58 +303,75 @@ impl DeliveryStore for DynamoStore {
             .await
     }
 
-    /// Newest first. The index holds no status (an attempt never writes to it), so a status
-    /// filter is applied to the deliveries read: rounds of `limit + 1` candidates until the
-    /// page is full, the step has no more, or [`MAX_EXAMINED`] were looked at — then the page
-    /// may hold fewer than `limit` items with a cursor to go on from.
+    /// Newest first, from the step's partitions (all [`SHARDS`] merged): the states read there
+    /// carry their status; the failed ones come from their sparse index `gsi2`, then their
+    /// states. A status filter is applied to what is read: rounds of `limit + 1` candidates
+    /// until the page is full, the step has no more, or [`MAX_EXAMINED`] were looked at — then
+    /// the page may hold fewer than `limit` items with a cursor to go on from. The cursor is
+    /// `{created ms}.{id}` of the last delivery shown (as the SQLite store's); the id is the
+    /// bound (ids sort by creation time).
     async fn list(&self, f: &DeliveryFilter<'_>) -> StoreResult<Page<Delivery>> {
-        if let Some(c) = f.cursor
-            && !(c.len() > 14
-                && c.as_bytes()[13] == b'#'
-                && c[..13].bytes().all(|b| b.is_ascii_digit()))
-        {
-            return Err(BadCursor.into());
-        }
+        let mut cursor = match f.cursor {
+            None => None,
+            Some(c) => match c.split_once('.') {
+                Some((ms, id)) if ms.parse::<i64>().is_ok() && delivery_step_key(id).is_some() => {
+                    Some(id.to_string())
+                }
+                _ => return Err(BadCursor.into()),
+            },
+        };
         let want = f.limit + 1;
-        let mut found: Vec<(String, Delivery)> = Vec::new();
-        let mut cursor = f.cursor.map(str::to_string);
+        let mut found: Vec<Delivery> = Vec::new();
         let mut examined = 0;
         let next_cursor = loop {
-            let keys = self.newest(f, cursor.as_deref(), want).await?;
-            let ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
+            let candidates = self.newest(f, cursor.as_deref(), want).await?;
+            let unread: Vec<&str> = candidates
+                .iter()
+                .filter(|(_, state)| state.is_none())
+                .map(|(id, _)| id.as_str())
+                .collect();
             let mut read: HashMap<String, Delivery> = self
-                .deliveries(&ids)
+                .deliveries(&unread)
                 .await?
                 .into_iter()
                 .map(|d| (d.id.clone(), d))
                 .collect();
-            for (sort_key, id) in &keys {
-                if let Some(d) = read.remove(id)
+            for (id, state) in &candidates {
+                let d = match state {
+                    Some(item) => Some(delivery_from(item, None)?),
+                    None => read.remove(id),
+                };
+                if let Some(d) = d
                     && f.status.is_none_or(|s| s == d.status)
                 {
-                    found.push((sort_key.clone(), d));
+                    found.push(d);
                 }
                 if found.len() == want {
                     break;
                 }
             }
-            examined += keys.len();
+            examined += candidates.len();
             if found.len() == want {
                 let last_shown = f.limit.checked_sub(1).and_then(|i| found.get(i));
-                break last_shown.map(|(k, _)| k.clone());
+                break last_shown.map(|d| d.id.clone());
             }
-            match keys.last() {
+            match candidates.last() {
                 // more to look at, but this call has looked at enough: a short page
-                Some((last, _)) if keys.len() == want && examined >= MAX_EXAMINED => {
+                Some((last, _)) if candidates.len() == want && examined >= MAX_EXAMINED => {
                     break Some(last.clone());
                 }
-                Some((last, _)) if keys.len() == want => cursor = Some(last.clone()),
+                Some((last, _)) if candidates.len() == want => cursor = Some(last.clone()),
                 _ => break None,
             }
         };
         found.truncate(f.limit);
+        // the last id shown (or looked at), with the creation time its id starts with
+        let next_cursor = next_cursor.map(|id| {
+            let ms = i64::from_str_radix(id.get(4..15).unwrap_or("0"), 16).unwrap_or(0);
+            format!("{ms}.{id}")
+        });
         Ok(Page {
-            items: found.into_iter().map(|(_, d)| d).collect(),
+            items: found,
             next_cursor,
         })
     }
@@ -376,71 +405,81 @@ impl DeliveryStore for DynamoStore {
 const MAX_EXAMINED: usize = 1_000;
 
 impl DynamoStore {
-    /// The step's `want` newest deliveries older than `cursor` (all shards merged): their index
-    /// sort keys and ids, newest first.
+    /// The step's `want` newest deliveries older than `cursor` (all shards merged), newest
+    /// first: their ids and, when read from the step's partitions, their states.
     async fn newest(
         &self,
         f: &DeliveryFilter<'_>,
         cursor: Option<&str>,
         want: usize,
-    ) -> anyhow::Result<Vec<(String, String)>> {
+    ) -> anyhow::Result<Vec<(String, Option<Item>)>> {
         let queries = (0..SHARDS).map(|shard| self.list_shard(f, cursor, want, shard));
-        let mut keys: Vec<(String, String)> = futures::future::try_join_all(queries)
+        let mut found: Vec<(String, Option<Item>)> = futures::future::try_join_all(queries)
             .await?
             .into_iter()
             .flatten()
             .collect();
-        keys.sort_by(|a, b| b.0.cmp(&a.0));
-        keys.truncate(want);
-        Ok(keys)
+        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.truncate(want);
+        Ok(found)
     }
 
-    /// Up to `want` deliveries of one shard of a step's index, older than the cursor: their
-    /// index sort keys and ids (the index holds the state's keys and `account` only). Failed
-    /// ones come from their own sparse index `gsi2`, the others from `gsi1` (all of them).
+    /// Up to `want` deliveries of one shard of a step, older than the cursor: the states in
+    /// the step's partition, or for `failed` the entries of `gsi2` (keys and `account`).
     async fn list_shard(
         &self,
         f: &DeliveryFilter<'_>,
         cursor: Option<&str>,
         want: usize,
         shard: u32,
-    ) -> anyhow::Result<Vec<(String, String)>> {
-        // sort keys start with the creation time (13 digits): `since` is a lower bound on them
-        let since = f.since.map(|t| format!("{:013}#", to_millis(t).max(0)));
+    ) -> anyhow::Result<Vec<(String, Option<Item>)>> {
+        // ids start with the creation time: `since` is a lower bound on them
+        let since = match f.since.map(to_millis) {
+            // after the year 2527: nothing was created since
+            Some(ms) if ms > MAX_DELIVERY_MS => return Ok(Vec::new()),
+            Some(ms) => Some(delivery_id_floor(ms)),
+            None => None,
+        };
         if let (Some(c), Some(from)) = (cursor, &since)
             && c < from.as_str()
         {
             return Ok(Vec::new()); // the previous page reached back past `since`
         }
-        if since.as_ref().is_some_and(|from| from.len() > 14) {
-            return Ok(Vec::new()); // after the year 2286: nothing was created since
-        }
+        let step = step_key(f.scenario_id, f.step_id);
+        let (index, pk, sk, partition) = match f.status {
+            Some(DeliveryStatus::Failed) => (
+                Some("gsi2"),
+                "gsi2pk",
+                "gsi2sk",
+                format!("DLVF#{}#{}#{shard}", f.scenario_id, f.step_id),
+            ),
+            _ => (None, "pk", "sk", format!("DLVS#{step}#{shard}")),
+        };
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let (index, prefix) = match f.status {
-                Some(DeliveryStatus::Failed) => ("gsi2", "DLVF"),
-                _ => ("gsi1", "DLVS"),
-            };
             let q = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name(index)
+                .set_index_name(index.map(str::to_string))
                 .scan_index_forward(false)
                 .limit(want as i32)
-                .expression_attribute_names("#pk", format!("{index}pk"))
-                .expression_attribute_values(
-                    ":pk",
-                    s(format!("{prefix}#{}#{}#{shard}", f.scenario_id, f.step_id)),
-                )
+                .expression_attribute_names("#pk", pk)
+                .expression_attribute_values(":pk", s(&partition))
                 .expression_attribute_values(":account", n(f.account))
                 .filter_expression("account = :account")
                 .set_exclusive_start_key(start.take());
+            // strongly consistent on the table (an index cannot be)
+            let q = if index.is_none() {
+                q.consistent_read(true)
+            } else {
+                q
+            };
             // (a name in the request that no expression uses is refused)
             let q = match (cursor, &since) {
                 (None, None) => q,
-                _ => q.expression_attribute_names("#sk", format!("{index}sk")),
+                _ => q.expression_attribute_names("#sk", sk),
             };
             let q = match (cursor, since.clone()) {
                 (Some(c), Some(from)) => q
@@ -457,13 +496,11 @@ impl DynamoStore {
             };
             let out = q.send().await.context("DynamoDB Query deliveries")?;
             for item in out.items.unwrap_or_default() {
-                let sort_key = get_s(&item, &format!("{index}sk"))?;
-                if Some(sort_key.as_str()) == cursor {
+                let id = get_s(&item, sk)?;
+                if Some(id.as_str()) == cursor {
                     continue; // BETWEEN includes the cursor: the previous page's last
                 }
-                let pk = get_s(&item, "pk")?;
-                let id = pk.strip_prefix("DLV#").context("a delivery's pk")?;
-                found.push((sort_key, id.to_string()));
+                found.push((id, index.is_none().then_some(item)));
             }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() && found.len() < want => start = Some(k),
@@ -473,14 +510,10 @@ impl DynamoStore {
     }
 
     /// These deliveries' states, in this order, with strongly consistent `BatchGetItem`s of up
-    /// to 100 keys: what a list shows and filters on, without their request (the bodies are
-    /// not read; those written before the split carry it on the state).
+    /// to 100 keys, without their request (the bodies are not read).
     async fn deliveries(&self, ids: &[&str]) -> anyhow::Result<Vec<Delivery>> {
-        let mut keys: Vec<Item> = ids
-            .iter()
-            .map(|id| key(format!("DLV#{id}"), "DLV"))
-            .collect();
-        let mut got: HashMap<(String, String), Item> = HashMap::new();
+        let mut keys: Vec<Item> = ids.iter().filter_map(|id| state_key(id)).collect();
+        let mut got: HashMap<String, Item> = HashMap::new();
         while !keys.is_empty() {
             let rest = keys.split_off(keys.len().min(100));
             let batch = KeysAndAttributes::builder()
@@ -495,7 +528,7 @@ impl DynamoStore {
                 .await
                 .context("DynamoDB BatchGetItem deliveries")?;
             for item in out.responses.unwrap_or_default().into_values().flatten() {
-                got.insert((get_s(&item, "pk")?, get_s(&item, "sk")?), item);
+                got.insert(get_s(&item, "sk")?, item);
             }
             // keys DynamoDB did not get to this time go round again
             if let Some(left) = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table))
@@ -508,7 +541,7 @@ impl DynamoStore {
         let mut found = Vec::with_capacity(ids.len());
         for id in ids {
             // a state gone since the index was read (its TTL) is left out
-            if let Some(state) = got.get(&(format!("DLV#{id}"), "DLV".to_string())) {
+            if let Some(state) = got.get(*id) {
                 found.push(delivery_from(state, None)?);
             }
         }

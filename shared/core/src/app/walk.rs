@@ -4,7 +4,7 @@
 use super::Hookline;
 use crate::domain::contact::Contact;
 use crate::domain::delivery::{Delivery, DeliveryStatus, Handoff};
-use crate::domain::ids::derived_id;
+use crate::domain::ids::{delivery_id, derived_id};
 use crate::domain::payload::{EVENT_NAME, Envelope, ScenarioRef, build_data};
 use crate::domain::scenario::{Compiled, MAX_STEPS, ScenarioRecord, Step, WebhookStep};
 use crate::domain::time::rfc3339_seconds;
@@ -106,9 +106,19 @@ impl Hookline {
     ) -> Delivery {
         let (id, event_id) = if who.fresh_ids {
             let event_id = self.ports.ids.new_id("evt");
-            (self.ports.ids.new_id("dlv"), event_id)
+            let fresh = self.ports.ids.new_id("dlv");
+            (
+                delivery_id(&scenario.id, &step.id, now, &[&fresh]),
+                event_id,
+            )
         } else {
-            let id = derived_id("dlv", &[who.enrollment_id, &who.seq.to_string(), &step.id]);
+            let seq = who.seq.to_string();
+            let id = delivery_id(
+                &scenario.id,
+                &step.id,
+                now,
+                &[who.enrollment_id, &seq, &step.id],
+            );
             let event_id = derived_id("evt", &[&id]);
             (id, event_id)
         };

@@ -3,17 +3,31 @@
 
 use super::{ts, unique};
 use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus, Handoff};
+use crate::domain::ids::delivery_id;
 use crate::ports::*;
 
-pub(crate) fn delivery(id: &str, scenario: &str, contact: i64, created: i64) -> Delivery {
+/// A pending delivery of the step `hook`; `name` makes its id unique (ids are made by
+/// [`delivery_id`]: a store may key a delivery by what its id names).
+pub(crate) fn delivery(name: &str, scenario: &str, contact: i64, created: i64) -> Delivery {
+    delivery_on(name, scenario, "hook", contact, created)
+}
+
+/// The same, of another webhook step.
+pub(crate) fn delivery_on(
+    name: &str,
+    scenario: &str,
+    step: &str,
+    contact: i64,
+    created: i64,
+) -> Delivery {
+    let id = delivery_id(scenario, step, ts(created), &[name]);
     Delivery {
-        id: id.to_string(),
         account: 4_000,
         scenario_id: scenario.to_string(),
-        step_id: "hook".into(),
+        step_id: step.into(),
         contact_id: contact,
         handoff: Handoff {
-            enrollment_id: format!("enr_{id}"),
+            enrollment_id: format!("enr_{name}"),
             next_step: Some("after".into()),
             seq: 1,
         },
@@ -26,6 +40,7 @@ pub(crate) fn delivery(id: &str, scenario: &str, contact: i64, created: i64) -> 
         next_attempt_at: Some(ts(created)),
         attempt_count: 0,
         attempts: vec![],
+        id,
     }
 }
 
@@ -339,8 +354,7 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
     assert!(!store.record_pass(&first, None).await.unwrap());
     let mut hooked = pass(&format!("{u}:gate-hook"), &scn, "gate-hook", 77);
     hooked.first_for_contact = true;
-    let mut dl = delivery(&format!("dlv_{u}_gate"), &scn, 77, 9);
-    dl.step_id = "gate-hook".into();
+    let dl = delivery_on(&format!("dlv_{u}_gate"), &scn, "gate-hook", 77, 9);
     assert!(store.record_pass(&hooked, Some(&dl)).await.unwrap());
     assert!(!store.record_pass(&hooked, Some(&dl)).await.unwrap());
     let all = store.step_counts(4_000, &scn).await.unwrap();
@@ -365,8 +379,13 @@ pub async fn delivery_store(store: &dyn DeliveryStore) {
     .into_iter()
     .enumerate()
     {
-        let mut dl = delivery(&format!("dlv_{u}_after_{i}"), &scn, 80 + i as i64, 10);
-        dl.step_id = "after-attempt".into();
+        let mut dl = delivery_on(
+            &format!("dlv_{u}_after_{i}"),
+            &scn,
+            "after-attempt",
+            80 + i as i64,
+            10,
+        );
         dl.attempts = vec![attempt(Some(answer))];
         dl.attempt_count = 1;
         dl.status = status;

@@ -3,10 +3,11 @@
 
 use serde_json::json;
 
-use super::{attempt, delivery, pass, scenario, ts, unique};
+use super::{attempt, delivery, delivery_on, pass, scenario, ts, unique};
 use crate::domain::contact::Contact;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::event::EnrollmentRef;
+use crate::domain::ids::{delivery_step_key, step_key};
 use crate::domain::scenario::ScenarioStatus;
 use crate::ports::*;
 
@@ -199,7 +200,11 @@ pub async fn flow_store(
     let mine = |work: &[DueWork]| {
         work.iter()
             .filter(|w| match w {
-                DueWork::Delivery { id, .. } => id.contains(&u),
+                DueWork::Delivery { id, .. } => delivery_step_key(id).is_some_and(|k| {
+                    [(&hooked, "hook"), (&waiting, "after"), (&archived, "hook")]
+                        .iter()
+                        .any(|(scn, step)| step_key(scn, step) == k)
+                }),
                 DueWork::Wait { enrollment_id, .. } => enrollment_id.contains(&u),
                 DueWork::Occurrence(o) => o.scenario_id.contains(&u),
             })
@@ -310,8 +315,7 @@ pub async fn flow_store(
     );
 
     // 7. the wait ends: the move is a compare-and-set on the sequence
-    let mut third = delivery(&format!("dlv_{u}_3"), &waiting, contact_id, 60);
-    third.step_id = "after".into();
+    let third = delivery_on(&format!("dlv_{u}_3"), &waiting, "after", contact_id, 60);
     let resume = Move {
         enrollment_id: enr_b.clone(),
         from_seq: 1,

@@ -36,6 +36,42 @@ pub fn entry_of(enrollment_id: &str) -> Option<&str> {
     enrollment_id.split_once('.').map(|(entry, _)| entry)
 }
 
+/// The key of a webhook step among all steps: 16 hex digits of a hash of its scenario and
+/// step ids (what a delivery id names).
+pub fn step_key(scenario_id: &str, step_id: &str) -> String {
+    derived_id("", &[scenario_id, step_id])[1..17].to_string()
+}
+
+/// The id of a delivery: `dlv_` + its creation time (milliseconds, 11 hex digits) + its step's
+/// [`step_key`] + 16 hex digits of a hash of `parts` (what makes it unique: the enrollment,
+/// sequence and step of its pass; a fresh id on the inline path). Ids of one step sort by
+/// creation time, and a store can key a delivery by its step and time from its id alone (a
+/// list partition per step, no index to write).
+pub fn delivery_id(
+    scenario_id: &str,
+    step_id: &str,
+    created: jiff::Timestamp,
+    parts: &[&str],
+) -> String {
+    let ms = created.as_millisecond().clamp(0, MAX_DELIVERY_MS);
+    let unique = &derived_id("", parts)[1..17];
+    format!("dlv_{ms:011x}{}{unique}", step_key(scenario_id, step_id))
+}
+
+/// The latest creation time (ms) a delivery id can carry (11 hex digits: the year 2527).
+pub const MAX_DELIVERY_MS: i64 = 0xFFF_FFFF_FFFF;
+
+/// The lowest delivery id of a step created at or after `ms`: a bound on ids (`dlv_` + time).
+pub fn delivery_id_floor(ms: i64) -> String {
+    format!("dlv_{:011x}", ms.clamp(0, MAX_DELIVERY_MS))
+}
+
+/// The step key a delivery id made by [`delivery_id`] names (`None` for any other text).
+pub fn delivery_step_key(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix("dlv_")?;
+    (rest.len() == 43 && rest.bytes().all(|b| b.is_ascii_hexdigit())).then(|| &rest[11..27])
+}
+
 /// The non-secret part of an API key shown to list and revoke it: `hk_` + 8 characters for a
 /// generated key, the first 8 characters of any other.
 pub fn key_prefix(key: &str) -> String {
@@ -60,6 +96,27 @@ mod tests {
         // parts are separated: ("ab","c") is not ("a","bc")
         assert_ne!(derived_id("x", &["ab", "c"]), derived_id("x", &["a", "bc"]));
         assert!(a.starts_with("dlv_") && a.len() == 4 + 26);
+    }
+
+    #[test]
+    fn delivery_ids_name_their_step_and_sort_by_time() {
+        let at = |ms| jiff::Timestamp::from_millisecond(ms).unwrap();
+        let a = delivery_id("scn_1", "hook", at(1_700_000_000_000), &["enr_1", "0"]);
+        let b = delivery_id("scn_1", "hook", at(1_700_000_000_001), &["enr_0", "0"]);
+        assert_eq!(
+            a,
+            delivery_id("scn_1", "hook", at(1_700_000_000_000), &["enr_1", "0"])
+        );
+        assert!(a < b && a.len() == 4 + 43, "{a} {b}");
+        assert_eq!(
+            delivery_step_key(&a),
+            Some(step_key("scn_1", "hook").as_str())
+        );
+        assert_ne!(step_key("scn_1", "hook"), step_key("scn_1", "hook2"));
+        assert!(delivery_id_floor(1_700_000_000_000) <= a);
+        assert!(delivery_id_floor(1_700_000_000_001) > a);
+        assert_eq!(delivery_step_key("dlv_0123"), None);
+        assert_eq!(delivery_step_key(&a.replace('a', "g")), None);
     }
 
     #[test]
