@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::operation::{
-    batch_write_item::BatchWriteItemInput, put_item::PutItemInput,
-    transact_write_items::TransactWriteItemsInput, update_item::UpdateItemInput,
+    batch_write_item::BatchWriteItemInput, get_item::GetItemInput, put_item::PutItemInput,
+    query::QueryInput, transact_write_items::TransactWriteItemsInput, update_item::UpdateItemInput,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -208,8 +208,21 @@ impl Intercept for Counter {
                     }
                 }
             }
-        } else if op.ends_with("GetItem") || op.ends_with("Query") {
-            t.rru += 1.0; // strongly consistent, under 4 KB
+        } else if let Some(get) = input.downcast_ref::<GetItemInput>() {
+            // under 4 KB: 1 unit strongly consistent, half eventually consistent
+            t.rru += if get.consistent_read == Some(true) {
+                1.0
+            } else {
+                0.5
+            };
+        } else if let Some(query) = input.downcast_ref::<QueryInput>() {
+            t.rru += if query.consistent_read == Some(true) {
+                1.0
+            } else {
+                0.5
+            };
+        } else if op.ends_with("GetItem") {
+            t.rru += 1.0; // BatchGetItem: strongly consistent, one item under 4 KB
         }
         Ok(())
     }

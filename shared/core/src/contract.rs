@@ -171,6 +171,25 @@ pub async fn scenario_store(store: &dyn ScenarioStore) {
     expected.reverse();
     assert_eq!(seen, expected);
     assert!(store.list(other, None, 10).await.unwrap().items.is_empty());
+
+    // several trigger types at once (the time-based ones, read by every event), each type alone
+    let timed = other + 2; // an account of its own: the pages above stay as they were
+    let kinds = ["date_reached", "consent_expiring", "form_subscribed"];
+    for (i, kind) in kinds.iter().enumerate() {
+        let id = format!("scn_{u}_t{i}");
+        let s = scenario(timed, &id, kind, ScenarioStatus::Active, 0);
+        store.insert(&s).await.unwrap();
+    }
+    let ids_of = |found: Vec<ScenarioRecord>| found.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    let time = store
+        .active_for_triggers(timed, crate::domain::trigger::TIME_TRIGGERS)
+        .await
+        .unwrap();
+    assert_eq!(ids_of(time), [format!("scn_{u}_t0"), format!("scn_{u}_t1")]);
+    for (i, kind) in kinds.iter().enumerate() {
+        let alone = store.active_for_trigger(timed, kind).await.unwrap();
+        assert_eq!(ids_of(alone), [format!("scn_{u}_t{i}")], "{kind}");
+    }
 }
 
 pub async fn contact_store(store: &dyn ContactStore) {

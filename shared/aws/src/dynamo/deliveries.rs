@@ -277,6 +277,24 @@ impl DeliveryStore for DynamoStore {
         whole(id, &state, body.as_ref()).transpose()
     }
 
+    /// An eventually consistent `GetItem` of the state's key only (half a read unit).
+    async fn is_recorded(&self, id: &str) -> StoreResult<bool> {
+        let Some(at) = state_key(id) else {
+            return Ok(false);
+        };
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(at))
+            .projection_expression("pk")
+            .consistent_read(false)
+            .send()
+            .await
+            .context("DynamoDB GetItem delivery recorded")?;
+        Ok(out.item.is_some())
+    }
+
     async fn record_attempt(
         &self,
         d: &Delivery,

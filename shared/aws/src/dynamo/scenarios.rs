@@ -6,6 +6,7 @@ use anyhow::{Context, anyhow};
 use async_trait::async_trait;
 use hookline_core::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
 use hookline_core::domain::time::{from_millis, to_millis};
+use hookline_core::domain::trigger::TIME_TRIGGERS;
 use hookline_core::ports::{BadCursor, Page, ScenarioStore, StoreResult};
 
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
@@ -26,8 +27,16 @@ fn scenario_item(r: &ScenarioRecord) -> anyhow::Result<Item> {
     Ok(item)
 }
 
+/// The partition of an account's active scenarios of this trigger type. The time-based types
+/// share one (`ACTIVE#{account}#@time`): every event reads them (its contact's dates may have
+/// changed), with one query.
 fn active_pk(account: i64, trigger: &str) -> String {
-    format!("ACTIVE#{account}#{trigger}")
+    let group = if TIME_TRIGGERS.contains(&trigger) {
+        "@time"
+    } else {
+        trigger
+    };
+    format!("ACTIVE#{account}#{group}")
 }
 
 /// The copy of an active scenario that [`ScenarioStore::active_for_trigger`] reads.
@@ -173,21 +182,39 @@ impl ScenarioStore for DynamoStore {
         Ok(Page { items, next_cursor })
     }
 
-    /// One query of the (account, trigger type) partition of active copies.
+    /// One query of the partition of active copies that holds this type.
     async fn active_for_trigger(
         &self,
         account: i64,
         trigger_type: &str,
     ) -> StoreResult<Vec<ScenarioRecord>> {
+        self.active_for_triggers(account, &[trigger_type]).await
+    }
+
+    /// One query per partition the types are kept in (one for all the time-based types).
+    async fn active_for_triggers(
+        &self,
+        account: i64,
+        trigger_types: &[&str],
+    ) -> StoreResult<Vec<ScenarioRecord>> {
         self.ensure_active_index(account).await?;
-        let items = self
-            .query_all(active_pk(account, trigger_type), Some("SCN#"))
-            .await?;
-        let mut found = items
+        let mut partitions: Vec<String> = trigger_types
             .iter()
-            .map(scenario_from)
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        found.retain(|s| s.status == ScenarioStatus::Active);
+            .map(|t| active_pk(account, t))
+            .collect();
+        partitions.sort();
+        partitions.dedup();
+        let mut found = Vec::new();
+        for pk in partitions {
+            for item in self.query_all(pk, Some("SCN#")).await? {
+                let s = scenario_from(&item)?;
+                if s.status == ScenarioStatus::Active
+                    && trigger_types.contains(&s.def.trigger.kind.as_str())
+                {
+                    found.push(s);
+                }
+            }
+        }
         found.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(found)
     }

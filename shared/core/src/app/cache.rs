@@ -86,13 +86,13 @@ impl Hookline {
         }
     }
 
-    /// The active scenarios of an account with this trigger type.
+    /// The active scenarios of an account with any of these trigger types.
     pub(crate) async fn active_scenarios(
         &self,
         account: i64,
-        trigger_type: &str,
+        trigger_types: &[&str],
     ) -> anyhow::Result<Active> {
-        let key = (account, trigger_type.to_string());
+        let key = (account, trigger_types.join(","));
         let generation = match &self.cache {
             Some(cache) => {
                 if let Some(hit) = cache.active.lock().ok().and_then(|m| m.get(&key).cloned()) {
@@ -105,7 +105,7 @@ impl Hookline {
         let records = self
             .ports
             .scenarios
-            .active_for_trigger(account, trigger_type)
+            .active_for_triggers(account, trigger_types)
             .await?;
         let loaded: Active = Arc::new(records.into_iter().map(Loaded::new).collect());
         if let (Some(cache), Some(generation)) = (&self.cache, generation)

@@ -112,7 +112,10 @@ impl Hookline {
         scenario_at: Option<jiff::Timestamp>,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
-        if p.deliveries.get(&delivery.id).await?.is_some() {
+        // a copy redelivered after the first was handled (SQS: after the visibility timeout,
+        // minutes) finds it stored; two copies at once may both send it (same bytes, same id)
+        // and only one is stored
+        if p.deliveries.is_recorded(&delivery.id).await? {
             return Ok(Outcome::Done); // stored already: attempted by another copy
         }
         let start = p.clock.now();

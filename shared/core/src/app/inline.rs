@@ -40,7 +40,7 @@ impl Hookline {
         let now = self.ports.clock.now();
         let mut enrollments = Vec::new();
         if event.kind != "contact_updated" {
-            for scenario in self.active_scenarios(account, &event.kind).await?.iter() {
+            for scenario in self.active_scenarios(account, &[&event.kind]).await?.iter() {
                 if !scenario
                     .record
                     .def

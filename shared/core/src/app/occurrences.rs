@@ -58,14 +58,14 @@ pub struct Swept {
 }
 
 impl Hookline {
-    /// The active time-based scenarios of an account.
+    /// The active time-based scenarios of an account (one read: a store keeps them together).
     async fn time_scenarios(&self, account: i64) -> anyhow::Result<Vec<Arc<Loaded>>> {
-        let mut out = Vec::new();
-        for kind in TIME_TRIGGERS {
-            let active = self.active_scenarios(account, kind).await?;
-            out.extend(active.iter().filter(|s| s.rule.is_some()).cloned());
-        }
-        Ok(out)
+        let active = self.active_scenarios(account, TIME_TRIGGERS).await?;
+        Ok(active
+            .iter()
+            .filter(|s| s.rule.is_some())
+            .cloned()
+            .collect())
     }
 
     /// For a snapshot becoming known at `now`: the account's time-based scenarios and the

@@ -96,6 +96,20 @@ pub trait ScenarioStore: Send + Sync {
         account: i64,
         trigger_type: &str,
     ) -> StoreResult<Vec<ScenarioRecord>>;
+    /// The active scenarios of an account whose trigger has any of these types, by id. A store
+    /// may keep several types together (the time-based ones) and read them at once.
+    async fn active_for_triggers(
+        &self,
+        account: i64,
+        trigger_types: &[&str],
+    ) -> StoreResult<Vec<ScenarioRecord>> {
+        let mut all = Vec::new();
+        for kind in trigger_types {
+            all.extend(self.active_for_trigger(account, kind).await?);
+        }
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(all)
+    }
 }
 
 /// What [`ContactStore::put`] did.
@@ -272,6 +286,12 @@ pub trait DeliveryStore: Send + Sync {
     /// request (`url`, `headers`, `payload` empty): a store need not keep what nothing sends
     /// again.
     async fn get(&self, id: &str) -> StoreResult<Option<Delivery>>;
+    /// Is this delivery stored? May miss one recorded within the last second or so (a store
+    /// may read it eventually consistent, at half the price): for a copy of a message that
+    /// comes long after the first (a redelivery), never for a compare-and-set.
+    async fn is_recorded(&self, id: &str) -> StoreResult<bool> {
+        Ok(self.get(id).await?.is_some())
+    }
     /// Appends an attempt (`None`: the deadline passed before one could be made) and sets
     /// the status and next attempt time, when the stored delivery is still pending with as many
     /// attempts as `delivery` (as read) has — a compare-and-set; `false` otherwise. Statistics
