@@ -394,7 +394,7 @@ async fn cost_per_webhook(batched: bool) {
         per(t.rru)
     );
     println!(
-        "  WRU per webhook by item (transactions count double; DLV state includes its index entry):"
+        "  WRU per webhook by item (transactions count double; DLV state includes its gsi2 entry while failed):"
     );
     for (kind, units) in &t.wru_by_item {
         println!("    {kind:<10} {:>5.2}", per(*units));
@@ -513,7 +513,7 @@ mod slow {
     use async_trait::async_trait;
     use hookline_core::domain::contact::Contact;
     use hookline_core::domain::delivery::{Attempt, Delivery, DeliveryStatus};
-    use hookline_core::domain::event::IntakeAnswer;
+    use hookline_core::domain::event::{EventMemo, IntakeAnswer};
     use hookline_core::domain::scenario::{ScenarioRecord, ScenarioStatus};
     use hookline_core::ports::*;
     use jiff::Timestamp;
@@ -549,9 +549,15 @@ mod slow {
 
     #[async_trait]
     impl ContactStore for Slow {
-        async fn put(&self, a: i64, c: &Contact, at: Timestamp) -> StoreResult<SnapshotPut> {
+        async fn put(
+            &self,
+            a: i64,
+            c: &Contact,
+            at: Timestamp,
+            memo: &EventMemo,
+        ) -> StoreResult<SnapshotPut> {
             wait().await;
-            self.0.put(a, c, at).await
+            self.0.put(a, c, at, memo).await
         }
         async fn get(&self, a: i64, id: i64) -> StoreResult<Option<Contact>> {
             wait().await;

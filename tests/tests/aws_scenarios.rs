@@ -175,3 +175,66 @@ async fn scenarios_activated_before_the_index_are_copied_once() {
     assert_eq!(answer.enrollments.len(), 1);
     assert_eq!(read.0.load(Ordering::SeqCst), 1);
 }
+
+/// The same event id again gets its first answer (SPEC §3) with no item per event: the memo its
+/// contact's snapshot keeps names the scenarios it matched, whatever was archived or activated
+/// since; an event older than the stored snapshot keeps its answer on its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_event_id_gets_its_first_answer_whatever_changed_since() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let engine = engine(&aws, &ItemsRead::default());
+    let scenario = |engine: &Hookline| {
+        let engine = engine.clone();
+        async move {
+            let id = engine
+                .create_scenario(1, def("group_added"))
+                .await
+                .unwrap()
+                .id;
+            engine.activate_scenario(1, &id).await.unwrap();
+            id
+        }
+    };
+    let a = scenario(&engine).await;
+    let first = engine.intake(1, event("e20")).await.unwrap();
+    assert_eq!(first.enrollments.len(), 1);
+    assert_eq!(first.enrollments[0].scenario_id, a);
+    engine.archive_scenario(1, &a).await.unwrap();
+    let none = engine.intake(1, event("e21")).await.unwrap();
+    assert!(none.enrollments.is_empty());
+
+    let b = scenario(&engine).await;
+    assert_eq!(engine.intake(1, event("e20")).await.unwrap(), first);
+    assert_eq!(
+        engine.intake(1, event("e21")).await.unwrap(),
+        none,
+        "a repeat enrolled in a scenario activated after the first answer"
+    );
+    let later = engine.intake(1, event("e22")).await.unwrap();
+    assert_eq!(later.enrollments[0].scenario_id, b);
+
+    // an event older than the contact's stored snapshot (not stored, nor its memo)
+    let at = |id: &str, time: &str| {
+        json!({"id": id, "type": "group_added", "occurredAt": time,
+               "contact": {"id": 500, "email": "a@example.org"}})
+    };
+    engine
+        .intake(1, at("e-new", "2026-11-27T12:00:00Z"))
+        .await
+        .unwrap();
+    let old = engine
+        .intake(1, at("e-old", "2026-11-27T11:00:00Z"))
+        .await
+        .unwrap();
+    assert!(old.enrollments.is_empty(), "contact 500 entered with e-new");
+    engine.archive_scenario(1, &b).await.unwrap();
+    let c = scenario(&engine).await;
+    assert_eq!(
+        engine
+            .intake(1, at("e-old", "2026-11-27T11:00:00Z"))
+            .await
+            .unwrap(),
+        old,
+        "the older event's repeat enrolled in {c}"
+    );
+}

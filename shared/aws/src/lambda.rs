@@ -216,18 +216,26 @@ pub async fn handle_batch(
     event: SqsEvent,
 ) -> SqsBatchResponse {
     use tracing::Instrument;
+    // the same work twice in one batch (a repeated event's first attempt queued again before
+    // the first copy ran, a duplicate from SQS) runs once: copies at once could both POST
+    let mut keys = std::collections::HashSet::new();
     let work = event.records.into_iter().map(|record| {
         let id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("message", message_id = %id);
+        let task = record
+            .body
+            .as_deref()
+            .and_then(|b| serde_json::from_str::<Task>(b).ok());
+        let copy = task.as_ref().is_some_and(|t| !keys.insert(t.dedupe_key()));
         async move {
-            let Some(task) = record
-                .body
-                .as_deref()
-                .and_then(|b| serde_json::from_str::<Task>(b).ok())
-            else {
+            let Some(task) = task else {
                 tracing::error!("a message that is not a task was dropped");
                 return None;
             };
+            if copy {
+                tracing::debug!("the same task earlier in this batch: this copy dropped");
+                return None;
+            }
             let result = match engine.handle(&task).await {
                 Ok(Outcome::Done) => Ok(()),
                 Ok(Outcome::RetryAt(at)) => queue.enqueue(&task, at).await,

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::domain::contact::Contact;
-use crate::domain::event::{EnrollmentRef, IntakeAnswer};
+use crate::domain::event::{EnrollmentRef, EventMemo, IntakeAnswer};
 use crate::domain::ids::entry_enrollment_id;
 use crate::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
 use crate::domain::signing::StepSecret;
@@ -196,25 +196,47 @@ pub async fn contact_store(store: &dyn ContactStore) {
     // an account of its own: `page` lists every contact of it
     let account = 2_000_000 + (Timestamp::now().as_nanosecond() % 1_000_000_000) as i64;
     let id = 42;
+    let memo = |event: &str, scenarios: &[&str]| EventMemo {
+        event_id: event.to_string(),
+        scenarios: scenarios.iter().map(|s| s.to_string()).collect(),
+    };
+    let (e1, e2, e3) = (
+        memo("e1", &["scn_a"]),
+        memo("e2", &[]),
+        memo("e3", &["scn_b"]),
+    );
     let first = Contact::parse(
         json!({"id": id, "email": "a@example.org", "firstname": "Ann"}),
         "c",
     )
     .unwrap();
     assert_eq!(
-        store.put(account, &first, ts(10)).await.unwrap(),
-        SnapshotPut::Applied { previous: None }
+        store.put(account, &first, ts(10), &e1).await.unwrap(),
+        SnapshotPut::Applied {
+            previous: None,
+            seen: None
+        }
     );
     assert_eq!(store.get(account, id).await.unwrap(), Some(first.clone()));
+    // the same event again: its memo comes back
+    assert_eq!(
+        store.put(account, &first, ts(10), &e1).await.unwrap(),
+        SnapshotPut::Applied {
+            previous: Some(first.clone()),
+            seen: Some(e1.clone())
+        },
+        "a repeat finds its memo"
+    );
     let second = Contact::parse(
         json!({"id": id, "email": "b@example.org", "customFields": {"plan": "gold"}}),
         "c",
     )
     .unwrap();
     assert_eq!(
-        store.put(account, &second, ts(20)).await.unwrap(),
+        store.put(account, &second, ts(20), &e2).await.unwrap(),
         SnapshotPut::Applied {
-            previous: Some(first.clone())
+            previous: Some(first.clone()),
+            seen: None
         },
         "the previous snapshot is handed back"
     );
@@ -223,28 +245,54 @@ pub async fn contact_store(store: &dyn ContactStore) {
         Some(second.clone()),
         "the snapshot was not replaced"
     );
-    // an older snapshot arriving late does not replace a newer one (SPEC §3); a tie does
-    assert_eq!(
-        store.put(account, &first, ts(15)).await.unwrap(),
-        SnapshotPut::Older
-    );
+    // an older snapshot arriving late does not replace a newer one (SPEC §3), nor is its
+    // memo kept; a tie replaces
+    for _ in 0..2 {
+        assert_eq!(
+            store.put(account, &first, ts(15), &e3).await.unwrap(),
+            SnapshotPut::Older { seen: None }
+        );
+    }
     assert_eq!(store.get(account, id).await.unwrap(), Some(second.clone()));
-    assert!(matches!(
-        store.put(account, &second, ts(20)).await.unwrap(),
-        SnapshotPut::Applied { .. }
-    ));
     assert_eq!(
-        store.get(account + 1, id).await.unwrap(),
+        store.put(account, &second, ts(20), &e2).await.unwrap(),
+        SnapshotPut::Applied {
+            previous: Some(second.clone()),
+            seen: Some(e2.clone())
+        }
+    );
+    // a repeat whose snapshot is older by now still finds its memo while its slot keeps it
+    let e4 = (0..)
+        .map(|i| memo(&format!("e4-{i}"), &[]))
+        .find(|m| m.slot() != e2.slot())
+        .unwrap();
+    store.put(account, &second, ts(30), &e4).await.unwrap();
+    assert_eq!(
+        store.put(account, &second, ts(20), &e2).await.unwrap(),
+        SnapshotPut::Older {
+            seen: Some(e2.clone())
+        }
+    );
+    assert_eq!(
+        store.put(account + 1, &first, ts(10), &e1).await.unwrap(),
+        SnapshotPut::Applied {
+            previous: None,
+            seen: None
+        },
+        "another account's memo was seen"
+    );
+    assert_eq!(
+        store.get(account + 2, id).await.unwrap(),
         None,
         "another account's contact was visible"
     );
     // pages: every contact of the account exactly once, none of another account
     for other in 1..=4 {
         let c = Contact::parse(json!({"id": other, "email": "x@example.org"}), "c").unwrap();
-        store.put(account, &c, ts(0)).await.unwrap();
+        store.put(account, &c, ts(0), &e1).await.unwrap();
     }
     let stranger = Contact::parse(json!({"id": 7, "email": "s@example.org"}), "c").unwrap();
-    store.put(account + 1, &stranger, ts(0)).await.unwrap();
+    store.put(account + 2, &stranger, ts(0), &e1).await.unwrap();
     let (mut seen, mut cursor) = (Vec::new(), None::<String>);
     for _ in 0..1_000 {
         let page = store.page(account, cursor.as_deref(), 2).await.unwrap();

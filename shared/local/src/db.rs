@@ -33,6 +33,14 @@ CREATE TABLE IF NOT EXISTS contacts (
     occurred_at INTEGER,                  -- when the snapshot was taken (schema 3; NULL: before)
     PRIMARY KEY (account, id)
 );
+-- the memos of a contact's last events, by slot (schema 4; ContactStore::put, the queued path)
+CREATE TABLE IF NOT EXISTS contact_memos (
+    account    INTEGER NOT NULL,
+    contact_id INTEGER NOT NULL,
+    slot       INTEGER NOT NULL,
+    memo       TEXT NOT NULL,             -- {"e": event id, "s": [scenario ids]}
+    PRIMARY KEY (account, contact_id, slot)
+) WITHOUT ROWID;
 -- pending occurrences of time-based triggers (schema 3), fired by the workers' timers
 CREATE TABLE IF NOT EXISTS occurrences (
     scenario_id TEXT NOT NULL,
@@ -114,7 +122,7 @@ type Reply = Box<dyn FnOnce(Option<&anyhow::Error>) + Send>;
 type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const VERSION: i64 = 3;
+const VERSION: i64 = 4;
 
 /// Version 0 (up to the queued local path) to 1 (the inline path): the re-entry rule moves
 /// from `entries` into `enrollments.entry_key`; keys get a prefix and can be revoked; queued advances become waiting enrollments

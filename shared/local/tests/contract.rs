@@ -214,10 +214,15 @@ async fn a_schema_2_database_gains_the_time_based_triggers() {
     )
     .unwrap();
     let at = jiff::Timestamp::from_second(0).unwrap();
+    let memo = hookline_core::domain::event::EventMemo {
+        event_id: "e1".into(),
+        scenarios: vec![],
+    };
     assert_eq!(
-        store.put(1, &new, at).await.unwrap(),
+        store.put(1, &new, at, &memo).await.unwrap(),
         SnapshotPut::Applied {
-            previous: Some(old)
+            previous: Some(old),
+            seen: None
         }
     );
     assert_eq!(
@@ -229,5 +234,5 @@ async fn a_schema_2_database_gains_the_time_based_triggers() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }

@@ -2,9 +2,11 @@
 
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValue;
 use base64::Engine;
 use hookline_core::domain::contact::Contact;
+use hookline_core::domain::event::EventMemo;
 use hookline_core::ports::{BadCursor, ContactStore, Page, SnapshotPut, StoreResult};
 use jiff::Timestamp;
 
@@ -31,41 +33,63 @@ fn decode_cursor(cursor: &str) -> Option<Item> {
 
 #[async_trait]
 impl ContactStore for DynamoStore {
-    /// A conditional put (stored only when no snapshot that occurred later is there) that
-    /// hands back the item it replaced: one write, no read.
+    /// One conditional `UpdateItem` (applied only when no snapshot that occurred later is
+    /// there) that sets the snapshot and the event's memo in its slot (`evt0`…), and hands back
+    /// the item as it was — the snapshot replaced and what the slot held — also when the
+    /// condition fails: one write, no read.
     async fn put(
         &self,
         account: i64,
         contact: &Contact,
         occurred_at: Timestamp,
+        memo: &EventMemo,
     ) -> StoreResult<SnapshotPut> {
-        let mut item = key(format!("CON#{account}#{}", contact.id), "CON");
-        item.insert(
-            "snapshot".into(),
-            s(serde_json::to_string(&contact.snapshot)?),
-        );
-        item.insert("updated_at".into(), n(Timestamp::now().as_millisecond()));
-        item.insert("occurred_at".into(), n(occurred_at.as_millisecond()));
+        let slot = format!("evt{}", memo.slot());
         let result = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_key(Some(key(format!("CON#{account}#{}", contact.id), "CON")))
+            .update_expression(
+                "SET #snap = :snap, updated_at = :up, occurred_at = :at, #slot = :memo",
+            )
+            .expression_attribute_names("#snap", "snapshot")
             .condition_expression("attribute_not_exists(occurred_at) OR occurred_at <= :at")
+            .expression_attribute_names("#slot", &slot)
+            .expression_attribute_values(":snap", s(serde_json::to_string(&contact.snapshot)?))
+            .expression_attribute_values(":up", n(Timestamp::now().as_millisecond()))
             .expression_attribute_values(":at", n(occurred_at.as_millisecond()))
+            .expression_attribute_values(":memo", s(serde_json::to_string(memo)?))
             .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
+        // the memo the slot held, when it is this event's
+        let seen = |old: Option<&Item>| {
+            old.and_then(|i| opt_s(i, &slot))
+                .and_then(|text| serde_json::from_str::<EventMemo>(&text).ok())
+                .filter(|m| m.event_id == memo.event_id)
+        };
         match result {
             Ok(out) => {
-                let previous = match out.attributes {
-                    Some(old) if old.contains_key("snapshot") => Some(parse(&old, contact.id)?),
+                let old = out.attributes;
+                let previous = match &old {
+                    Some(old) if old.contains_key("snapshot") => Some(parse(old, contact.id)?),
                     _ => None,
                 };
-                Ok(SnapshotPut::Applied { previous })
+                Ok(SnapshotPut::Applied {
+                    previous,
+                    seen: seen(old.as_ref()),
+                })
             }
-            Err(e) if is_conditional(&e) => Ok(SnapshotPut::Older),
-            Err(e) => Err(anyhow::Error::from(e).context("DynamoDB PutItem contact")),
+            Err(e) if is_conditional(&e) => {
+                let old = match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(c)) => c.item(),
+                    _ => None,
+                };
+                Ok(SnapshotPut::Older { seen: seen(old) })
+            }
+            Err(e) => Err(anyhow::Error::from(e).context("DynamoDB UpdateItem contact")),
         }
     }
 

@@ -1,12 +1,11 @@
 //! Every store port on one DynamoDB table.
 //!
-//! Keys (`pk`, `sk`; indexes `gsi1` on `gsi1pk`, `gsi1sk` and `gsi2` on `gsi2pk`, `gsi2sk`; TTL
-//! attribute `expires_at`):
+//! Keys (`pk`, `sk`; index `gsi2` on `gsi2pk`, `gsi2sk`; TTL attribute `expires_at`):
 //!
 //! | item | pk | sk |
 //! |---|---|---|
 //! | scenario | `ACCT#{account}` | `SCN#{id}` |
-//! | active scenario, by trigger (a copy, while active) | `ACTIVE#{account}#{trigger type}` | `SCN#{id}` |
+//! | active scenario, by trigger (a copy, while active; the time-based types share `@time`) | `ACTIVE#{account}#{trigger type or @time}` | `SCN#{id}` |
 //! | the active index is complete (written once per account) | `ACCT#{account}` | `ACTIVE-INDEX` |
 //! | contact snapshot | `CON#{account}#{id}` | `CON` |
 //! | event answer (TTL 7 d) | `EVT#{account}#{event id}` | `EVT` |
@@ -16,7 +15,7 @@
 //! | a contact's first pass of a step (re-entry only; names the pass that claimed it) | `UNQ#{scenario}#{step}#{contact}` | `UNQ` |
 //! | a step's counters (written by the stream handler only) | `STAT#{scenario}` | `{step}` |
 //! | the last stream record applied to the counters, per stream shard (TTL 2 d) | `STRM#{shard id}` | `STRM` |
-//! | delivery state: status, attempts, `unique` (TTL 30 d after the deadline) | `DLV#{id}` | `DLV`; gsi1: `DLVS#{scenario}#{step}#{shard}`, `{created ms}#{id}` (projected: `account`; nothing an attempt writes); while failed, also gsi2: `DLVF#{scenario}#{step}#{shard}`, `{created ms}#{id}` |
+//! | delivery state: status, attempts, `unique` (TTL 30 d after the deadline), in its step's partitions (the id names its step and starts with its creation time: `delivery_id`) | `DLVS#{step key}#{shard}` | `{id}`; while failed, also gsi2: `DLVF#{scenario}#{step}#{shard}`, `{id}` (projected: `account`) |
 //! | delivery body: url, headers, payload (written once; same TTL) | `DLV#{id}` | `BODY` |
 //! | API key (`revoked_at` once revoked) | `KEY#{sha256}` | `KEY` |
 //! | API key, listed | `KEYS` | `{prefix}#{sha256}` |
@@ -32,7 +31,7 @@
 //! later attempt one `UpdateItem` conditioned on the attempt count, an enrollment's move one
 //! conditioned on its id and sequence number; claims (an enrollment keyed by its entry, a
 //! first pass) name their holder, so a retry recognises its own. The counters follow from the
-//! table's stream (`counters.rs`). A busy webhook step never becomes a hot key: its delivery index is
+//! table's stream (`counters.rs`). A busy webhook step never becomes a hot key: its deliveries are
 //! spread over [`SHARDS`] partition keys (by delivery id) and merged on read, and its counters
 //! take one write per stream batch.
 //!

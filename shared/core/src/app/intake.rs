@@ -7,11 +7,11 @@ use super::walk::Walker;
 use super::{AppError, Hookline};
 use crate::domain::Invalid;
 use crate::domain::contact::Contact;
-use crate::domain::event::{EnrollmentRef, Event, EventIn, IntakeAnswer};
+use crate::domain::event::{EnrollmentRef, Event, EventIn, EventMemo, IntakeAnswer};
 use crate::domain::ids::{derived_id, entry_enrollment_id};
 use crate::domain::scenario::ScenarioRecord;
 use crate::domain::time::add;
-use crate::ports::{EnrollOutcome, Enrollment, Pipeline, SnapshotPut};
+use crate::ports::{EnrollOutcome, Enrollment, Pipeline, SnapshotPut, WalkEnd};
 
 impl Hookline {
     /// Idempotent by event `id`: the same id again enrolls nobody twice and gets the first answer.
@@ -29,38 +29,110 @@ impl Hookline {
     }
 
     /// The queued path: each write on its own, keyed so that a retry finishes the work.
+    ///
+    /// The event is remembered with the snapshot it brings, in the same write: its id and the
+    /// scenarios it matched (read first). The same id again finds that memo and answers as the
+    /// first time: each of those scenarios' enrollment for this event (the ids derive from
+    /// both; a repeat after a crash makes what was missing). No item per event — except for an
+    /// event whose snapshot is older than the stored one (not stored, nor its memo): its
+    /// answer is stored on its own, as the inline path does for every event. A repeat whose
+    /// memo is gone (the contact's later events took its slot) is answered from the scenarios
+    /// that match it now.
     async fn intake_queued(&self, account: i64, event: Event) -> Result<IntakeAnswer, AppError> {
         let p = &self.ports;
-        if let Some(answer) = p.enrollments.event_answer(account, &event.id).await? {
-            return Ok(answer);
-        }
         let now = p.clock.now();
         let occurred_at = event.occurred_at.unwrap_or(now);
-        if let SnapshotPut::Applied { previous } =
-            p.contacts.put(account, &event.contact, occurred_at).await?
+        let matching: Vec<ScenarioRecord> = if event.kind == "contact_updated" {
+            Vec::new()
+        } else {
+            let active = p.scenarios.active_for_trigger(account, &event.kind).await?;
+            active
+                .into_iter()
+                .filter(|s| s.def.trigger.matches(&event.kind, &event.context))
+                .collect()
+        };
+        let memo = EventMemo {
+            event_id: event.id.clone(),
+            scenarios: matching.iter().map(|s| s.id.clone()).collect(),
+        };
+        let (seen, remembered) = match p
+            .contacts
+            .put(account, &event.contact, occurred_at, &memo)
+            .await?
         {
-            self.reschedule(account, previous.as_ref(), &event.contact, now)
-                .await?;
+            SnapshotPut::Applied { previous, seen } => {
+                self.reschedule(account, previous.as_ref(), &event.contact, now)
+                    .await?;
+                (seen, true)
+            }
+            SnapshotPut::Older { seen } => (seen, false),
+        };
+        if let Some(first) = seen {
+            return Ok(self
+                .answer_again(account, &event, &first, &matching, now)
+                .await?);
+        }
+        if !remembered && let Some(answer) = p.enrollments.event_answer(account, &event.id).await? {
+            return Ok(answer);
         }
         let mut enrollments = Vec::new();
-        if event.kind != "contact_updated" {
-            for scenario in p.scenarios.active_for_trigger(account, &event.kind).await? {
-                if !scenario.def.trigger.matches(&event.kind, &event.context) {
-                    continue;
-                }
-                if let Some(enrollment) = self
-                    .enroll_queued(&event.id, scenario, &event.contact, now)
-                    .await?
-                {
-                    enrollments.push(enrollment);
-                }
+        for scenario in matching {
+            if let Some(enrollment) = self
+                .enroll_queued(&event.id, scenario, &event.contact, now)
+                .await?
+            {
+                enrollments.push(enrollment);
             }
         }
         let answer = IntakeAnswer {
             event_id: event.id,
             enrollments,
         };
+        if remembered {
+            return Ok(answer);
+        }
         Ok(p.enrollments.save_event_answer(account, &answer).await?)
+    }
+
+    /// The answer to an event seen before, from its memo: for each scenario it matched then, in
+    /// that order, its enrollment for this event — made now if a crash left it unmade and the
+    /// scenario is still active, otherwise as stored (none is made in a scenario no longer
+    /// active).
+    async fn answer_again(
+        &self,
+        account: i64,
+        event: &Event,
+        first: &EventMemo,
+        matching: &[ScenarioRecord],
+        now: jiff::Timestamp,
+    ) -> anyhow::Result<IntakeAnswer> {
+        let p = &self.ports;
+        let mut enrollments = Vec::new();
+        for id in &first.scenarios {
+            if let Some(scenario) = matching.iter().find(|s| &s.id == id) {
+                let made = self
+                    .enroll_queued(&event.id, scenario.clone(), &event.contact, now)
+                    .await?;
+                enrollments.extend(made);
+                continue;
+            }
+            let Some(scenario) = p.scenarios.get(account, id).await? else {
+                continue;
+            };
+            let enrollment_id = enrollment_id_for(&scenario, event.contact.id, &event.id);
+            if let Some(stored) = p.enrollments.get(&enrollment_id).await?
+                && stored.id == enrollment_id
+            {
+                enrollments.push(EnrollmentRef {
+                    scenario_id: scenario.id,
+                    enrollment_id,
+                });
+            }
+        }
+        Ok(IntakeAnswer {
+            event_id: event.id.clone(),
+            enrollments,
+        })
     }
 
     /// Enrolls `contact` in `scenario` for the event (or occurrence) `event_id` and walks its
@@ -81,12 +153,7 @@ impl Hookline {
     ) -> anyhow::Result<Option<EnrollmentRef>> {
         let p = &self.ports;
         let account = scenario.account;
-        // without re-entry the id names the contact's entry (a store keys it by that)
-        let id = if scenario.def.allow_reentry {
-            derived_id("enr", &[&account.to_string(), event_id, &scenario.id])
-        } else {
-            entry_enrollment_id(account, &scenario.id, contact.id, event_id)
-        };
+        let id = enrollment_id_for(&scenario, contact.id, event_id);
         let compiled = match scenario.def.compile(true) {
             Ok(c) => c,
             Err(e) => {
@@ -143,8 +210,17 @@ impl Hookline {
                     let at = first.created_at;
                     let start = scenario.def.start.as_deref();
                     let walk = self.walk(&who, &scenario, &compiled, start, at)?;
-                    self.record_walk(&enrollment, &scenario, 0, walk, at)
-                        .await?;
+                    // a walk that ends in a delivery made its records before that delivery's
+                    // first attempt was queued: once it is recorded, nothing is missing (a
+                    // platform's retry of an answered event queues nothing again)
+                    let delivered = match &walk.end {
+                        WalkEnd::Deliver(d) => p.deliveries.is_recorded(&d.id).await?,
+                        _ => false,
+                    };
+                    if !delivered {
+                        self.record_walk(&enrollment, &scenario, 0, walk, at)
+                            .await?;
+                    }
                 }
             }
         }
@@ -152,6 +228,17 @@ impl Hookline {
             scenario_id: scenario.id,
             enrollment_id: enrollment.id,
         }))
+    }
+}
+
+/// The id of the enrollment an event (or occurrence) makes in a scenario: derived from both;
+/// without re-entry it names the contact's entry (a store keys it by that).
+fn enrollment_id_for(scenario: &ScenarioRecord, contact_id: i64, event_id: &str) -> String {
+    let account = scenario.account;
+    if scenario.def.allow_reentry {
+        derived_id("enr", &[&account.to_string(), event_id, &scenario.id])
+    } else {
+        entry_enrollment_id(account, &scenario.id, contact_id, event_id)
     }
 }
 

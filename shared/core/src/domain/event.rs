@@ -116,6 +116,29 @@ impl EventIn {
     }
 }
 
+/// An event as its contact's snapshot records it (queued path): its id and the scenarios it
+/// matched, in order — enough to give the same `id` sent again its first answer (each
+/// enrollment id derives from the event and the scenario) without an item per event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventMemo {
+    #[serde(rename = "e")]
+    pub event_id: String,
+    #[serde(rename = "s")]
+    pub scenarios: Vec<String>,
+}
+
+/// How many events a contact's snapshot remembers, in slots by a hash of the event id: a
+/// repeat finds its memo unless a later event of the contact took its slot.
+pub const MEMO_SLOTS: u32 = 4;
+
+impl EventMemo {
+    /// The slot this event's memo takes (0..[`MEMO_SLOTS`]).
+    pub fn slot(&self) -> u32 {
+        let id = crate::domain::ids::derived_id("", &[&self.event_id]);
+        u32::from_str_radix(&id[1..9], 16).unwrap_or(0) % MEMO_SLOTS
+    }
+}
+
 /// The answer to an event, stored so that the same `id` sent again gets it back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::contact::Contact;
 use crate::domain::delivery::{Attempt, AttemptOutcome, Delivery, DeliveryStatus};
-use crate::domain::event::IntakeAnswer;
+use crate::domain::event::{EventMemo, IntakeAnswer};
 use crate::domain::scenario::{ScenarioRecord, ScenarioStatus};
 
 mod flow;
@@ -115,21 +115,30 @@ pub trait ScenarioStore: Send + Sync {
 /// What [`ContactStore::put`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SnapshotPut {
-    /// Stored; the snapshot it replaced, if any.
-    Applied { previous: Option<Contact> },
-    /// A snapshot that occurred later is stored: this older one was not (SPEC §3).
-    Older,
+    /// Stored, with the event's memo; the snapshot it replaced, if any, and `seen`: the memo
+    /// this event stored before (a repeat), if still kept.
+    Applied {
+        previous: Option<Contact>,
+        seen: Option<EventMemo>,
+    },
+    /// A snapshot that occurred later is stored: this older one was not (SPEC §3), nor its
+    /// memo; `seen` as above.
+    Older { seen: Option<EventMemo> },
 }
 
 #[async_trait]
 pub trait ContactStore: Send + Sync {
     /// Replaces the stored snapshot of (account, contact id) unless the stored one occurred
-    /// after `occurred_at` (snapshots apply in the order they occurred; a tie replaces).
+    /// after `occurred_at` (snapshots apply in the order they occurred; a tie replaces), and
+    /// with it records the event's memo in its [`EventMemo::slot`] (one write). Hands back the
+    /// memo the slot held when it is this event's. Memos are kept with the snapshot, at most
+    /// [`crate::domain::event::MEMO_SLOTS`] per contact.
     async fn put(
         &self,
         account: i64,
         contact: &Contact,
         occurred_at: Timestamp,
+        memo: &EventMemo,
     ) -> StoreResult<SnapshotPut>;
     async fn get(&self, account: i64, id: i64) -> StoreResult<Option<Contact>>;
     /// One page of an account's contacts, in no particular order; a page may be empty while

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use hookline_core::domain::contact::Contact;
+use hookline_core::domain::event::EventMemo;
 use hookline_core::domain::time::to_millis;
 use hookline_core::ports::{BadCursor, ContactStore, Page, SnapshotPut, StoreResult};
 use jiff::Timestamp;
@@ -35,15 +36,18 @@ fn parse(text: &str, id: i64) -> anyhow::Result<Contact> {
 
 #[async_trait]
 impl ContactStore for SqliteStore {
+    /// The snapshot and the event's memo in one transaction (the memo only with the snapshot).
     async fn put(
         &self,
         account: i64,
         contact: &Contact,
         occurred_at: Timestamp,
+        memo: &EventMemo,
     ) -> StoreResult<SnapshotPut> {
         let snapshot = serde_json::to_string(&contact.snapshot)?;
         let (id, at) = (contact.id, to_millis(occurred_at));
-        let put = self
+        let (slot, text) = (memo.slot(), serde_json::to_string(memo)?);
+        let (stored, previous, held) = self
             .db
             .call(move |c| {
                 let previous: Option<String> = row(
@@ -53,15 +57,35 @@ impl ContactStore for SqliteStore {
                     |r| r.get(0),
                 )
                 .optional()?;
+                let held: Option<String> = row(
+                    c,
+                    "SELECT memo FROM contact_memos WHERE account = ?1 AND contact_id = ?2 AND slot = ?3",
+                    params![account, id, slot],
+                    |r| r.get(0),
+                )
+                .optional()?;
                 let stored = put_snapshot(c, account, id, &snapshot, at)?;
-                Ok(stored.then_some(previous))
+                if stored {
+                    exec(
+                        c,
+                        "INSERT INTO contact_memos (account, contact_id, slot, memo) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (account, contact_id, slot) DO UPDATE SET memo = excluded.memo",
+                        params![account, id, slot, text],
+                    )?;
+                }
+                Ok((stored, previous, held))
             })
             .await?;
-        Ok(match put {
-            None => SnapshotPut::Older,
-            Some(previous) => SnapshotPut::Applied {
+        let seen = held
+            .and_then(|text| serde_json::from_str::<EventMemo>(&text).ok())
+            .filter(|m| m.event_id == memo.event_id);
+        Ok(if stored {
+            SnapshotPut::Applied {
                 previous: previous.map(|text| parse(&text, id)).transpose()?,
-            },
+                seen,
+            }
+        } else {
+            SnapshotPut::Older { seen }
         })
     }
 
