@@ -18,6 +18,8 @@ use aws_sdk_dynamodb::operation::{
     query::QueryInput, transact_write_items::TransactWriteItemsInput, update_item::UpdateItemInput,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::operation::send_message::SendMessageInput;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
@@ -53,10 +55,17 @@ struct Tally {
     sizes: HashMap<String, f64>,
     /// Items put with index keys, by pk.
     indexed: HashSet<String>,
+    /// SQS sends as billed: one request per started 64 KiB of a call's messages.
+    sqs_billed: u64,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Counter(Arc<Mutex<Tally>>);
+
+/// SQS bills a send per started 64 KiB of its messages.
+fn billed(bytes: usize) -> u64 {
+    bytes.div_ceil(64 * 1024).max(1) as u64
+}
 
 fn size_of(item: &HashMap<String, AttributeValue>) -> f64 {
     fn value(v: &AttributeValue) -> usize {
@@ -208,6 +217,16 @@ impl Intercept for Counter {
                     }
                 }
             }
+        } else if let Some(send) = input.downcast_ref::<SendMessageInput>() {
+            t.sqs_billed += billed(send.message_body.as_deref().map_or(0, str::len));
+        } else if let Some(batch) = input.downcast_ref::<SendMessageBatchInput>() {
+            let bytes = batch
+                .entries
+                .iter()
+                .flatten()
+                .map(|e| e.message_body.len())
+                .sum();
+            t.sqs_billed += billed(bytes);
         } else if let Some(get) = input.downcast_ref::<GetItemInput>() {
             // under 4 KB: 1 unit strongly consistent, half eventually consistent
             t.rru += if get.consistent_read == Some(true) {
@@ -369,6 +388,8 @@ async fn cost_per_webhook(batched: bool) {
         .filter(|(k, _)| k.to_ascii_lowercase().starts_with("sqs"))
         .map(|(_, v)| v)
         .sum();
+    // billed by 64 KiB chunks (a batch of ten small messages is one request)
+    let sqs_billed = t.sqs_billed;
     let ddb: u64 = t
         .requests
         .iter()
@@ -421,7 +442,7 @@ async fn cost_per_webhook(batched: bool) {
         ),
         (
             "SQS (sends + event source mapping)",
-            per(sqs_sends as f64 + esm) * SQS_PER_M,
+            per(sqs_billed as f64 + esm) * SQS_PER_M,
         ),
         ("DynamoDB on-demand writes", per(t.wru) * DDB_WRU_PER_M),
         ("DynamoDB on-demand reads", per(t.rru) * DDB_RRU_PER_M),

@@ -695,6 +695,13 @@ async fn a_rotated_secret_signs_the_next_first_attempt() {
 /// webhook and in one whose webhook is the last step (its enrollment ends at intake).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_after_any_write_ends_with_one_delivery_and_exact_stats() {
+    // the event alone, then in a batch (whose sends are held and flushed together)
+    for batched in [false, true] {
+        crash_after_each_write(batched).await;
+    }
+}
+
+async fn crash_after_each_write(batched: bool) {
     let mut crash_points = 0;
     for n in 1..=60 {
         let aws = Aws::fresh(RetryPolicy::parse("60s", "1s").unwrap()).await;
@@ -715,7 +722,13 @@ async fn a_crash_after_any_write_ends_with_one_delivery_and_exact_stats() {
         // the platform re-sends an event until it is accepted
         let mut sent = false;
         for _ in 0..3 {
-            if engine.intake(1, event("evt-1")).await.is_ok() {
+            let accepted = if batched {
+                let batch = json!({"events": [event("evt-1")]});
+                engine.intake_batch(1, batch).await.is_ok()
+            } else {
+                engine.intake(1, event("evt-1")).await.is_ok()
+            };
+            if accepted {
                 sent = true;
                 break;
             }
@@ -787,7 +800,7 @@ async fn a_crash_after_any_write_ends_with_one_delivery_and_exact_stats() {
         }
         crash_points += 1;
     }
-    println!("crashed after each of {crash_points} writes in turn");
+    println!("crashed after each of {crash_points} writes in turn (batched: {batched})");
     assert!(
         (15..60).contains(&crash_points),
         "{crash_points} crash points: the flow's writes were not all reached, or never ended"

@@ -77,6 +77,9 @@ impl SqsQueue {
 
 /// SendMessageBatch calls in flight at once (`enqueue_many`).
 const BATCHES_IN_FLIGHT: usize = 8;
+/// The most message bytes one `SendMessageBatch` carries (SQS's batch limit before its 1 MiB
+/// messages; SQS bills a request per 64 KiB of it).
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 impl SqsQueue {
     /// The delay SQS takes for a task due at `due`, when it is within SQS's reach (rounded
@@ -115,14 +118,18 @@ impl SqsQueue {
 
 #[async_trait]
 impl Queue for SqsQueue {
-    /// Tasks due within SQS's reach go in `SendMessageBatch` calls of 10 (several in flight),
-    /// the others one by one (each its own schedule).
+    /// Tasks due within SQS's reach go in `SendMessageBatch` calls of up to 10 messages and
+    /// [`MAX_BATCH_BYTES`] (several in flight; a larger message is sent on its own), the
+    /// others one by one (each its own schedule).
     async fn enqueue_many(&self, tasks: &[(Task, Timestamp)]) -> StoreResult<()> {
         use futures::StreamExt;
         let mut by_queue: std::collections::BTreeMap<String, Vec<(String, i32)>> =
             Default::default();
         for (task, due) in tasks {
             match self.sqs_delay(*due) {
+                Some(_) if serde_json::to_string(task)?.len() > MAX_BATCH_BYTES => {
+                    self.enqueue(task, *due).await?
+                }
                 Some(delay) => by_queue
                     .entry(self.target(task).url.clone())
                     .or_default()
@@ -130,15 +137,20 @@ impl Queue for SqsQueue {
                 None => self.enqueue(task, *due).await?,
             }
         }
-        let batches: Vec<(String, Vec<(String, i32)>)> = by_queue
-            .into_iter()
-            .flat_map(|(url, entries)| {
-                entries
-                    .chunks(10)
-                    .map(|c| (url.clone(), c.to_vec()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let mut batches: Vec<(String, Vec<(String, i32)>)> = Vec::new();
+        for (url, entries) in by_queue {
+            let mut batch: Vec<(String, i32)> = Vec::new();
+            for entry in entries {
+                let bytes: usize = batch.iter().map(|(b, _)| b.len()).sum();
+                if batch.len() == 10 || bytes + entry.0.len() > MAX_BATCH_BYTES {
+                    batches.push((url.clone(), std::mem::take(&mut batch)));
+                }
+                batch.push(entry);
+            }
+            if !batch.is_empty() {
+                batches.push((url, batch));
+            }
+        }
         let results: Vec<StoreResult<()>> = futures::stream::iter(batches)
             .map(|(url, entries)| async move { self.send_batch(&url, entries).await })
             .buffer_unordered(BATCHES_IN_FLIGHT)

@@ -1,6 +1,10 @@
 //! `POST /v1/events`: refresh the snapshot and enroll the contact in every matching scenario.
 
+use std::sync::Arc;
+
 use serde_json::Value;
+
+use super::outbox::Outbox;
 
 use super::advance::place_after;
 use super::walk::Walker;
@@ -11,7 +15,7 @@ use crate::domain::event::{EnrollmentRef, Event, EventIn, EventMemo, IntakeAnswe
 use crate::domain::ids::{derived_id, entry_enrollment_id};
 use crate::domain::scenario::ScenarioRecord;
 use crate::domain::time::add;
-use crate::ports::{EnrollOutcome, Enrollment, Pipeline, SnapshotPut, WalkEnd};
+use crate::ports::{EnrollOutcome, Enrollment, Pipeline, Queue, SnapshotPut, WalkEnd};
 
 impl Hookline {
     /// Idempotent by event `id`: the same id again enrolls nobody twice and gets the first answer.
@@ -91,6 +95,8 @@ impl Hookline {
         if remembered {
             return Ok(answer);
         }
+        // the answer says the work is done: what it queued is sent first
+        self.queue()?.flush().await?;
         Ok(p.enrollments.save_event_answer(account, &answer).await?)
     }
 
@@ -313,11 +319,26 @@ impl Hookline {
             }
         }
         let total = lanes.iter().map(|(_, l)| l.len()).sum::<usize>();
+        // queued path: what the events queue is held and sent together at the end (one
+        // SendMessageBatch per ten tasks), before the batch is answered
+        let outbox = match &self.ports.pipeline {
+            Pipeline::Queued(queue) => Some(Arc::new(Outbox::new(queue.clone()))),
+            Pipeline::Inline { .. } => None,
+        };
+        let engine = match &outbox {
+            Some(outbox) => {
+                let mut engine = self.clone();
+                engine.ports.pipeline = Pipeline::Queued(outbox.clone());
+                engine
+            }
+            None => self.clone(),
+        };
+        let engine = &engine;
         let runs = lanes.into_iter().map(|(_, lane)| async move {
             let mut out = Vec::with_capacity(lane.len());
             for (i, event) in lane {
                 let event_id = event.get("id").and_then(Value::as_str).map(str::to_string);
-                let item = match self.intake(account, event).await {
+                let item = match engine.intake(account, event).await {
                     Ok(answer) => Ok(BatchItem::Answer(answer)),
                     Err(AppError::Invalid(error)) => Ok(BatchItem::Invalid { event_id, error }),
                     Err(other) => Err(other),
@@ -329,6 +350,9 @@ impl Hookline {
         let mut items: Vec<Option<BatchItem>> = (0..total).map(|_| None).collect();
         for (i, item) in futures::future::join_all(runs).await.into_iter().flatten() {
             items[i] = Some(item?);
+        }
+        if let Some(outbox) = outbox {
+            outbox.flush().await?;
         }
         Ok(items.into_iter().flatten().collect())
     }

@@ -6,6 +6,7 @@ mod deliver;
 mod inline;
 mod intake;
 mod occurrences;
+mod outbox;
 mod resend;
 mod scenarios;
 mod secrets;

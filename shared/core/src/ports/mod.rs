@@ -459,6 +459,11 @@ pub trait Queue: Send + Sync {
         }
         Ok(())
     }
+    /// Sends what this queue holds back (a batch's outbox); a queue that sends at once has
+    /// nothing to do. A use case calls it before a write that says its tasks were sent.
+    async fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// An outbound webhook request.
