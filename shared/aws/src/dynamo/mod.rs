@@ -7,8 +7,8 @@
 //! | scenario | `ACCT#{account}` | `SCN#{id}` |
 //! | active scenario, by trigger (a copy, while active; the time-based types share `@time`) | `ACTIVE#{account}#{trigger type or @time}` | `SCN#{id}` |
 //! | the active index is complete (written once per account) | `ACCT#{account}` | `ACTIVE-INDEX` |
-//! | contact snapshot | `CON#{account}#{id}` | `CON` |
-//! | event answer (TTL 7 d) | `EVT#{account}#{event id}` | `EVT` |
+//! | contact snapshot, with the memos of its last events in slots `evt0`…`evt3` (one `UpdateItem` sets both) | `CON#{account}#{id}` | `CON` |
+//! | event answer, only for an event older than its contact's stored snapshot (TTL 7 d) | `EVT#{account}#{event id}` | `EVT` |
 //! | enrollment (re-entry allowed) | `ENR#{id}` | `ENR` |
 //! | enrollment, no re-entry: keyed by its entry, the first part of its id `{entry}.{origin}` (its put claims the entry; `id` tells whose) | `ENR#{entry}` | `ENR` |
 //! | pass marker (account, scenario, step, `unique`; TTL 15 d) | `PASS#{key}` | `PASS` |

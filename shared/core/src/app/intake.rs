@@ -249,7 +249,7 @@ fn enrollment_id_for(scenario: &ScenarioRecord, contact_id: i64, event_id: &str)
 }
 
 /// How long after an enrollment a repeat of its event still remakes its records: a platform
-/// re-sends an unanswered event within this (the event answer is kept as long on AWS).
+/// re-sends an unanswered event within this (an event answer kept apart lives as long on AWS).
 const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// A contact's events of a batch, with their positions.
