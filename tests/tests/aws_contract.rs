@@ -132,6 +132,7 @@ async fn long_delays_become_one_schedule_and_short_ones_use_delay_seconds() {
         step_id: None,
         seq: 1,
         not_before: None,
+        at: None,
     };
     queue
         .enqueue(

@@ -18,6 +18,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use hookline_aws::aws_lambda_events::event::sqs::SqsEvent;
 use hookline_aws::lambda::handle_batch;
 use hookline_core::Hookline;
+use hookline_core::app::Outcome;
 use hookline_core::domain::retry::RetryPolicy;
 use hookline_core::ports::*;
 use hookline_local::receiver::{Receiver, ReceiverOptions};
@@ -98,6 +99,18 @@ fn webhook_only(url: &str) -> Value {
         "name": "to the CRM, last step", "trigger": {"type": "form_subscribed", "formId": 12},
         "start": "only",
         "steps": [{"id": "only", "type": "send_webhook", "url": url, "fields": ["email"], "next": null}]
+    })
+}
+
+/// A webhook, a wait, a webhook: the second delivery is made by scenario-advance, after the
+/// hand-back and the wait (each move a queued task).
+fn webhook_wait_webhook(first: &str, second: &str) -> Value {
+    json!({
+        "name": "twice, a second apart", "trigger": {"type": "form_subscribed", "formId": 12},
+        "start": "first",
+        "steps": [{"id": "first", "type": "send_webhook", "url": first, "fields": ["email"], "next": "gap"},
+                  {"id": "gap", "type": "wait", "duration": "PT1S", "next": "second"},
+                  {"id": "second", "type": "send_webhook", "url": second, "fields": ["email"], "next": null}]
     })
 }
 
@@ -689,6 +702,70 @@ async fn a_rotated_secret_signs_the_next_first_attempt() {
     }
 }
 
+/// scenario-advance replayed after a crash between queueing a delivery's first attempt and
+/// moving the enrollment (SQS hands the move's message over again): the walk made again names
+/// the same delivery, so the receiver gets one webhook, counted once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_advance_makes_the_same_delivery() {
+    let (aws, engine, queue, rx, _) = started(0).await;
+    let twice = activate(&engine, &webhook_wait_webhook(&rx.url("/a"), &rx.url("/b"))).await;
+    engine.intake(1, event("evt-replay")).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&aws.config);
+    let mut replayed = false;
+    for _ in 0..60 {
+        // the advance into the second webhook: its first run crashes right after queueing
+        // the first attempt (before the move), then SQS hands it over again
+        for (receipt, _, body) in aws.receive(&aws.settings.advance_queue).await {
+            let task: Task = serde_json::from_str(&body).unwrap();
+            let into_second =
+                matches!(&task, Task::AdvanceV1 { step_id: Some(s), .. } if s == "second");
+            if into_second && !replayed {
+                let crash = CrashAfter {
+                    writes: Arc::new(AtomicUsize::new(0)),
+                    n: 1,
+                };
+                let (crashing, _) = crash.engine(&aws);
+                assert!(
+                    crashing.handle(&task).await.is_err(),
+                    "the crash was not injected"
+                );
+                replayed = true;
+            }
+            match engine.handle(&task).await.unwrap() {
+                Outcome::Done => {}
+                Outcome::RetryAt(at) => queue.enqueue(&task, at).await.unwrap(),
+            }
+            sqs.delete_message()
+                .queue_url(&aws.settings.advance_queue.url)
+                .receipt_handle(receipt)
+                .send()
+                .await
+                .unwrap();
+        }
+        pump(&aws, &engine, queue.as_ref()).await;
+        if rx.received().iter().any(|r| r.path == "/b") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(replayed, "the advance into the second webhook never ran");
+    for _ in 0..5 {
+        pump(&aws, &engine, queue.as_ref()).await; // any copy left is handled
+    }
+    let ids: Vec<String> = rx
+        .received()
+        .iter()
+        .filter(|r| r.path == "/b")
+        .map(|r| r.json()["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "the second webhook: {ids:?}");
+    let second = stats(&aws, &engine, &twice, "second").await;
+    assert_eq!(
+        (second["passes"].clone(), second["accepted"].clone()),
+        (json!(1), json!(1))
+    );
+}
+
 /// A crash after each write request of the flow in turn, until the flow has fewer writes than
 /// that (the handler fails, SQS redelivers, the platform re-sends the event): every run ends
 /// with one delivery and exact statistics, in a scenario that hands the contact back after its
@@ -711,6 +788,7 @@ async fn crash_after_each_write(batched: bool) {
             .unwrap();
         let id = setup(&plain, &rx.url("/hooks")).await;
         let last = activate(&plain, &webhook_only(&rx.url("/last"))).await;
+        let twice = activate(&plain, &webhook_wait_webhook(&rx.url("/a"), &rx.url("/b"))).await;
         let crash = CrashAfter {
             writes: Arc::new(AtomicUsize::new(0)),
             n,
@@ -740,12 +818,19 @@ async fn crash_after_each_write(batched: bool) {
             if stats(&aws, &plain, &id, "pause").await["passes"] == 1
                 && stats(&aws, &plain, &id, "hook").await["accepted"] == 1
                 && stats(&aws, &plain, &last, "only").await["accepted"] == 1
+                && stats(&aws, &plain, &twice, "second").await["accepted"] == 1
             {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        for (scenario, step) in [(&id, "hook"), (&last, "only")] {
+        let steps = [
+            (&id, "hook"),
+            (&last, "only"),
+            (&twice, "first"),
+            (&twice, "second"),
+        ];
+        for (scenario, step) in steps {
             let hook = stats(&aws, &plain, scenario, step).await;
             assert_eq!(
                 (
@@ -764,7 +849,7 @@ async fn crash_after_each_write(batched: bool) {
             1,
             "crash after write {n}"
         );
-        for path in ["/hooks", "/last"] {
+        for path in ["/hooks", "/last", "/a", "/b"] {
             let ids: std::collections::BTreeSet<String> = rx
                 .received()
                 .iter()
@@ -778,7 +863,7 @@ async fn crash_after_each_write(batched: bool) {
                 "crash after write {n}: the webhooks to {path}: {ids:?}"
             );
         }
-        for (scenario, step) in [(&id, "hook"), (&last, "only")] {
+        for (scenario, step) in steps {
             let deliveries = DeliveryStore::list(
                 &aws.store(),
                 &DeliveryFilter {

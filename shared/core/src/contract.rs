@@ -443,6 +443,7 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
         step_id: Some("next".into()),
         seq: 3,
         not_before: None,
+        at: None,
     };
     let start = Timestamp::now();
     queue.enqueue(&now_task, start).await.unwrap();

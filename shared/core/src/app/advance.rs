@@ -16,13 +16,15 @@ const NOT_YET: Duration = Duration::from_millis(200);
 impl Hookline {
     /// Moves enrollment `enrollment_id`, at `seq`, into `step_id` and on through conditions until
     /// a wait, a webhook or the end. Idempotent: passes are keyed by (enrollment, seq, step), the
-    /// delivery id derives from the same, and the enrollment moves with a compare-and-set on `seq`.
+    /// delivery id derives from the same and from the walk's time `walk_at` (carried by the
+    /// task: the same in every copy), and the enrollment moves with a compare-and-set on `seq`.
     /// Order of writes: record, enqueue, then move — a crash before the move replays the task.
     pub(crate) async fn advance(
         &self,
         enrollment_id: &str,
         step_id: Option<&str>,
         seq: u64,
+        walk_at: Option<jiff::Timestamp>,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         let Some(enrollment) = p.enrollments.get(enrollment_id).await? else {
@@ -40,7 +42,7 @@ impl Hookline {
             .scenarios
             .get(enrollment.account, &enrollment.scenario_id)
             .await?;
-        self.advance_with(&enrollment, scenario, None, step_id, seq)
+        self.advance_with(&enrollment, scenario, None, step_id, seq, walk_at)
             .await
     }
 
@@ -54,6 +56,7 @@ impl Hookline {
         contact: Option<&Contact>,
         step_id: Option<&str>,
         seq: u64,
+        walk_at: Option<jiff::Timestamp>,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         let Some(scenario) = scenario.filter(|s| s.status != ScenarioStatus::Archived) else {
@@ -96,7 +99,10 @@ impl Hookline {
                 &read
             }
         };
-        let now = p.clock.now();
+        // the walk's time: the same in every copy of the task (a wait's end, or the creation of
+        // the delivery that handed the contact back), so a walk made again after a crash
+        // before the move names the same delivery and sends the same bytes
+        let now = walk_at.unwrap_or_else(|| p.clock.now());
         let who = Walker {
             enrollment_id: &enrollment.id,
             account: enrollment.account,
@@ -142,6 +148,7 @@ impl Hookline {
                     step_id: resume,
                     seq: seq + 1,
                     not_before: Some(until),
+                    at: None,
                 };
                 queue.enqueue(&task, until).await?;
             }

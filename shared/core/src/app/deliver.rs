@@ -263,6 +263,8 @@ impl Hookline {
             step_id: handoff.next_step.clone(),
             seq: handoff.seq,
             not_before: None,
+            // the next walk's time: the same in every copy of this hand-back
+            at: Some(delivery.created_at),
         };
         self.queue()?.enqueue(&task, p.clock.now()).await?;
         Ok(())

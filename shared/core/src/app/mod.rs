@@ -112,6 +112,7 @@ impl Hookline {
                 step_id,
                 seq,
                 not_before,
+                at,
             } => {
                 if let Some(at) = *not_before
                     && at > self.ports.clock.now()
@@ -119,7 +120,9 @@ impl Hookline {
                     // a timer that fired early (Scheduler is set a minute ahead): wait the rest
                     return Ok(Outcome::RetryAt(at));
                 }
-                self.advance(enrollment_id, step_id.as_deref(), *seq).await
+                let walk_at = at.or(*not_before);
+                self.advance(enrollment_id, step_id.as_deref(), *seq, walk_at)
+                    .await
             }
             Task::DeliverV1 {
                 delivery_id,

@@ -94,9 +94,12 @@ impl Hookline {
         )
     }
 
-    /// The delivery of a webhook step for this pass, with its payload frozen now. With derived
-    /// ids (the queued path) its envelope id derives from the delivery id too: a walk made again
-    /// (a repeat after a crash) sends the same `id`, so the receiver can tell a repeat.
+    /// The delivery of a webhook step for this pass, with its payload frozen at `now`. With
+    /// derived ids (the queued path) the id derives from the pass and `now` (the walk's time,
+    /// which every caller keeps the same for a walk made again: the first try's time on a
+    /// repeated intake, the task's on a replayed advance), and the envelope id from the delivery
+    /// id: a walk made again after a crash sends the same `id`, so the receiver can tell a
+    /// repeat.
     pub(crate) fn new_delivery(
         &self,
         who: &Walker<'_>,

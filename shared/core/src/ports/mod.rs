@@ -371,6 +371,12 @@ pub enum Task {
         seq: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         not_before: Option<Timestamp>,
+        /// The walk's time when it is not `not_before` (the end of a wait): after a webhook,
+        /// its delivery's creation — the same in every copy of this move, so a walk made again
+        /// names the same delivery (its id carries the time). `None` (older messages): the
+        /// time it runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<Timestamp>,
     },
     /// Make the due attempt of a delivery: the one after `attempt` attempts made. A message
     /// whose attempt was made already is dropped (a redelivery never starts a second chain);
