@@ -9,7 +9,7 @@ mod occurrences;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,8 +53,6 @@ struct Tally {
     wru_by_item: BTreeMap<String, f64>,
     /// Sizes of items written, by pk, to price later updates of the same item.
     sizes: HashMap<String, f64>,
-    /// Items put with index keys, by pk.
-    indexed: HashSet<String>,
     /// SQS sends as billed: one request per started 64 KiB of a call's messages.
     sqs_billed: u64,
 }
@@ -91,22 +89,18 @@ fn pk(key: &HashMap<String, AttributeValue>) -> String {
 impl Tally {
     /// Write units of one item write: 1 per KB, doubled inside a transaction. A put is priced
     /// by its item; an update by the item as put plus the values it sets (what the item holds
-    /// after it, roughly). An item with index keys also writes an index entry per index (the
-    /// keys and `account`, the template's projections: under 1 KB) when it is put, and when an
-    /// update sets (or removes) what that index holds; that unit is doubled in a transaction
-    /// too (a conservative guess).
+    /// after it, roughly). An item with the keys of `gsi2` (a failed delivery) also writes its
+    /// index entry (keys and `account`: under 1 KB) when it is put, and when an update sets or
+    /// removes them; that unit is doubled in a transaction too (a conservative guess).
     fn write(&mut self, key: String, write: Write, transactional: bool) {
         let (size, entries) = match write {
-            Write::Put { size, gsi1, gsi2 } => {
+            Write::Put { size, gsi2 } => {
                 self.sizes.insert(key.clone(), size);
-                if gsi1 {
-                    self.indexed.insert(key.clone());
-                }
-                (size, u8::from(gsi1) + u8::from(gsi2))
+                (size, u8::from(gsi2))
             }
-            Write::Update { size, gsi1, gsi2 } => (
+            Write::Update { size, gsi2 } => (
                 self.sizes.get(&key).copied().unwrap_or(100.0) + size,
-                u8::from(gsi1 && self.indexed.contains(&key)) + u8::from(gsi2),
+                u8::from(gsi2),
             ),
         };
         let units = (size / 1024.0).ceil().max(1.0) + f64::from(entries);
@@ -122,18 +116,16 @@ impl Tally {
 }
 
 enum Write {
-    /// A whole item of this size, with the keys of `gsi1`, of `gsi2` (the failed deliveries).
-    Put { size: f64, gsi1: bool, gsi2: bool },
-    /// Values of this size set on an item; `gsi1`: one of them is a key of it or `account`
-    /// (what it projects); `gsi2`: its keys are set or removed.
-    Update { size: f64, gsi1: bool, gsi2: bool },
+    /// A whole item of this size, with the keys of `gsi2` (the failed deliveries) or not.
+    Put { size: f64, gsi2: bool },
+    /// Values of this size set on an item; `gsi2`: its keys are set or removed.
+    Update { size: f64, gsi2: bool },
 }
 
 impl Write {
     fn put(item: &HashMap<String, AttributeValue>) -> Write {
         Write::Put {
             size: size_of(item),
-            gsi1: item.contains_key("gsi1pk"),
             gsi2: item.contains_key("gsi2pk"),
         }
     }
@@ -142,9 +134,6 @@ impl Write {
         let sets = expression.unwrap_or_default();
         Write::Update {
             size: size_of(values),
-            gsi1: ["gsi1pk", "gsi1sk", "account"]
-                .iter()
-                .any(|a| sets.contains(a)),
             gsi2: sets.contains("gsi2pk"),
         }
     }
@@ -153,7 +142,6 @@ impl Write {
     fn delete() -> Write {
         Write::Update {
             size: 0.0,
-            gsi1: false,
             gsi2: false,
         }
     }

@@ -140,7 +140,7 @@ fn stats_engine_for(aws: &Aws, needs: &Needs) -> (Hookline, Arc<hookline_aws::Sq
     (engine, queue)
 }
 
-/// What the template grants a function: action → resources (logical ids, `X/index/gsi1`, `*`).
+/// What the template grants a function: action → resources (logical ids, `X/index/gsi2`, `*`).
 fn granted(t: &Value, function: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut grants: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for policy in list(&resource(t, function)["Properties"]["Policies"]) {

@@ -212,20 +212,19 @@ pub async fn contact_store(store: &dyn ContactStore) {
     .unwrap();
     assert_eq!(
         store.put(account, &first, ts(10), &e1).await.unwrap(),
-        SnapshotPut::Applied {
-            previous: None,
-            seen: None
-        }
+        SnapshotPut::Applied { previous: None }
     );
     assert_eq!(store.get(account, id).await.unwrap(), Some(first.clone()));
-    // the same event again: its memo comes back
+    // the same event again: nothing written, its memo (as first stored) comes back
+    let mut changed = e1.clone();
+    changed.scenarios.push("scn_new".into());
     assert_eq!(
-        store.put(account, &first, ts(10), &e1).await.unwrap(),
-        SnapshotPut::Applied {
-            previous: Some(first.clone()),
-            seen: Some(e1.clone())
+        store.put(account, &first, ts(10), &changed).await.unwrap(),
+        SnapshotPut::Seen {
+            memo: e1.clone(),
+            stored: Some(first.clone())
         },
-        "a repeat finds its memo"
+        "a repeat finds its first memo"
     );
     let second = Contact::parse(
         json!({"id": id, "email": "b@example.org", "customFields": {"plan": "gold"}}),
@@ -235,8 +234,7 @@ pub async fn contact_store(store: &dyn ContactStore) {
     assert_eq!(
         store.put(account, &second, ts(20), &e2).await.unwrap(),
         SnapshotPut::Applied {
-            previous: Some(first.clone()),
-            seen: None
+            previous: Some(first.clone())
         },
         "the previous snapshot is handed back"
     );
@@ -246,39 +244,45 @@ pub async fn contact_store(store: &dyn ContactStore) {
         "the snapshot was not replaced"
     );
     // an older snapshot arriving late does not replace a newer one (SPEC §3), nor is its
-    // memo kept; a tie replaces
+    // memo kept
     for _ in 0..2 {
         assert_eq!(
             store.put(account, &first, ts(15), &e3).await.unwrap(),
-            SnapshotPut::Older { seen: None }
+            SnapshotPut::Older
         );
     }
     assert_eq!(store.get(account, id).await.unwrap(), Some(second.clone()));
-    assert_eq!(
-        store.put(account, &second, ts(20), &e2).await.unwrap(),
-        SnapshotPut::Applied {
-            previous: Some(second.clone()),
-            seen: Some(e2.clone())
-        }
-    );
-    // a repeat whose snapshot is older by now still finds its memo while its slot keeps it
+    // a repeat never puts its snapshot back over a later one, while its slot keeps its memo
     let e4 = (0..)
         .map(|i| memo(&format!("e4-{i}"), &[]))
-        .find(|m| m.slot() != e2.slot())
+        .find(|m| m.slot() != e1.slot() && m.slot() != e2.slot())
         .unwrap();
-    store.put(account, &second, ts(30), &e4).await.unwrap();
+    let third = Contact::parse(json!({"id": id, "email": "c@example.org"}), "c").unwrap();
     assert_eq!(
-        store.put(account, &second, ts(20), &e2).await.unwrap(),
-        SnapshotPut::Older {
-            seen: Some(e2.clone())
+        store.put(account, &third, ts(30), &e4).await.unwrap(),
+        SnapshotPut::Applied {
+            previous: Some(second.clone())
         }
     );
     assert_eq!(
-        store.put(account + 1, &first, ts(10), &e1).await.unwrap(),
+        store.put(account, &second, ts(40), &e2).await.unwrap(),
+        SnapshotPut::Seen {
+            memo: e2.clone(),
+            stored: Some(third.clone())
+        }
+    );
+    assert_eq!(store.get(account, id).await.unwrap(), Some(third.clone()));
+    // a tie replaces
+    assert_eq!(
+        store.put(account, &second, ts(30), &e3).await.unwrap(),
         SnapshotPut::Applied {
-            previous: None,
-            seen: None
-        },
+            previous: Some(third.clone())
+        }
+    );
+    assert_eq!(store.get(account, id).await.unwrap(), Some(second.clone()));
+    assert_eq!(
+        store.put(account + 1, &first, ts(10), &e1).await.unwrap(),
+        SnapshotPut::Applied { previous: None },
         "another account's memo was seen"
     );
     assert_eq!(

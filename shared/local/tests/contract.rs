@@ -221,8 +221,7 @@ async fn a_schema_2_database_gains_the_time_based_triggers() {
     assert_eq!(
         store.put(1, &new, at, &memo).await.unwrap(),
         SnapshotPut::Applied {
-            previous: Some(old),
-            seen: None
+            previous: Some(old)
         }
     );
     assert_eq!(

@@ -33,10 +33,11 @@ fn decode_cursor(cursor: &str) -> Option<Item> {
 
 #[async_trait]
 impl ContactStore for DynamoStore {
-    /// One conditional `UpdateItem` (applied only when no snapshot that occurred later is
-    /// there) that sets the snapshot and the event's memo in its slot (`evt0`…), and hands back
-    /// the item as it was — the snapshot replaced and what the slot held — also when the
-    /// condition fails: one write, no read.
+    /// One conditional `UpdateItem` — applied only when no snapshot that occurred later is
+    /// there and the event's slot does not hold this event already — that sets the snapshot
+    /// and the event's memo in its slot (`evt{n}id`: the event id, `evt{n}`: the scenarios it
+    /// matched), and hands back the item as it was, also when the condition fails (then it
+    /// tells a repeat from an older snapshot): one write, no read.
     async fn put(
         &self,
         account: i64,
@@ -45,49 +46,66 @@ impl ContactStore for DynamoStore {
         memo: &EventMemo,
     ) -> StoreResult<SnapshotPut> {
         let slot = format!("evt{}", memo.slot());
+        let slot_id = format!("{slot}id");
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(format!("CON#{account}#{}", contact.id), "CON")))
             .update_expression(
-                "SET #snap = :snap, updated_at = :up, occurred_at = :at, #slot = :memo",
+                "SET #snap = :snap, updated_at = :up, occurred_at = :at, #slot = :scn, #sid = :eid",
+            )
+            .condition_expression(
+                "(attribute_not_exists(occurred_at) OR occurred_at <= :at) \
+                 AND (attribute_not_exists(#sid) OR #sid <> :eid)",
             )
             .expression_attribute_names("#snap", "snapshot")
-            .condition_expression("attribute_not_exists(occurred_at) OR occurred_at <= :at")
             .expression_attribute_names("#slot", &slot)
+            .expression_attribute_names("#sid", &slot_id)
             .expression_attribute_values(":snap", s(serde_json::to_string(&contact.snapshot)?))
             .expression_attribute_values(":up", n(Timestamp::now().as_millisecond()))
             .expression_attribute_values(":at", n(occurred_at.as_millisecond()))
-            .expression_attribute_values(":memo", s(serde_json::to_string(memo)?))
+            .expression_attribute_values(":scn", s(serde_json::to_string(&memo.scenarios)?))
+            .expression_attribute_values(":eid", s(&memo.event_id))
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        // the memo the slot held, when it is this event's
-        let seen = |old: Option<&Item>| {
-            old.and_then(|i| opt_s(i, &slot))
-                .and_then(|text| serde_json::from_str::<EventMemo>(&text).ok())
-                .filter(|m| m.event_id == memo.event_id)
+        let snapshot = |old: &Item| -> anyhow::Result<Option<Contact>> {
+            match old.contains_key("snapshot") {
+                true => parse(old, contact.id).map(Some),
+                false => Ok(None),
+            }
         };
         match result {
-            Ok(out) => {
-                let old = out.attributes;
-                let previous = match &old {
-                    Some(old) if old.contains_key("snapshot") => Some(parse(old, contact.id)?),
-                    _ => None,
-                };
-                Ok(SnapshotPut::Applied {
-                    previous,
-                    seen: seen(old.as_ref()),
-                })
-            }
+            Ok(out) => Ok(SnapshotPut::Applied {
+                previous: match &out.attributes {
+                    Some(old) => snapshot(old)?,
+                    None => None,
+                },
+            }),
             Err(e) if is_conditional(&e) => {
                 let old = match e.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(c)) => c.item(),
                     _ => None,
                 };
-                Ok(SnapshotPut::Older { seen: seen(old) })
+                let Some(old) = old else {
+                    return Ok(SnapshotPut::Older);
+                };
+                if opt_s(old, &slot_id).as_deref() != Some(memo.event_id.as_str()) {
+                    return Ok(SnapshotPut::Older);
+                }
+                let scenarios = match opt_s(old, &slot) {
+                    Some(text) => serde_json::from_str(&text)?,
+                    None => Vec::new(),
+                };
+                Ok(SnapshotPut::Seen {
+                    memo: EventMemo {
+                        event_id: memo.event_id.clone(),
+                        scenarios,
+                    },
+                    stored: snapshot(old)?,
+                })
             }
             Err(e) => Err(anyhow::Error::from(e).context("DynamoDB UpdateItem contact")),
         }

@@ -193,10 +193,10 @@ impl DynamoStore {
         }
         // in the failed deliveries' index while failed, and only then
         if status == DeliveryStatus::Failed && from != DeliveryStatus::Failed {
-            sets.extend(["gsi2pk = :failed", "gsi2sk = :created"]);
+            sets.extend(["gsi2pk = :failed", "gsi2sk = :id"]);
             update = update
                 .expression_attribute_values(":failed", s(failed_key(d)))
-                .expression_attribute_values(":created", s(&d.id));
+                .expression_attribute_values(":id", s(&d.id));
         } else if status != DeliveryStatus::Failed && from == DeliveryStatus::Failed {
             removes.extend(["gsi2pk", "gsi2sk"]);
         }

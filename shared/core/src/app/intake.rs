@@ -59,23 +59,32 @@ impl Hookline {
             event_id: event.id.clone(),
             scenarios: matching.iter().map(|s| s.id.clone()).collect(),
         };
-        let (seen, remembered) = match p
+        let remembered = match p
             .contacts
             .put(account, &event.contact, occurred_at, &memo)
             .await?
         {
-            SnapshotPut::Applied { previous, seen } => {
+            SnapshotPut::Applied { previous } => {
                 self.reschedule(account, previous.as_ref(), &event.contact, now)
                     .await?;
-                (seen, true)
+                true
             }
-            SnapshotPut::Older { seen } => (seen, false),
+            SnapshotPut::Seen {
+                memo: first,
+                stored,
+            } => {
+                // the same id again: nothing was written; the occurrences of the stored
+                // snapshot are placed again (keyed: only what a crash left unplaced is added)
+                if let Some(stored) = stored {
+                    self.reschedule(account, Some(&stored), &stored, now)
+                        .await?;
+                }
+                return Ok(self
+                    .answer_again(account, &event, &first, &matching, now)
+                    .await?);
+            }
+            SnapshotPut::Older => false,
         };
-        if let Some(first) = seen {
-            return Ok(self
-                .answer_again(account, &event, &first, &matching, now)
-                .await?);
-        }
         if !remembered && let Some(answer) = p.enrollments.event_answer(account, &event.id).await? {
             return Ok(answer);
         }
@@ -347,13 +356,18 @@ impl Hookline {
             }
             out
         });
+        let ran = futures::future::join_all(runs).await;
+        // sent whatever happened: what the events that went through queued is not lost when
+        // another one fails the batch (an HTTP client may not send it again)
+        let flushed = match &outbox {
+            Some(outbox) => outbox.flush().await,
+            None => Ok(()),
+        };
         let mut items: Vec<Option<BatchItem>> = (0..total).map(|_| None).collect();
-        for (i, item) in futures::future::join_all(runs).await.into_iter().flatten() {
+        for (i, item) in ran.into_iter().flatten() {
             items[i] = Some(item?);
         }
-        if let Some(outbox) = outbox {
-            outbox.flush().await?;
-        }
+        flushed?;
         Ok(items.into_iter().flatten().collect())
     }
 }

@@ -139,7 +139,8 @@ impl EventMemo {
     }
 }
 
-/// The answer to an event, stored so that the same `id` sent again gets it back.
+/// The answer to an event: stored with the event in local mode, and on AWS only for an event
+/// older than its contact's snapshot (others are answered again from their memo).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IntakeAnswer {

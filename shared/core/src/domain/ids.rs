@@ -3,7 +3,7 @@
 use sha2::{Digest, Sha256};
 
 /// A deterministic id from its parts, for records a retried handler must find again
-/// (`dlv_…` from enrollment, sequence and step): the second run names the same record.
+/// (`enr_…` from account, event and scenario): the second run names the same record.
 pub fn derived_id(prefix: &str, parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {

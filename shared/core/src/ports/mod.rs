@@ -115,23 +115,26 @@ pub trait ScenarioStore: Send + Sync {
 /// What [`ContactStore::put`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SnapshotPut {
-    /// Stored, with the event's memo; the snapshot it replaced, if any, and `seen`: the memo
-    /// this event stored before (a repeat), if still kept.
-    Applied {
-        previous: Option<Contact>,
-        seen: Option<EventMemo>,
+    /// Stored, with the event's memo; the snapshot it replaced, if any.
+    Applied { previous: Option<Contact> },
+    /// This event was stored before and its memo is still kept: nothing was written (a repeat
+    /// never replaces a later snapshot, nor its own memo); the memo and the stored snapshot.
+    Seen {
+        memo: EventMemo,
+        stored: Option<Contact>,
     },
     /// A snapshot that occurred later is stored: this older one was not (SPEC §3), nor its
-    /// memo; `seen` as above.
-    Older { seen: Option<EventMemo> },
+    /// memo.
+    Older,
 }
 
 #[async_trait]
 pub trait ContactStore: Send + Sync {
     /// Replaces the stored snapshot of (account, contact id) unless the stored one occurred
     /// after `occurred_at` (snapshots apply in the order they occurred; a tie replaces), and
-    /// with it records the event's memo in its [`EventMemo::slot`] (one write). Hands back the
-    /// memo the slot held when it is this event's. Memos are kept with the snapshot, at most
+    /// with it records the event's memo in its [`EventMemo::slot`] (one write) — unless that
+    /// slot holds this event's memo already: then nothing is written and the memo comes back
+    /// ([`SnapshotPut::Seen`]). Memos are kept with the snapshot, at most
     /// [`crate::domain::event::MEMO_SLOTS`] per contact.
     async fn put(
         &self,

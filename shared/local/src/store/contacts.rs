@@ -36,7 +36,8 @@ fn parse(text: &str, id: i64) -> anyhow::Result<Contact> {
 
 #[async_trait]
 impl ContactStore for SqliteStore {
-    /// The snapshot and the event's memo in one transaction (the memo only with the snapshot).
+    /// The snapshot and the event's memo in one transaction (the memo only with the snapshot);
+    /// nothing when the slot holds this event's memo already.
     async fn put(
         &self,
         account: i64,
@@ -47,7 +48,8 @@ impl ContactStore for SqliteStore {
         let snapshot = serde_json::to_string(&contact.snapshot)?;
         let (id, at) = (contact.id, to_millis(occurred_at));
         let (slot, text) = (memo.slot(), serde_json::to_string(memo)?);
-        let (stored, previous, held) = self
+        let event_id = memo.event_id.clone();
+        let (outcome, previous) = self
             .db
             .call(move |c| {
                 let previous: Option<String> = row(
@@ -64,6 +66,12 @@ impl ContactStore for SqliteStore {
                     |r| r.get(0),
                 )
                 .optional()?;
+                let seen = held.filter(|h| {
+                    serde_json::from_str::<EventMemo>(h).is_ok_and(|m| m.event_id == event_id)
+                });
+                if let Some(seen) = seen {
+                    return Ok((Err(seen), previous));
+                }
                 let stored = put_snapshot(c, account, id, &snapshot, at)?;
                 if stored {
                     exec(
@@ -73,19 +81,17 @@ impl ContactStore for SqliteStore {
                         params![account, id, slot, text],
                     )?;
                 }
-                Ok((stored, previous, held))
+                Ok((Ok(stored), previous))
             })
             .await?;
-        let seen = held
-            .and_then(|text| serde_json::from_str::<EventMemo>(&text).ok())
-            .filter(|m| m.event_id == memo.event_id);
-        Ok(if stored {
-            SnapshotPut::Applied {
-                previous: previous.map(|text| parse(&text, id)).transpose()?,
-                seen,
-            }
-        } else {
-            SnapshotPut::Older { seen }
+        let previous = previous.map(|text| parse(&text, id)).transpose()?;
+        Ok(match outcome {
+            Err(seen) => SnapshotPut::Seen {
+                memo: serde_json::from_str(&seen)?,
+                stored: previous,
+            },
+            Ok(true) => SnapshotPut::Applied { previous },
+            Ok(false) => SnapshotPut::Older,
         })
     }
 
