@@ -45,9 +45,23 @@ async fn call(router: &axum::Router, event: String) -> (u16, Value) {
 async fn pump(aws: &Aws, engine: &Hookline, queue: &dyn Queue) -> usize {
     let mut handled = 0;
     for q in [&aws.settings.advance_queue, &aws.settings.deliver_queue] {
+        handled += pump_queue(aws, engine, queue, q).await;
+    }
+    handled
+}
+
+/// The event source mapping once over one queue.
+async fn pump_queue(
+    aws: &Aws,
+    engine: &Hookline,
+    queue: &dyn Queue,
+    q: &hookline_aws::QueueRef,
+) -> usize {
+    let mut handled = 0;
+    {
         let messages = aws.receive(q).await;
         if messages.is_empty() {
-            continue;
+            return 0;
         }
         handled += messages.len();
         let event: SqsEvent = serde_json::from_value(sqs_event(&q.arn, &messages)).unwrap();
@@ -702,34 +716,43 @@ async fn a_rotated_secret_signs_the_next_first_attempt() {
     }
 }
 
+/// A webhook right after a webhook: the second delivery is made by scenario-advance on the
+/// hand-back.
+fn webhook_webhook(first: &str, second: &str) -> Value {
+    json!({
+        "name": "twice in a row", "trigger": {"type": "form_subscribed", "formId": 12},
+        "start": "first",
+        "steps": [{"id": "first", "type": "send_webhook", "url": first, "fields": ["email"], "next": "second"},
+                  {"id": "second", "type": "send_webhook", "url": second, "fields": ["email"], "next": null}]
+    })
+}
+
 /// scenario-advance replayed after a crash between queueing a delivery's first attempt and
 /// moving the enrollment (SQS hands the move's message over again): the walk made again names
-/// the same delivery, so the receiver gets one webhook, counted once.
+/// the same delivery, so the receiver gets one webhook, counted once — reached through a wait
+/// (the walk's time is the wait's end) and straight from a hand-back (the first attempt's
+/// start, carried by the message).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replayed_advance_makes_the_same_delivery() {
     let (aws, engine, queue, rx, _) = started(0).await;
-    let twice = activate(&engine, &webhook_wait_webhook(&rx.url("/a"), &rx.url("/b"))).await;
+    let waited = activate(&engine, &webhook_wait_webhook(&rx.url("/a"), &rx.url("/b"))).await;
+    let direct = activate(&engine, &webhook_webhook(&rx.url("/c"), &rx.url("/d"))).await;
     engine.intake(1, event("evt-replay")).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&aws.config);
-    let mut replayed = false;
+    let mut replayed = 0;
     for _ in 0..60 {
-        // the advance into the second webhook: its first run crashes right after queueing
-        // the first attempt (before the move), then SQS hands it over again
+        // each advance into a second webhook: its first run crashes right after queueing the
+        // first attempt (before the move), then SQS hands it over again
         for (receipt, _, body) in aws.receive(&aws.settings.advance_queue).await {
             let task: Task = serde_json::from_str(&body).unwrap();
-            let into_second =
-                matches!(&task, Task::AdvanceV1 { step_id: Some(s), .. } if s == "second");
-            if into_second && !replayed {
+            if matches!(&task, Task::AdvanceV1 { step_id: Some(s), .. } if s == "second") {
                 let crash = CrashAfter {
                     writes: Arc::new(AtomicUsize::new(0)),
                     n: 1,
                 };
                 let (crashing, _) = crash.engine(&aws);
-                assert!(
-                    crashing.handle(&task).await.is_err(),
-                    "the crash was not injected"
-                );
-                replayed = true;
+                assert!(crashing.handle(&task).await.is_err(), "no crash injected");
+                replayed += 1;
             }
             match engine.handle(&task).await.unwrap() {
                 Outcome::Done => {}
@@ -742,28 +765,36 @@ async fn a_replayed_advance_makes_the_same_delivery() {
                 .await
                 .unwrap();
         }
-        pump(&aws, &engine, queue.as_ref()).await;
-        if rx.received().iter().any(|r| r.path == "/b") {
+        let deliver = &aws.settings.deliver_queue;
+        pump_queue(&aws, &engine, queue.as_ref(), deliver).await;
+        let got = rx.received();
+        if ["/b", "/d"]
+            .iter()
+            .all(|p| got.iter().any(|r| r.path == *p))
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(replayed, "the advance into the second webhook never ran");
+    assert_eq!(replayed, 2, "the advances into the second webhooks");
     for _ in 0..5 {
-        pump(&aws, &engine, queue.as_ref()).await; // any copy left is handled
+        // any copy left is handled
+        pump_queue(&aws, &engine, queue.as_ref(), &aws.settings.deliver_queue).await;
     }
-    let ids: Vec<String> = rx
-        .received()
-        .iter()
-        .filter(|r| r.path == "/b")
-        .map(|r| r.json()["id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(ids.len(), 1, "the second webhook: {ids:?}");
-    let second = stats(&aws, &engine, &twice, "second").await;
-    assert_eq!(
-        (second["passes"].clone(), second["accepted"].clone()),
-        (json!(1), json!(1))
-    );
+    for (scenario, path) in [(&waited, "/b"), (&direct, "/d")] {
+        let ids: Vec<String> = rx
+            .received()
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.json()["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), 1, "the second webhook to {path}: {ids:?}");
+        let second = stats(&aws, &engine, scenario, "second").await;
+        assert_eq!(
+            (second["passes"].clone(), second["accepted"].clone()),
+            (json!(1), json!(1))
+        );
+    }
 }
 
 /// A crash after each write request of the flow in turn, until the flow has fewer writes than

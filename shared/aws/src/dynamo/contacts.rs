@@ -89,8 +89,11 @@ impl ContactStore for DynamoStore {
                     Some(UpdateItemError::ConditionalCheckFailedException(c)) => c.item(),
                     _ => None,
                 };
+                // the condition fails only on an item that exists, which comes back with it
                 let Some(old) = old else {
-                    return Ok(SnapshotPut::Older);
+                    anyhow::bail!(
+                        "DynamoDB UpdateItem contact: a failed condition without its item"
+                    );
                 };
                 if opt_s(old, &slot_id).as_deref() != Some(memo.event_id.as_str()) {
                     return Ok(SnapshotPut::Older);

@@ -99,9 +99,9 @@ impl Hookline {
                 &read
             }
         };
-        // the walk's time: the same in every copy of the task (a wait's end, or the creation of
-        // the delivery that handed the contact back), so a walk made again after a crash
-        // before the move names the same delivery and sends the same bytes
+        // the walk's time: the same in every copy of the task (a wait's end, or the first
+        // attempt's start of the webhook that handed the contact back), so a walk made again
+        // after a crash before the move names the same delivery and sends the same bytes
         let now = walk_at.unwrap_or_else(|| p.clock.now());
         let who = Walker {
             enrollment_id: &enrollment.id,
@@ -110,7 +110,12 @@ impl Hookline {
             seq,
             fresh_ids: false,
         };
-        let walk = self.walk(&who, &scenario, &compiled, step_id, now)?;
+        let mut walk = self.walk(&who, &scenario, &compiled, step_id, now)?;
+        if let WalkEnd::Deliver(d) = &mut walk.end {
+            // its 12 hours count from when it is made at the latest (a move that ran late,
+            // behind a backlog, keeps its whole window); the first stored copy's is kept
+            d.deadline = d.deadline.max(self.policy.deadline(p.clock.now()));
+        }
         let (step, state) = place_after(&walk);
         self.record_walk(enrollment, &scenario, seq, walk, now)
             .await?;

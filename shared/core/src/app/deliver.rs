@@ -38,6 +38,14 @@ impl Hookline {
         deadline: Option<jiff::Timestamp>,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
+        if crate::domain::ids::delivery_step_key(delivery_id).is_none() {
+            // queued by a version whose ids named no step: not found any more
+            tracing::error!(
+                delivery_id,
+                "a retry queued before delivery ids named their step: dropped"
+            );
+            return Ok(Outcome::Done);
+        }
         let Some(delivery) = p.deliveries.get(delivery_id).await? else {
             let now = p.clock.now();
             if let Some(deadline) = deadline
@@ -84,7 +92,7 @@ impl Hookline {
         }
         let (attempt, status, next) = self.post(&delivery, start, None).await;
         if made == 0 {
-            self.hand_back(&delivery).await?;
+            self.hand_back(&delivery, start).await?;
         }
         if let Some(at) = next {
             let task = Task::DeliverV1 {
@@ -126,7 +134,7 @@ impl Hookline {
         }
         let start = p.clock.now();
         let (attempt, status, next) = self.post(delivery, start, scenario_at).await;
-        self.hand_back(delivery).await?;
+        self.hand_back(delivery, start).await?;
         if let Some(at) = next {
             // queued before the delivery is stored: it may come first, and then waits
             let task = Task::DeliverV1 {
@@ -258,7 +266,11 @@ impl Hookline {
     /// The contact moves on once the first attempt has been made, whatever its outcome: handed
     /// back to scenario-advance when there is a next step. A webhook that is the last step
     /// completed its enrollment when the delivery was made (`place_after`): nothing to do.
-    async fn hand_back(&self, delivery: &Delivery) -> anyhow::Result<()> {
+    /// The next walk's time is the first attempt's start (`started`): every copy of the
+    /// hand-back message carries it, so an advance handed over again names the same delivery.
+    /// (Only a redelivery of the first attempt's own message, minutes later, starts again: by
+    /// then the first hand-back has moved the enrollment and the second is dropped.)
+    async fn hand_back(&self, delivery: &Delivery, started: jiff::Timestamp) -> anyhow::Result<()> {
         let p = &self.ports;
         let handoff = &delivery.handoff;
         if handoff.next_step.is_none() {
@@ -269,8 +281,7 @@ impl Hookline {
             step_id: handoff.next_step.clone(),
             seq: handoff.seq,
             not_before: None,
-            // the next walk's time: the same in every copy of this hand-back
-            at: Some(delivery.created_at),
+            at: Some(started),
         };
         self.queue()?.enqueue(&task, p.clock.now()).await?;
         Ok(())

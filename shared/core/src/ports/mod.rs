@@ -375,9 +375,9 @@ pub enum Task {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         not_before: Option<Timestamp>,
         /// The walk's time when it is not `not_before` (the end of a wait): after a webhook,
-        /// its delivery's creation — the same in every copy of this move, so a walk made again
-        /// names the same delivery (its id carries the time). `None` (older messages): the
-        /// time it runs.
+        /// its first attempt's start — the same in every copy of this move, so a walk made
+        /// again names the same delivery (its id carries the time). `None` (older messages):
+        /// the time it runs.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<Timestamp>,
     },
