@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod functions;
 pub mod runtime;
 
 use std::sync::Arc;
