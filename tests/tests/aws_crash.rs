@@ -2,19 +2,21 @@
 //! after every write request in turn, and scenario-advance handed the same move again after a
 //! crash before it recorded it. Each run ends with one webhook per step and exact statistics.
 
+#[path = "support/functions.rs"]
+mod functions;
 mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use functions::*;
 use hookline_core::app::Outcome;
 use hookline_core::domain::retry::RetryPolicy;
 use hookline_core::ports::*;
 use hookline_local::receiver::{Receiver, ReceiverOptions};
 use serde_json::json;
 use support::Aws;
-use support::functions::*;
 
 /// scenario-advance replayed after a crash between queueing a delivery's first attempt and
 /// moving the enrollment (SQS hands the move's message over again): the walk made again names

@@ -3,17 +3,19 @@
 //! A small loop plays Lambda's event source mapping: receive from a queue, invoke the
 //! handler, delete what it did not report as failed.
 
+#[path = "support/functions.rs"]
+mod functions;
 mod support;
 
 use std::time::Duration;
 
+use functions::*;
 use hookline_aws::aws_lambda_events::event::sqs::SqsEvent;
 use hookline_aws::lambda::handle_batch;
 use hookline_core::domain::retry::RetryPolicy;
 use hookline_core::ports::*;
 use hookline_local::receiver::{Receiver, ReceiverOptions};
 use serde_json::{Value, json};
-use support::functions::*;
 use support::{Aws, http_event, sqs_event};
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,9 @@
 //! What the tests of the Lambda functions share: the routers called with API Gateway events,
 //! the event source mapping played by hand, scenarios and events, the engine on the emulator,
-//! and a client that crashes after a chosen write.
+//! and a client that crashes after a chosen write. Included by `aws_functions.rs` and
+//! `aws_crash.rs` beside `support` (the functions' own tests include `support` alone).
+
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +23,7 @@ use hookline_local::receiver::{Receiver, ReceiverOptions};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::{Aws, http_event, sqs_event};
+use crate::support::{Aws, http_event, sqs_event};
 
 pub const KEY: &str = "hk_aws_test_key_account_1";
 

@@ -3,7 +3,6 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-pub mod functions;
 pub mod runtime;
 
 use std::sync::Arc;
