@@ -51,7 +51,8 @@ pub(crate) struct ScenarioCache {
     active: Mutex<HashMap<(i64, String), Active>>,
 }
 
-fn put<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
+/// Inserts into a map bounded by [`MAX_ENTRIES`] (past it, the map starts again empty).
+pub(crate) fn put<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
     if let Ok(mut m) = map.lock() {
         if m.len() >= MAX_ENTRIES {
             m.clear();

@@ -13,8 +13,6 @@ use crate::ports::{OutboundRequest, Task};
 const NOT_YET_RECORDED: Duration = Duration::from_secs(5);
 /// Past the deadline by this much, such a message stops looking.
 const NOT_RECORDED_GIVE_UP: Duration = Duration::from_secs(3600);
-/// Most scenarios held for signing; past it the map starts again empty.
-const SIGNING_HELD: usize = 10_000;
 
 impl Hookline {
     /// Makes the attempt a deliver message is for, safe to run twice or after a crash anywhere.
@@ -38,12 +36,7 @@ impl Hookline {
         deadline: Option<jiff::Timestamp>,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
-        if crate::domain::ids::delivery_step_key(delivery_id).is_none() {
-            // queued by a version whose ids named no step: not found any more
-            tracing::error!(
-                delivery_id,
-                "a retry queued before delivery ids named their step: dropped"
-            );
+        if queued_before_step_ids(delivery_id) {
             return Ok(Outcome::Done);
         }
         let Some(delivery) = p.deliveries.get(delivery_id).await? else {
@@ -120,10 +113,7 @@ impl Hookline {
         scenario_at: Option<jiff::Timestamp>,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
-        if crate::domain::ids::delivery_step_key(&delivery.id).is_none() {
-            // queued by a version whose ids named no step: it could not be stored (a store
-            // keys a delivery by what its id names), and a POST without a record would repeat
-            tracing::error!(delivery_id = %delivery.id, "a first attempt queued before delivery ids named their step: dropped unsent (drain the deliver queue before such an upgrade)");
+        if queued_before_step_ids(&delivery.id) {
             return Ok(Outcome::Done);
         }
         // a copy redelivered after the first was handled (SQS: after the visibility timeout,
@@ -230,11 +220,8 @@ impl Hookline {
                 .loaded_scenario(delivery.account, &delivery.scenario_id)
                 .await
                 .inspect(|loaded| {
-                    if let (Some(loaded), Ok(mut held)) = (loaded, self.signing.lock()) {
-                        if held.len() >= SIGNING_HELD {
-                            held.clear();
-                        }
-                        held.insert(key, loaded.clone());
+                    if let Some(loaded) = loaded {
+                        super::cache::put(&self.signing, key, loaded.clone());
                     }
                 }),
         };
@@ -286,6 +273,20 @@ impl Hookline {
         self.queue()?.enqueue(&task, p.clock.now()).await?;
         Ok(())
     }
+}
+
+/// A message queued by a version whose delivery ids named no step: its delivery cannot be
+/// found nor stored (a store keys a delivery by what its id names), and a POST without a record
+/// would repeat — it is dropped unsent, logged (drain the deliver queue before such an upgrade).
+fn queued_before_step_ids(delivery_id: &str) -> bool {
+    let legacy = crate::domain::ids::delivery_step_key(delivery_id).is_none();
+    if legacy {
+        tracing::error!(
+            delivery_id,
+            "a message queued before delivery ids named their step: dropped unsent"
+        );
+    }
+    legacy
 }
 
 /// The envelope `id` of a frozen payload (the `webhook-id` of its signature).
