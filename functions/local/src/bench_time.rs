@@ -113,6 +113,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         allow_private_targets: true,
         policy: RetryPolicy::default(),
         workers: 64,
+        destination_concurrency: hookline_core::domain::destination::DEFAULT_CONCURRENCY,
         clock_start: Some(clock_start),
     })
     .await?;

@@ -60,6 +60,7 @@ pub async fn run() -> anyhow::Result<()> {
         allow_private_targets: true,
         policy: RetryPolicy::parse("1m", "2s").map_err(anyhow::Error::msg)?,
         workers: 8,
+        destination_concurrency: hookline_core::domain::destination::DEFAULT_CONCURRENCY,
         clock_start: None,
     };
     let server = serve::start(config).await?;

@@ -71,6 +71,10 @@ enum Command {
         /// How many jobs (attempts, advances) run at once.
         #[arg(long, env = "HOOKLINE_WORKERS", default_value_t = 64)]
         workers: usize,
+        /// Attempts in flight toward one destination (an account's webhook URL) at most.
+        #[arg(long, env = "HOOKLINE_DESTINATION_CONCURRENCY", default_value_t = 8,
+              value_parser = clap::value_parser!(u32).range(1..=1024))]
+        destination_concurrency: u32,
         /// Run the clock from this instant on (RFC 3339) instead of the real time: for tests
         /// and demos of time-based triggers (a birthday at 09:00 without waiting for 09:00).
         #[arg(long, value_name = "RFC3339", hide = true)]
@@ -204,6 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             allow_private_targets,
             retry,
             workers,
+            destination_concurrency,
             clock_start,
         } => {
             let config = serve::Config {
@@ -213,6 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 allow_private_targets,
                 policy: retry.policy()?,
                 workers,
+                destination_concurrency,
                 clock_start,
             };
             let server = serve::start(config).await?;

@@ -22,6 +22,8 @@ pub struct Config {
     pub allow_private_targets: bool,
     pub policy: RetryPolicy,
     pub workers: usize,
+    /// Attempts in flight toward one destination at most (SPEC §6a).
+    pub destination_concurrency: u32,
     /// The clock starts at this instant (tests, demos); `None`: the real time.
     pub clock_start: Option<jiff::Timestamp>,
 }
@@ -74,6 +76,7 @@ pub fn engine_with_clock(
         sender: Arc::new(sender),
         clock,
         ids: Arc::new(UlidIds),
+        destinations: Arc::new(inbox.destinations()),
     };
     let engine = Hookline::new(ports, policy)
         .with_scenario_cache()
@@ -133,7 +136,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         })?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let workers = Workers::new(engine.clone(), Arc::new(store), inbox, config.workers);
+    let workers = Workers::new(engine.clone(), Arc::new(store), inbox, config.workers)
+        .with_destination_concurrency(config.destination_concurrency);
     let workers = tokio::spawn(workers.run(stopped.clone()));
     let app = hookline_http_api::router(engine.clone());
     let mut http_stopped = stopped;

@@ -155,6 +155,7 @@ pub fn engine_with_clock(
         sender: Arc::new(sender),
         clock,
         ids: Arc::new(UlidIds),
+        destinations: Arc::new(hookline_core::ports::NoAttemptsHere),
     };
     Ok((Hookline::new(ports, settings.policy.clone()), queue))
 }

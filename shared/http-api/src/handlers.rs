@@ -9,7 +9,9 @@ use hookline_core::app::views::{
     DeliveryView, ListView, PlaceholderView, ScenarioView, StepStatsView, TestAnswer,
     placeholders as catalogue,
 };
-use hookline_core::app::{BatchItem, ResendFailed, ResendQueued, SecretView, TestRequest};
+use hookline_core::app::{
+    BatchItem, DestinationView, ResendFailed, ResendQueued, SecretView, TestRequest,
+};
 use hookline_core::domain::event::{EventIn, IntakeAnswer};
 use hookline_core::domain::scenario::ScenarioDef;
 use serde::Serialize;
@@ -251,6 +253,41 @@ pub async fn step_deliveries(
         )
         .await?;
     Ok(Json(list))
+}
+
+#[utoipa::path(get, path = "/v1/destinations", tag = "destinations",
+    params(("status" = Option<String>, Query, description = "healthy, throttled or failing", pattern = "^(healthy|throttled|failing)$"),
+           ("limit" = Option<u32>, Query, description = "1 to 100, default 50", minimum = 1, maximum = 100),
+           ("cursor" = Option<String>, Query, description = "the `nextCursor` of a previous page", pattern = "^dst_[0-9a-f]{16}$")),
+    responses((status = 200, body = ListView<DestinationView>), (status = 400, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_destinations(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<ListView<DestinationView>>> {
+    let q = query(raw.as_deref());
+    let list = s
+        .engine
+        .list_destinations(
+            account,
+            param(&q, "status"),
+            param(&q, "limit"),
+            param(&q, "cursor"),
+        )
+        .await?;
+    Ok(Json(list))
+}
+
+#[utoipa::path(get, path = "/v1/destinations/{id}", tag = "destinations",
+    params(("id" = String, Path, description = "`dst_` and 16 hex digits")),
+    responses((status = 200, body = DestinationView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_destination(
+    State(s): State<ApiState>,
+    Account(account): Account,
+    Ids(id): Ids<String>,
+) -> ApiResult<Json<DestinationView>> {
+    Ok(Json(s.engine.destination(account, &id).await?))
 }
 
 #[utoipa::path(get, path = "/v1/scenarios/{id}/steps/{step}/secret", tag = "webhooks",

@@ -86,6 +86,8 @@ fn stats() -> Router<ApiState> {
             "/v1/scenarios/{id}/steps/{step}/deliveries",
             get(handlers::step_deliveries),
         )
+        .route("/v1/destinations", get(handlers::list_destinations))
+        .route("/v1/destinations/{id}", get(handlers::get_destination))
 }
 
 /// `POST /v1/events` and `POST /v1/events/batch` only.
@@ -98,7 +100,7 @@ pub fn scenario_routes(engine: Hookline) -> Router {
     finish(scenarios(), engine)
 }
 
-/// Statistics and deliveries.
+/// Statistics, deliveries and the destinations' health.
 pub fn stats_routes(engine: Hookline) -> Router {
     finish(stats(), engine)
 }

@@ -13,7 +13,8 @@ use crate::handlers;
         handlers::update_scenario, handlers::activate, handlers::archive, handlers::duplicate,
         handlers::test_webhook, handlers::placeholders, handlers::scenario_stats, handlers::step_stats,
         handlers::step_deliveries, handlers::step_secret, handlers::rotate_secret,
-        handlers::resend_delivery, handlers::resend_failed, handlers::healthz, handlers::openapi_json,
+        handlers::resend_delivery, handlers::resend_failed, handlers::list_destinations,
+        handlers::get_destination, handlers::healthz, handlers::openapi_json,
     ),
     modifiers(&Bearer, &Rejections)
 )]

@@ -10,11 +10,13 @@
 //! [`FlowStore`]: hookline_core::ports::FlowStore
 
 mod db;
+mod destinations;
 mod flow;
 pub mod receiver;
 mod store;
 mod workers;
 
 pub use db::Db;
+pub use destinations::LocalDestinations;
 pub use store::SqliteStore;
 pub use workers::{Inbox, LocalDispatch, Workers, dispatch_channel};

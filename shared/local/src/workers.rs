@@ -11,11 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hookline_core::Hookline;
-use hookline_core::app::Outcome;
-use hookline_core::domain::delivery::Delivery;
+use hookline_core::app::{Gated, Made, Outcome};
+use hookline_core::domain::delivery::{Delivery, DeliveryStatus};
+use hookline_core::domain::destination::{DEFAULT_CONCURRENCY, destination_id};
 use hookline_core::ports::{Dispatch, DueWork, FlowStore, WorkKey};
 use jiff::Timestamp;
 use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::destinations::{Admitted, DestKey, Held, LocalDestinations};
 
 /// How often the rows are asked for due work.
 const SCAN_EVERY: Duration = Duration::from_millis(500);
@@ -33,6 +36,9 @@ const MAX_FINISHED: usize = 50_000;
 /// The first wait before work that failed (a store error) runs again; it doubles, up to a minute.
 const RETRY_FAILED: Duration = Duration::from_secs(1);
 
+/// How often held deliveries are looked at (deadlines, first attempts that move on).
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
 /// How long a graceful stop waits for the work in flight (an attempt takes at most 15 s).
 const DRAIN: Duration = Duration::from_secs(20);
 
@@ -40,6 +46,20 @@ enum Work {
     Now(Box<Delivery>),
     Due(DueWork),
     Resend(Vec<String>),
+    /// A delivery read and ready for its destination, with the destination's configured pace.
+    Ready(Box<Held>, Option<f64>),
+    /// An attempt let start by its destination finished.
+    Done(Box<Done>),
+    /// Other work that held a slot finished: the destinations may use it.
+    SlotFree,
+}
+
+/// What a finished attempt tells its destination.
+struct Done {
+    dest: DestKey,
+    key: WorkKey,
+    started: Timestamp,
+    result: anyhow::Result<Option<Made>>,
 }
 
 /// The engine's [`Dispatch`] port in local mode: a channel to [`Workers`].
@@ -62,12 +82,42 @@ impl Dispatch for LocalDispatch {
     }
 }
 
-/// The receiving end of a [`LocalDispatch`].
-pub struct Inbox(mpsc::UnboundedReceiver<Work>);
+/// The receiving end of a [`LocalDispatch`] (and a weak sender for the workers' own tasks:
+/// the channel closes when every [`LocalDispatch`] is gone).
+/// It carries the destinations the workers will keep, so that the engine's ports can read
+/// them ([`Inbox::destinations`]) before the workers start.
+pub struct Inbox(
+    mpsc::UnboundedReceiver<Work>,
+    mpsc::WeakUnboundedSender<Work>,
+    LocalDestinations,
+);
+
+impl Inbox {
+    /// The destinations' board of these workers (the engine's `destinations` port).
+    pub fn destinations(&self) -> LocalDestinations {
+        self.2.clone()
+    }
+}
 
 pub fn dispatch_channel() -> (LocalDispatch, Inbox) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (LocalDispatch { tx }, Inbox(rx))
+    let weak = tx.downgrade();
+    (
+        LocalDispatch { tx },
+        Inbox(rx, weak, LocalDestinations::new()),
+    )
+}
+
+/// Sends to the workers' loop from one of their tasks (nothing when it has stopped).
+#[derive(Clone)]
+struct Back(mpsc::WeakUnboundedSender<Work>);
+
+impl Back {
+    fn send(&self, work: Work) {
+        if let Some(tx) = self.0.upgrade() {
+            let _ = tx.send(work);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -183,6 +233,13 @@ pub struct Workers {
     stopping: Arc<std::sync::atomic::AtomicBool>,
     /// A backfill task is running.
     backfilling: Arc<std::sync::atomic::AtomicBool>,
+    /// The destinations and the deliveries they hold back (SPEC §6a).
+    dests: LocalDestinations,
+    /// Attempts in flight toward one destination at most.
+    dest_concurrency: u32,
+    /// Whose turn it is first at the next pump (fairness).
+    turn: u64,
+    back: Back,
 }
 
 /// Most pieces of work waiting for a slot; past it, work handed over in memory is left to the
@@ -198,6 +255,8 @@ impl Workers {
         concurrency: usize,
     ) -> Self {
         let concurrency = concurrency.max(1);
+        let back = Back(inbox.1.clone());
+        let dests = inbox.2.clone();
         Workers {
             engine,
             flow,
@@ -207,7 +266,18 @@ impl Workers {
             timers: Arc::default(),
             stopping: Arc::default(),
             backfilling: Arc::default(),
+            dests,
+            dest_concurrency: DEFAULT_CONCURRENCY,
+            turn: 0,
+            back,
         }
+    }
+
+    /// Lets at most `concurrency` attempts be in flight toward one destination (SPEC §6a,
+    /// `HOOKLINE_DESTINATION_CONCURRENCY`; default 8).
+    pub fn with_destination_concurrency(mut self, concurrency: u32) -> Self {
+        self.dest_concurrency = concurrency.max(1);
+        self
     }
 
     /// Runs until `shutdown` turns true, then waits for the work in flight.
@@ -227,8 +297,21 @@ impl Workers {
             for key in due {
                 self.start(key, None);
             }
+            self.sweep(now);
+            self.pump();
             let first = self.lock().queue.first().map(|(at, _)| *at);
             let mut wake = next_scan;
+            if let Some(at) = self.dests.lock().wake(now, self.dest_concurrency) {
+                let wait = at
+                    .duration_since(clock.now())
+                    .try_into()
+                    .unwrap_or(Duration::ZERO);
+                wake = wake.min(tokio::time::Instant::now() + wait);
+            }
+            if self.dests.lock().held > 0 {
+                // held first attempts move their contacts on after a while: look again soon
+                wake = wake.min(tokio::time::Instant::now() + SWEEP_EVERY);
+            }
             if let Some(at) = first {
                 let wait = at
                     .duration_since(clock.now())
@@ -264,7 +347,7 @@ impl Workers {
         Ok(())
     }
 
-    fn take(&self, work: Work) {
+    fn take(&mut self, work: Work) {
         match work {
             Work::Now(delivery) => {
                 let key = WorkKey::Delivery(delivery.id.clone());
@@ -273,6 +356,21 @@ impl Workers {
             }
             Work::Due(work) => self.lock().set(work.key(), work.at()),
             Work::Resend(ids) => self.resend(ids),
+            Work::Ready(held, limit) => {
+                let dest = (held.delivery.account, held.delivery.url.clone());
+                let mut dests = self.dests.lock();
+                if dests.held >= MAX_WAITING {
+                    drop(dests);
+                    // left to the rows: a scan finds it again when the destinations catch up
+                    self.lock().running.remove(&held.key);
+                    return;
+                }
+                dests.hold(dest, *held, limit);
+                drop(dests);
+                self.pump();
+            }
+            Work::Done(done) => self.done(*done),
+            Work::SlotFree => self.pump(),
         }
     }
 
@@ -363,8 +461,9 @@ impl Workers {
         });
     }
 
-    /// Runs one piece of work in a slot, unless it is running already. A delivery handed
-    /// over in memory is attempted as it is; otherwise its row is read first.
+    /// Runs one piece of work, unless it is running already: a delivery goes to its
+    /// destination first ([`Self::resolve`]); a wait or an occurrence runs in a slot. A
+    /// delivery handed over in memory is attempted as it is; otherwise its row is read first.
     fn start(&self, key: WorkKey, delivery: Option<Box<Delivery>>) {
         {
             let mut timers = self.lock();
@@ -379,58 +478,231 @@ impl Workers {
             }
             timers.waiting += 1;
         }
-        let (engine, slots, timers, stopping) = (
+        if let WorkKey::Delivery(_) = key {
+            self.resolve(key, delivery, false);
+            return;
+        }
+        let (engine, slots, timers, stopping, back) = (
             self.engine.clone(),
             self.slots.clone(),
             self.timers.clone(),
             self.stopping.clone(),
+            self.back.clone(),
         );
         tokio::spawn(async move {
             let slot = slots.acquire_owned().await;
-            let lock = |t: &Arc<Mutex<Timers>>| {
-                let mut g = t.lock().unwrap_or_else(|e| e.into_inner());
-                g.waiting = g.waiting.saturating_sub(1);
-                drop(g);
-            };
-            lock(&timers);
+            lock_timers(&timers).waiting -= 1;
             if slot.is_err() || stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                // stopping: no new POST; the row stays due for the next start
-                timers
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .running
-                    .remove(&key);
+                // stopping: no new work; the row stays due for the next start
+                lock_timers(&timers).running.remove(&key);
                 return;
             }
-            let result = match (&key, delivery) {
-                (_, Some(delivery)) => engine.attempt(*delivery).await,
-                (WorkKey::Delivery(id), None) => engine.attempt_stored(id).await,
-                (WorkKey::Wait(id), None) => engine.resume(id).await,
-                (WorkKey::Occurrence(o), None) => match engine.fire(o).await {
+            let result = match &key {
+                WorkKey::Wait(id) => engine.resume(id).await,
+                WorkKey::Occurrence(o) => match engine.fire(o).await {
                     // not yet (a timer never fires early, but the clock may disagree): again then
                     Ok(Outcome::RetryAt(at)) => {
-                        let mut t = timers.lock().unwrap_or_else(|e| e.into_inner());
-                        t.rearm.insert(key.clone(), at);
+                        lock_timers(&timers).rearm.insert(key.clone(), at);
                         Ok(())
                     }
                     other => other.map(drop),
                 },
+                WorkKey::Delivery(_) => Ok(()), // resolved above
             };
             drop(slot);
-            let now = engine.ports.clock.now();
-            let mut timers = timers.lock().unwrap_or_else(|e| e.into_inner());
-            timers.finish(key.clone());
-            match result {
-                Ok(()) => {
-                    timers.held.remove(&key);
+            back.send(Work::SlotFree);
+            finished(&timers, key, result, engine.ports.clock.now());
+        });
+    }
+
+    /// A delivery's way to its destination: read (unless handed over), then given to the loop
+    /// with its destination's configured pace ([`Work::Ready`]). Holds no slot.
+    fn resolve(&self, key: WorkKey, delivery: Option<Box<Delivery>>, early: bool) {
+        let (engine, timers, back) = (self.engine.clone(), self.timers.clone(), self.back.clone());
+        tokio::spawn(async move {
+            lock_timers(&timers).waiting -= 1;
+            let read = match (delivery, &key) {
+                (Some(d), _) => Ok(Some(d)),
+                (None, WorkKey::Delivery(id)) => engine
+                    .ports
+                    .deliveries
+                    .get(id)
+                    .await
+                    .map(|d| d.map(Box::new)),
+                (None, _) => Ok(None),
+            };
+            let delivery = match read {
+                Ok(Some(d)) if d.status == DeliveryStatus::Pending => d,
+                Ok(_) => {
+                    finished(&timers, key, Ok(()), engine.ports.clock.now());
+                    return;
                 }
                 Err(e) => {
-                    // the row is unchanged: it runs again after a pause
-                    tracing::warn!(work = ?key, error = %e, "work failed; will retry");
-                    timers.hold(key, now);
+                    finished(&timers, key, Err(e), engine.ports.clock.now());
+                    return;
                 }
-            }
+            };
+            let limit = match engine.url_rate_limit(delivery.account, &delivery.url).await {
+                Ok(limit) => limit,
+                Err(e) => {
+                    finished(&timers, key, Err(e), engine.ports.clock.now());
+                    return;
+                }
+            };
+            let since = engine.ports.clock.now();
+            back.send(Work::Ready(
+                Box::new(Held {
+                    key,
+                    delivery,
+                    moved: false,
+                    early,
+                    since,
+                }),
+                limit,
+            ));
         });
+    }
+
+    /// Starts what the destinations let start, in the free slots.
+    fn pump(&mut self) {
+        let now = self.engine.ports.clock.now();
+        let slots = self.slots.clone();
+        let admitted = self
+            .dests
+            .lock()
+            .pump(now, self.dest_concurrency, &mut self.turn, || {
+                slots.clone().try_acquire_owned().ok()
+            });
+        for (a, slot) in admitted {
+            self.attempt(a, slot);
+        }
+    }
+
+    /// One attempt let start by its destination, in `slot`.
+    fn attempt(&self, a: Admitted, slot: tokio::sync::OwnedSemaphorePermit) {
+        let (engine, stopping, back) = (
+            self.engine.clone(),
+            self.stopping.clone(),
+            self.back.clone(),
+        );
+        let Admitted { dest, held, probe } = a;
+        tokio::spawn(async move {
+            let started = engine.ports.clock.now();
+            let result = if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(None) // stopping: no new POST; the row stays due
+            } else {
+                let gated = Gated { early: held.early };
+                engine.attempt_now(*held.delivery, gated).await
+            };
+            if probe {
+                tracing::info!(destination = %destination_id(dest.0, &dest.1), "probe of a failing destination made");
+            }
+            drop(slot);
+            back.send(Work::Done(Box::new(Done {
+                dest,
+                key: held.key,
+                started,
+                result,
+            })));
+        });
+    }
+
+    /// An attempt finished: its destination learns the answer, what a healed destination held
+    /// is released at once, and the slot is used again.
+    fn done(&mut self, done: Done) {
+        let now = self.engine.ports.clock.now();
+        let Done {
+            dest,
+            key,
+            started,
+            result,
+        } = done;
+        let mut release = Vec::new();
+        {
+            let mut dests = self.dests.lock();
+            let entry = dests.entries.entry(dest).or_default();
+            match &result {
+                Ok(Some(made)) => {
+                    let healed = entry.state.finished(
+                        now,
+                        made.started.max(started).min(now),
+                        made.answer,
+                        made.error.as_deref(),
+                    );
+                    if let WorkKey::Delivery(id) = &key {
+                        let waits = made.status == DeliveryStatus::Pending
+                            && made.next_attempt_at.is_some();
+                        entry.note_backoff(id, waits);
+                    }
+                    if healed {
+                        release = entry.backoff.drain().collect();
+                    }
+                }
+                _ => entry.state.release(),
+            }
+        }
+        finished(&self.timers, key, result.map(drop), now);
+        for id in release {
+            // their own retries wait no longer (SPEC §6a): attempted now, at the pace
+            let key = WorkKey::Delivery(id);
+            let mut timers = self.lock();
+            if !timers.running.insert(key.clone()) {
+                continue;
+            }
+            timers.cancel(&key);
+            timers.waiting += 1;
+            drop(timers);
+            self.resolve(key, None, true);
+        }
+        self.pump();
+    }
+
+    /// Held deliveries whose deadline came fail (or go first), and held first attempts move
+    /// their contacts on.
+    fn sweep(&mut self, now: Timestamp) {
+        let swept = {
+            let mut dests = self.dests.lock();
+            if dests.held == 0 {
+                return;
+            }
+            dests.sweep(now, self.dest_concurrency)
+        };
+        for delivery in swept.move_on {
+            let engine = self.engine.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.move_on_held(&delivery).await {
+                    // its first attempt moves it when it is made
+                    tracing::warn!(delivery_id = %delivery.id, error = %e, "moving a held delivery's contact on failed");
+                }
+            });
+        }
+        for (held, health) in swept.expired {
+            let (engine, timers) = (self.engine.clone(), self.timers.clone());
+            tokio::spawn(async move {
+                let result = engine.fail_held(*held.delivery, health).await;
+                finished(&timers, held.key, result, engine.ports.clock.now());
+            });
+        }
+    }
+}
+
+fn lock_timers(timers: &Mutex<Timers>) -> std::sync::MutexGuard<'_, Timers> {
+    timers.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Work ended: its timer may be set again (its next retry), and work that failed (a store
+/// error; the row is unchanged) runs again after a pause.
+fn finished(timers: &Mutex<Timers>, key: WorkKey, result: anyhow::Result<()>, now: Timestamp) {
+    let mut timers = lock_timers(timers);
+    timers.finish(key.clone());
+    match result {
+        Ok(()) => {
+            timers.held.remove(&key);
+        }
+        Err(e) => {
+            tracing::warn!(work = ?key, error = %e, "work failed; will retry");
+            timers.hold(key, now);
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{Hookline, Outcome};
 use crate::domain::delivery::{Delivery, DeliveryStatus};
+use crate::domain::destination::Answer;
 use crate::domain::signing;
 use crate::domain::time::add;
 use crate::ports::{OutboundRequest, Task};
@@ -157,6 +158,22 @@ impl Hookline {
         DeliveryStatus,
         Option<jiff::Timestamp>,
     ) {
+        let (attempt, status, next, _) = self.post_judged(delivery, start, scenario_at).await;
+        (attempt, status, next)
+    }
+
+    /// [`Self::post`], with what the answer says of the destination (SPEC §6a).
+    pub(crate) async fn post_judged(
+        &self,
+        delivery: &Delivery,
+        start: jiff::Timestamp,
+        scenario_at: Option<jiff::Timestamp>,
+    ) -> (
+        crate::domain::delivery::Attempt,
+        DeliveryStatus,
+        Option<jiff::Timestamp>,
+        Answer,
+    ) {
         let p = &self.ports;
         let mut headers = delivery.headers.clone();
         headers.extend(self.signature_headers(delivery, start, scenario_at).await);
@@ -192,7 +209,8 @@ impl Hookline {
             outcome = status.as_str(),
             "attempt made"
         );
-        (outcome.into_attempt(start), status, next)
+        let answer = Answer::of(&outcome);
+        (outcome.into_attempt(start), status, next, answer)
     }
 
     /// The Standard Webhooks headers of an attempt at `at`, when its step signs (SPEC §5):

@@ -14,13 +14,32 @@ use super::cache::Loaded;
 use super::walk::Walker;
 use super::{AppError, Hookline};
 use crate::domain::contact::Contact;
-use crate::domain::delivery::{Delivery, DeliveryStatus};
+use crate::domain::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::domain::destination::{Answer, Health};
 use crate::domain::event::{Event, IntakeAnswer};
 use crate::domain::scenario::ScenarioStatus;
 use crate::ports::{
     AttemptCommit, Dispatch, DueWork, Enrollment, EnrollmentState, FlowStore, IntakeCommit, Move,
     Pipeline, PlannedEnrollment, StalePlan, Walk, WalkEnd,
 };
+
+/// How a worker that asks destinations first runs an attempt.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gated {
+    /// Before its due time: its destination has just become healthy again (SPEC §6a: what
+    /// waits is released at once, not after each delivery's own backoff).
+    pub early: bool,
+}
+
+/// What an attempt made: its answer for the destination, and where the delivery stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Made {
+    pub answer: Answer,
+    pub error: Option<String>,
+    pub started: Timestamp,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Option<Timestamp>,
+}
 
 impl Hookline {
     fn inline(&self) -> anyhow::Result<(&dyn FlowStore, &dyn Dispatch)> {
@@ -145,29 +164,49 @@ impl Hookline {
     /// Never before its due time; after the deadline only when Hookline was not running at it
     /// (the last attempt is made late rather than skipped).
     pub async fn attempt(&self, delivery: Delivery) -> anyhow::Result<()> {
+        self.attempt_now(delivery, Gated::default()).await.map(drop)
+    }
+
+    /// [`Self::attempt`] for a worker that asked the delivery's destination first (SPEC §6a):
+    /// answers what the receiver's answer says of the destination, when a POST was made.
+    pub async fn attempt_now(
+        &self,
+        delivery: Delivery,
+        gated: Gated,
+    ) -> anyhow::Result<Option<Made>> {
         let (flow, dispatch) = self.inline()?;
         let p = &self.ports;
         if delivery.status != DeliveryStatus::Pending {
-            return Ok(());
+            return Ok(None);
         }
         let start = p.clock.now();
         if let Some(next) = delivery.next_attempt_at
             && next > start
+            && !gated.early
         {
             dispatch.due(DueWork::Delivery {
                 id: delivery.id,
                 at: next,
             });
-            return Ok(());
+            return Ok(None);
         }
         // The move does not depend on the answer: walked before the POST, so that nothing
         // that may fail stands between the POST and its commit.
+        // (a first attempt held back moved the contact on already: this move is then refused
+        // by the enrollment's sequence, and makes sure of it if that commit failed)
         let then = if delivery.attempt_count == 0 {
             Some(self.move_after_webhook(&delivery, start).await?)
         } else {
             None
         };
-        let (attempt, status, next) = self.post(&delivery, start, None).await;
+        let (attempt, status, next, answer) = self.post_judged(&delivery, start, None).await;
+        let made = Made {
+            answer,
+            error: attempt.error.clone(),
+            started: start,
+            status,
+            next_attempt_at: next,
+        };
         let id = delivery.id.clone();
         let commit = AttemptCommit {
             delivery,
@@ -178,11 +217,69 @@ impl Hookline {
         };
         let recorded = commit_with_retries(flow, &commit).await?;
         if !recorded.recorded {
-            return Ok(()); // another worker recorded this attempt
+            return Ok(Some(made)); // another worker recorded this attempt
         }
         if let Some(at) = next {
             dispatch.due(DueWork::Delivery { id, at });
         }
+        if recorded.moved
+            && let Some(m) = commit.then
+        {
+            hand_over(dispatch, m.enrollment_id, m.walk);
+        }
+        Ok(Some(made))
+    }
+
+    /// A delivery whose first attempt its destination holds back (SPEC §6a "scenarios keep
+    /// moving"): the contact moves on now, as it would after the attempt. `false`: it had
+    /// moved already (or the delivery is no first attempt).
+    pub async fn move_on_held(&self, delivery: &Delivery) -> anyhow::Result<bool> {
+        let (flow, dispatch) = self.inline()?;
+        if delivery.attempt_count != 0 || delivery.status != DeliveryStatus::Pending {
+            return Ok(false);
+        }
+        let m = self
+            .move_after_webhook(delivery, self.ports.clock.now())
+            .await?;
+        let moved = flow.commit_move(&m).await?;
+        if moved {
+            hand_over(dispatch, m.enrollment_id, m.walk);
+        }
+        Ok(moved)
+    }
+
+    /// A held delivery whose deadline came while its destination still held it back: it fails
+    /// without a request, with `not attempted before the deadline: destination <health>`
+    /// (SPEC §6a), kept as the last entry of its attempts for display (no status, 0 ms).
+    pub async fn fail_held(&self, delivery: Delivery, health: Health) -> anyhow::Result<()> {
+        let (flow, dispatch) = self.inline()?;
+        if delivery.status != DeliveryStatus::Pending {
+            return Ok(());
+        }
+        let now = self.ports.clock.now();
+        let then = if delivery.attempt_count == 0 {
+            Some(self.move_after_webhook(&delivery, now).await?)
+        } else {
+            None
+        };
+        let attempt = Attempt {
+            at: now,
+            status: None,
+            error: Some(format!(
+                "not attempted before the deadline: destination {}",
+                health.as_str()
+            )),
+            duration_ms: 0,
+            response_snippet: None,
+        };
+        let commit = AttemptCommit {
+            delivery,
+            attempt,
+            status: DeliveryStatus::Failed,
+            next_attempt_at: None,
+            then,
+        };
+        let recorded = commit_with_retries(flow, &commit).await?;
         if recorded.moved
             && let Some(m) = commit.then
         {

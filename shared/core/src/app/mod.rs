@@ -3,6 +3,7 @@
 mod advance;
 mod cache;
 mod deliver;
+mod destinations;
 mod inline;
 mod intake;
 mod occurrences;
@@ -25,6 +26,8 @@ use crate::domain::ids::{hash_api_key, key_prefix};
 use crate::domain::retry::RetryPolicy;
 use crate::ports::{ApiKey, Pipeline, Ports, Queue, Task};
 
+pub use destinations::DestinationView;
+pub use inline::{Gated, Made};
 pub use intake::{BatchItem, MAX_BATCH_EVENTS};
 pub use occurrences::{
     BACKFILL_PAGE, FIRE_CHUNK, NEAR, SWEEP_BUDGET, SWEEP_MINUTES, SWEEP_PAGE, Swept,
@@ -82,7 +85,11 @@ pub struct Hookline {
     /// The scenarios webhook-deliver last read to sign with, by (account, id): a first attempt
     /// whose message names a version no newer than the copy held signs without a read.
     signing: Arc<Mutex<Held>>,
+    /// The configured pace of each (account, URL) and when it was read.
+    url_limits: Arc<Mutex<UrlLimits>>,
 }
+
+type UrlLimits = HashMap<(i64, String), (Option<f64>, std::time::Instant)>;
 
 impl Hookline {
     pub fn new(ports: Ports, policy: RetryPolicy) -> Self {
@@ -93,6 +100,7 @@ impl Hookline {
             key_ttl: KEY_CACHE_TTL,
             cache: None,
             signing: Arc::default(),
+            url_limits: Arc::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 pub mod catalogue;
 pub mod contact;
 pub mod delivery;
+pub mod destination;
 pub mod event;
 pub mod ids;
 pub mod net;

@@ -507,6 +507,43 @@ pub struct Ports {
     pub sender: Arc<dyn WebhookSender>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn Ids>,
+    /// Where the state of each destination (SPEC §6a) is kept: what `GET /v1/destinations`
+    /// reads.
+    pub destinations: Arc<dyn DestinationBoard>,
+}
+
+/// What a runtime knows of a destination now (SPEC §6a): its state, and the counts only the
+/// runtime that holds the work can tell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestinationState {
+    pub state: crate::domain::destination::Destination,
+    /// Deliveries held back by pace or by a failing destination (`None`: not counted here).
+    pub waiting: Option<u64>,
+}
+
+/// A board for an engine that makes no attempts (a function that only serves other routes):
+/// it keeps no destination state, so every destination reads as never attempted.
+pub struct NoAttemptsHere;
+
+#[async_trait]
+impl DestinationBoard for NoAttemptsHere {
+    async fn get(&self, _account: i64, _url: &str) -> StoreResult<Option<DestinationState>> {
+        Ok(None)
+    }
+
+    async fn urls(&self, _account: i64) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+}
+
+/// The destinations' states, as a runtime keeps them (local mode in memory; AWS in an item
+/// per destination). Read by the health routes; written by the runtime's workers.
+#[async_trait]
+pub trait DestinationBoard: Send + Sync {
+    /// The state of `url` of `account`, when anything was sent to it since it was kept.
+    async fn get(&self, account: i64, url: &str) -> StoreResult<Option<DestinationState>>;
+    /// The URLs of the account it keeps a state for (any order).
+    async fn urls(&self, account: i64) -> StoreResult<Vec<String>>;
 }
 
 /// Ids from ULIDs (sortable by creation time) and jitter from the thread RNG.

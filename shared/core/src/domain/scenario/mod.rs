@@ -93,6 +93,11 @@ pub struct WebhookStepDef {
     /// signature headers made with the step's secret (SPEC §5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing: Option<bool>,
+    /// SPEC §4 `rateLimit`: requests per second toward this step's URL (0.1 to 10,000;
+    /// absent or `null`: none). Steps that share a URL share the lowest (SPEC §6a).
+    #[serde(default, rename = "rateLimit", skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.1, maximum = 10000.0, nullable)]
+    pub rate_limit: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -187,6 +192,8 @@ pub struct WebhookStep {
     pub additional: Vec<(String, Template)>,
     pub headers: Vec<(String, String)>,
     pub next: Option<String>,
+    /// Requests per second toward the URL (`rateLimit`), when the step sets one.
+    pub rate_limit: Option<f64>,
 }
 
 /// Header names a step may not set (case-insensitive), besides every `webhook-*`.
@@ -534,6 +541,16 @@ fn compile_webhook(
         additional.push((key.clone(), template));
     }
     let headers = check_headers(&w.headers, &join(path, "headers"))?;
+    if let Some(limit) = w.rate_limit
+        && !(crate::domain::destination::MIN_PACE..=crate::domain::destination::MAX_PACE)
+            .contains(&limit)
+    {
+        return Err(Invalid::new(
+            "invalid_field",
+            join(path, "rateLimit"),
+            "must be a number of requests per second from 0.1 to 10000",
+        ));
+    }
     Ok(WebhookStep {
         id: w.id.clone(),
         url,
@@ -541,6 +558,7 @@ fn compile_webhook(
         additional,
         headers,
         next: w.next.clone(),
+        rate_limit: w.rate_limit,
     })
 }
 
