@@ -3,6 +3,7 @@
 //! gets; `demo` shows the whole path once; `bench` measures it.
 
 mod bench;
+mod bench_receivers;
 mod bench_time;
 mod demo;
 mod serve;
@@ -130,6 +131,9 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         due: usize,
     },
+    /// Measure how receivers are treated (SPEC §6a): a hanging neighbour, a receiver that
+    /// refuses beyond 20 requests/s, a configured pace, a receiver down for 20 s.
+    BenchReceivers,
 }
 
 #[derive(Subcommand)]
@@ -173,7 +177,10 @@ fn main() -> std::process::ExitCode {
     init_tracing(
         if matches!(
             cli.command,
-            Command::Demo | Command::Bench { .. } | Command::BenchTime { .. }
+            Command::Demo
+                | Command::Bench { .. }
+                | Command::BenchTime { .. }
+                | Command::BenchReceivers
         ) {
             "warn"
         } else {
@@ -285,6 +292,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let options = hookline_local::receiver::ReceiverOptions {
                 status,
                 fail_first,
+                flaky_first: 0,
                 print: true,
                 keep: false,
                 secret,
@@ -303,6 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo => demo::run().await,
+        Command::BenchReceivers => bench_receivers::run().await,
         Command::BenchTime { contacts, due } => {
             bench_time::run(bench_time::Options { contacts, due }).await
         }

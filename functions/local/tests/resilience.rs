@@ -69,7 +69,7 @@ async fn a_burst_of_100_events_against_a_flaky_receiver_keeps_the_statistics_exa
     let rx = Receiver::start(
         "127.0.0.1:0",
         ReceiverOptions {
-            fail_first: 60,
+            flaky_first: 120, // 60 refusals, never 5 in a row (SPEC §6a: that is `failing`)
             ..ReceiverOptions::default()
         },
     )
@@ -302,7 +302,7 @@ async fn kill_9_in_the_middle_of_a_burst_of_5000_loses_nothing_and_counts_nothin
     let rx = Receiver::start(
         "127.0.0.1:0",
         ReceiverOptions {
-            fail_first: 1_500,
+            flaky_first: 3_000, // 1,500 refusals, never 5 in a row
             ..ReceiverOptions::default()
         },
     )

@@ -47,11 +47,40 @@ struct Inner {
     count: AtomicUsize,
     status: AtomicU16,
     fail_first: AtomicUsize,
+    flaky_first: usize,
     delay_ms: AtomicU64,
     keep: bool,
     print: bool,
     secret: Option<String>,
     arrived: Notify,
+    /// A receiver that takes so many requests a second (a token bucket as deep as one
+    /// second's worth) and answers `429` beyond.
+    limit: Mutex<Option<Bucket>>,
+}
+
+/// A token bucket: `rate` requests a second, at most `rate` at once.
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    last: std::time::Instant,
+    /// Send `Retry-After: 1` with each `429`.
+    retry_after: bool,
+}
+
+impl Bucket {
+    /// Takes a token: `None` when there is one, else the `429`'s `Retry-After` (if sent).
+    fn take(&mut self) -> Result<(), bool> {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate.max(1.0));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(self.retry_after)
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -65,6 +94,9 @@ pub struct ReceiverOptions {
     pub status: u16,
     /// Answer 500 to the first N requests.
     pub fail_first: usize,
+    /// Answer 500 to every other request among the first N (a flaky receiver that never
+    /// fails many times in a row, so its destination never turns `failing`).
+    pub flaky_first: usize,
     /// Print each request to stdout.
     pub print: bool,
     /// Keep each request in memory (off for benchmarks).
@@ -79,6 +111,7 @@ impl Default for ReceiverOptions {
         ReceiverOptions {
             status: 200,
             fail_first: 0,
+            flaky_first: 0,
             print: false,
             keep: true,
             secret: None,
@@ -91,8 +124,15 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, &'static str) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let n = inner.count.fetch_add(1, Ordering::SeqCst);
+    let limited = inner
+        .limit
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+        .and_then(|b| b.take().err());
     let delay = inner.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -108,8 +148,10 @@ async fn handle(
     });
     let status = if signature.as_ref().is_some_and(|v| v.is_err()) {
         401
-    } else if n < inner.fail_first.load(Ordering::SeqCst) {
+    } else if n < inner.fail_first.load(Ordering::SeqCst) || (n < inner.flaky_first && n % 2 == 0) {
         500
+    } else if limited.is_some() {
+        429
     } else {
         inner.status.load(Ordering::SeqCst)
     };
@@ -143,7 +185,11 @@ async fn handle(
     }
     inner.arrived.notify_waiters();
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    (code, if code.is_success() { "ok" } else { "not now" })
+    let text = if code.is_success() { "ok" } else { "not now" };
+    if status == 429 && limited == Some(true) {
+        return (code, [("retry-after", "1")], text).into_response();
+    }
+    (code, text).into_response()
 }
 
 fn print_request(n: usize, r: &Received) {
@@ -180,6 +226,7 @@ impl Receiver {
         let inner = Arc::new(Inner {
             status: AtomicU16::new(options.status),
             fail_first: AtomicUsize::new(options.fail_first),
+            flaky_first: options.flaky_first,
             keep: options.keep,
             print: options.print,
             secret: options.secret,
@@ -203,6 +250,17 @@ impl Receiver {
     /// The status to answer from now on.
     pub fn set_status(&self, status: u16) {
         self.inner.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Takes at most `rate` requests a second from now on (a token bucket one second deep),
+    /// answering `429` beyond — with `Retry-After: 1` when `retry_after`. `None`: no limit.
+    pub fn set_rate_limit(&self, rate: Option<f64>, retry_after: bool) {
+        *self.inner.limit.lock().unwrap_or_else(|e| e.into_inner()) = rate.map(|rate| Bucket {
+            rate,
+            tokens: rate.max(1.0),
+            last: std::time::Instant::now(),
+            retry_after,
+        });
     }
 
     /// A pause before each answer (a slow receiver).

@@ -542,6 +542,19 @@ impl Workers {
                     return;
                 }
             };
+            let now = engine.ports.clock.now();
+            if let Some(next) = delivery.next_attempt_at
+                && next > now
+                && !early
+            {
+                // not due (a timer set again with a time a scan saw before the last attempt)
+                finished(&timers, key, Ok(()), now);
+                back.send(Work::Due(DueWork::Delivery {
+                    id: delivery.id,
+                    at: next,
+                }));
+                return;
+            }
             let limit = match engine.url_rate_limit(delivery.account, &delivery.url).await {
                 Ok(limit) => limit,
                 Err(e) => {
