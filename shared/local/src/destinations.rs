@@ -41,22 +41,16 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The earliest time something here may change without an attempt finishing: when the
-    /// destination admits again, or a held delivery's deadline comes.
+    /// The time this destination admits again, when that needs no attempt to finish (held
+    /// deliveries' deadlines are the sweep's, every 250 ms).
     pub fn wake(&self, now: Timestamp, concurrency: u32) -> Option<Timestamp> {
         if self.waiting.is_empty() {
             return None;
         }
-        let admit = match self.state.allowed_at(now, concurrency) {
-            // admitted by the next pump, or waiting for a free slot (a finished work pumps)
-            Admit::Go { .. } => None,
+        match self.state.allowed_at(now, concurrency) {
             Admit::At(at) => Some(at),
-            Admit::Full => None,
-        };
-        let deadline = self.waiting.iter().map(|h| h.delivery.deadline).min();
-        match (admit, deadline) {
-            (Some(a), Some(d)) => Some(a.min(d)),
-            (a, d) => a.or(d),
+            // admitted by the next pump, or waiting for a free slot (a finished work pumps)
+            Admit::Go { .. } | Admit::Full => None,
         }
     }
 

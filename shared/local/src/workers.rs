@@ -284,6 +284,7 @@ impl Workers {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let clock = self.engine.ports.clock.clone();
         let mut next_scan = tokio::time::Instant::now();
+        let mut next_sweep = tokio::time::Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -297,7 +298,10 @@ impl Workers {
             for key in due {
                 self.start(key, None);
             }
-            self.sweep(now);
+            if tokio::time::Instant::now() >= next_sweep {
+                self.sweep(now);
+                next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
+            }
             self.pump();
             let first = self.lock().queue.first().map(|(at, _)| *at);
             let mut wake = next_scan;
