@@ -403,3 +403,71 @@ async fn the_snapshot_of_the_latest_event_is_used() {
         .wait_stats(&scenario, "hook", |s| s["accepted"] == 1)
         .await;
 }
+
+/// A payload past 256 KiB once rendered (SPEC §5): ten keys of 512 `{{note}}` with an 8 KB note
+/// would make a 41 MB webhook. The delivery fails at once with the size it would have had,
+/// counted as a pass and as failed; the receiver gets nothing; the contact moves on; another
+/// contact with a short note gets its webhook.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payload_past_256_kib_fails_at_once_and_is_never_sent() {
+    let server = Server::local("8s", "1s");
+    let rx = receiver().await;
+    let additional: serde_json::Map<String, Value> = (0..10)
+        .map(|i| (format!("k{i}"), json!("{{note}}".repeat(512))))
+        .collect();
+    let scenario = server
+        .active_scenario(&json!({
+            "name": "too much",
+            "trigger": {"type": "group_added", "groupId": 7},
+            "start": "hook",
+            "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/big"),
+                       "fields": ["email"], "additional": additional, "next": "after"},
+                      {"id": "after", "type": "wait", "duration": "PT1H", "next": null}]
+        }))
+        .await;
+    let mut big = contact(1);
+    big["note"] = json!("n".repeat(8_000));
+    server
+        .event("evt-big", "group_added", big, json!({"groupId": 7}))
+        .await;
+    let mut small = contact(2);
+    small["note"] = json!("n");
+    server
+        .event("evt-small", "group_added", small, json!({"groupId": 7}))
+        .await;
+    let stats = server
+        .wait_stats(&scenario, "hook", |s| {
+            s["failed"] == 1 && s["accepted"] == 1
+        })
+        .await;
+    assert_eq!(
+        (stats["passes"].clone(), stats["pending"].clone()),
+        (json!(2), json!(0)),
+        "{stats}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = rx.received();
+    assert_eq!(got.len(), 1, "the oversized payload was sent");
+    assert_eq!(got[0].json()["data"]["email"], "c2@example.org");
+    let failed: Vec<Value> = server
+        .deliveries(&scenario, "hook")
+        .await
+        .into_iter()
+        .filter(|d| d["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["contactId"], 1);
+    assert_eq!(failed[0]["nextAttemptAt"], Value::Null);
+    let error = failed[0]["attempts"][0]["error"].as_str().unwrap_or_default();
+    let size: u64 = error
+        .strip_prefix("payload too large: ")
+        .and_then(|e| e.strip_suffix(" bytes (limit 262144)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", failed[0]));
+    assert!(size > 40_000_000, "{size}");
+    assert_eq!(failed[0]["attempts"][0]["status"], Value::Null);
+    // the contact moved on to the wait as after any first attempt
+    let after = server.step_stats(&scenario, "after").await;
+    assert_eq!(after["passes"], 2, "{after}");
+}
+

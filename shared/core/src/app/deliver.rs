@@ -158,6 +158,18 @@ impl Hookline {
         Option<jiff::Timestamp>,
     ) {
         let p = &self.ports;
+        if let Some(error) = delivery.unsendable() {
+            // a payload past the bound: failed at once, nothing sent (SPEC §5)
+            tracing::info!(delivery_id = %delivery.id, error, outcome = "failed", "delivery not sent");
+            let attempt = crate::domain::delivery::Attempt {
+                at: start,
+                status: None,
+                error: Some(error.to_string()),
+                duration_ms: 0,
+                response_snippet: None,
+            };
+            return (attempt, DeliveryStatus::Failed, None);
+        }
         let mut headers = delivery.headers.clone();
         headers.extend(self.signature_headers(delivery, start, scenario_at).await);
         let outcome = p
