@@ -471,3 +471,79 @@ async fn a_payload_past_256_kib_fails_at_once_and_is_never_sent() {
     assert_eq!(after["passes"], 2, "{after}");
 }
 
+/// Resends are bounded work (SPEC §7): `resend-failed` asked twice for six failed deliveries
+/// toward a receiver that now takes 3 s resends each once, and a first attempt toward another
+/// receiver made meanwhile is not held up behind them (resends hold at most a quarter of the
+/// slots).
+#[tokio::test(flavor = "multi_thread")]
+async fn resends_run_once_each_and_never_hold_up_first_attempts() {
+    let server = Server::start(&[
+        "--allow-private-targets",
+        "--retry-window",
+        "1s",
+        "--retry-delays",
+        "1s",
+        "--workers",
+        "8",
+    ]);
+    let slow = receiver().await;
+    slow.set_status(500);
+    let failing = server
+        .active_scenario(&webhook_scenario(&slow.url("/slow")))
+        .await;
+    let events: Vec<Value> = (1..=6)
+        .map(|i| json!({"id": format!("f{i}"), "type": "group_added", "contact": contact(i),
+                        "context": {"groupId": 7}}))
+        .collect();
+    let (status, body) = server
+        .post("/v1/events/batch", &json!({"events": events}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    server
+        .wait_stats(&failing, "hook", |s| s["failed"] == 6)
+        .await;
+    slow.set_status(200);
+    slow.set_delay(Duration::from_secs(3));
+    let resend = format!("/v1/scenarios/{failing}/steps/hook/resend-failed");
+    for _ in 0..2 {
+        let (status, body) = server
+            .post(&resend, &json!({"since": "2000-01-01T00:00:00Z"}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // a first attempt toward another receiver, meanwhile
+    let fast = receiver().await;
+    let mut other = webhook_scenario(&fast.url("/fast"));
+    other["trigger"] = json!({"type": "form_subscribed"});
+    server.active_scenario(&other).await;
+    let asked = std::time::Instant::now();
+    server
+        .event("new-1", "form_subscribed", contact(99), json!({"formId": 1}))
+        .await;
+    let got = fast.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 1);
+    assert!(
+        asked.elapsed() < Duration::from_millis(1_500),
+        "a first attempt waited {:?} behind resends",
+        asked.elapsed()
+    );
+    let stats = server
+        .wait_stats(&failing, "hook", |s| s["accepted"] == 6)
+        .await;
+    assert_eq!(stats["failed"], 0, "{stats}");
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let resent: Vec<String> = slow
+        .received()
+        .iter()
+        .filter(|r| r.answered == 200)
+        .map(|r| r.json()["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let mut distinct = resent.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        (resent.len(), distinct.len()),
+        (6, 6),
+        "a delivery was resent twice"
+    );
+}
