@@ -195,7 +195,9 @@ async fn an_oversized_event_in_a_batch_gets_its_own_error_and_the_others_go_thro
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rx.count(), 2);
     // nothing of it was stored: the same id, now small, is a new event
-    let (status, alone) = server.post("/v1/events", &event("s-large", contact(2))).await;
+    let (status, alone) = server
+        .post("/v1/events", &event("s-large", contact(2)))
+        .await;
     assert_eq!(status, 202, "{alone}");
     assert_eq!(alone["enrollments"][0]["scenarioId"], id.as_str());
 }

@@ -458,7 +458,9 @@ async fn a_payload_past_256_kib_fails_at_once_and_is_never_sent() {
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["contactId"], 1);
     assert_eq!(failed[0]["nextAttemptAt"], Value::Null);
-    let error = failed[0]["attempts"][0]["error"].as_str().unwrap_or_default();
+    let error = failed[0]["attempts"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
     let size: u64 = error
         .strip_prefix("payload too large: ")
         .and_then(|e| e.strip_suffix(" bytes (limit 262144)"))
@@ -492,8 +494,10 @@ async fn resends_run_once_each_and_never_hold_up_first_attempts() {
         .active_scenario(&webhook_scenario(&slow.url("/slow")))
         .await;
     let events: Vec<Value> = (1..=6)
-        .map(|i| json!({"id": format!("f{i}"), "type": "group_added", "contact": contact(i),
-                        "context": {"groupId": 7}}))
+        .map(|i| {
+            json!({"id": format!("f{i}"), "type": "group_added", "contact": contact(i),
+                        "context": {"groupId": 7}})
+        })
         .collect();
     let (status, body) = server
         .post("/v1/events/batch", &json!({"events": events}))
@@ -518,7 +522,12 @@ async fn resends_run_once_each_and_never_hold_up_first_attempts() {
     server.active_scenario(&other).await;
     let asked = std::time::Instant::now();
     server
-        .event("new-1", "form_subscribed", contact(99), json!({"formId": 1}))
+        .event(
+            "new-1",
+            "form_subscribed",
+            contact(99),
+            json!({"formId": 1}),
+        )
         .await;
     let got = fast.wait_for(1, Duration::from_secs(20)).await;
     assert_eq!(got.len(), 1);

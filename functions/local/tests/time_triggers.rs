@@ -233,7 +233,11 @@ async fn a_yearly_trigger_fires_again_next_year_after_an_event_the_same_day() {
     server.restart();
     let got = rx.wait_for(2, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 2, "no birthday the next year\n{}", server.log());
-    let at: jiff::Timestamp = got[1].json()["timestamp"].as_str().unwrap().parse().unwrap();
+    let at: jiff::Timestamp = got[1].json()["timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(
         at >= "2028-05-01T09:00:00Z".parse().unwrap(),
         "fired at {at}"

@@ -388,4 +388,3 @@ impl Hookline {
         Ok(items.into_iter().flatten().collect())
     }
 }
-

@@ -397,8 +397,19 @@ mod tests {
 
     #[test]
     fn escaped_lengths_are_serde_json_s() {
-        for s in ["", "plain", "quote \" and \\ back", "tab\t nl\n cr\r \u{8}\u{c}", "\u{1}\u{1f}\u{7f}", "é 😀 </>"] {
-            assert_eq!(escaped_len(s), serde_json::to_string(s).unwrap().len() - 2, "{s:?}");
+        for s in [
+            "",
+            "plain",
+            "quote \" and \\ back",
+            "tab\t nl\n cr\r \u{8}\u{c}",
+            "\u{1}\u{1f}\u{7f}",
+            "é 😀 </>",
+        ] {
+            assert_eq!(
+                escaped_len(s),
+                serde_json::to_string(s).unwrap().len() - 2,
+                "{s:?}"
+            );
         }
     }
 
@@ -407,10 +418,13 @@ mod tests {
     #[test]
     fn a_payload_past_256_kib_is_refused_with_its_exact_size() {
         let mut contact = john();
-        contact.snapshot.insert("note".into(), json!("a \"quoted\"\nnote\u{1} ".repeat(500)));
+        contact
+            .snapshot
+            .insert("note".into(), json!("a \"quoted\"\nnote\u{1} ".repeat(500)));
         let template = format!("<{}>", "{{note}}-".repeat(8));
-        let list: Vec<(String, &str)> =
-            (0..3).map(|i| (format!("k{i}"), template.as_str())).collect();
+        let list: Vec<(String, &str)> = (0..3)
+            .map(|i| (format!("k{i}"), template.as_str()))
+            .collect();
         let list: Vec<(&str, &str)> = list.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let additional = additional(&list);
         let fields = keys(&["email", "note"]);
@@ -436,14 +450,19 @@ mod tests {
         }
         .to_json();
         assert!(whole.len() <= MAX_PAYLOAD);
-        assert_eq!(render_payload(envelope(), &fields, small, &contact), Ok(whole));
+        assert_eq!(
+            render_payload(envelope(), &fields, small, &contact),
+            Ok(whole)
+        );
     }
 
     /// 100 keys of 4,096 `{{note}}` with a 100 KB note: 40 GB if rendered; refused at once.
     #[test]
     fn gigabytes_of_placeholders_are_counted_not_built() {
         let mut contact = john();
-        contact.snapshot.insert("note".into(), json!("n".repeat(100_000)));
+        contact
+            .snapshot
+            .insert("note".into(), json!("n".repeat(100_000)));
         let template = "{{note}}".repeat(4_096);
         let additional: Vec<(String, Template)> = (0..100)
             .map(|i| (format!("k{i}"), Template::parse(&template).unwrap()))
@@ -451,7 +470,11 @@ mod tests {
         let started = std::time::Instant::now();
         let refused = render_payload(envelope(), &[], &additional, &contact).unwrap_err();
         assert!(refused.0 > 40_000_000_000, "{refused}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
