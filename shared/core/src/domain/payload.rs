@@ -222,7 +222,7 @@ fn build_data_within(
             }
             Err(size) => {
                 used = used.saturating_add(size);
-                left_out = left_out.saturating_add(size - 2); // `""` stands in its place
+                left_out = left_out.saturating_add(size.saturating_sub(2)); // `""` stands in its place
                 Value::String(String::new())
             }
         };
