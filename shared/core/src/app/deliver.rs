@@ -160,7 +160,9 @@ impl Hookline {
         let p = &self.ports;
         if let Some(error) = delivery.unsendable() {
             // a payload past the bound: failed at once, nothing sent (SPEC §5)
-            tracing::info!(delivery_id = %delivery.id, error, outcome = "failed", "delivery not sent");
+            // (counted by the failed-deliveries metric filter, `$.fields.outcome`, like any
+            // delivery that fails)
+            tracing::warn!(delivery_id = %delivery.id, error, outcome = "failed", "delivery failed: nothing sent");
             let attempt = crate::domain::delivery::Attempt {
                 at: start,
                 status: None,
