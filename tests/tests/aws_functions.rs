@@ -120,13 +120,13 @@ async fn stats_query_counts_every_write_made_before_the_reading() {
 }
 
 /// A first attempt's message carries its delivery: one past SQS's default 256 KiB a message
-/// (a 300 KB payload: the name twice, as `firstname` and in `full_name`) is queued and sent;
-/// refused, it is stored whole for its retry (the deliver queue takes 1 MiB; the tests' queues
-/// take what the template says).
+/// (a 240 KB payload of quotes, the name twice as `firstname` and in `full_name`, each quote
+/// escaped twice in the message: 480 KB) is queued and sent; refused, it is stored whole for
+/// its retry (the deliver queue takes 1 MiB; the tests' queues take what the template says).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_delivery_past_256_kib_is_queued_sent_and_stored_whole() {
     let (aws, engine, queue, rx, id) = started(1).await;
-    let long_name = "n".repeat(150 * 1024);
+    let long_name = "\"".repeat(60 * 1024);
     let mut big = event("evt-big");
     big["contact"]["firstname"] = json!(long_name);
     engine.intake(1, big).await.unwrap();
@@ -165,6 +165,120 @@ async fn a_delivery_past_256_kib_is_queued_sent_and_stored_whole() {
         .unwrap();
     assert_eq!(stored.payload, got[0].body, "the stored request");
     assert_eq!(stored.attempts.len(), 1);
+}
+
+/// A payload past 256 KiB once rendered (SPEC §5; ten keys of 512 `{{note}}` with an 8 KB
+/// note: 41 MB): its delivery fails at once with the size it would have had, counted as a
+/// pass and as failed; nothing is sent, no message is too large for its queue, and the contact
+/// moves on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payload_past_256_kib_fails_at_once_and_is_never_sent() {
+    let (aws, engine, queue, rx, _) = started(0).await;
+    let additional: serde_json::Map<String, Value> = (0..10)
+        .map(|i| (format!("k{i}"), json!("{{note}}".repeat(512))))
+        .collect();
+    let id = activate(
+        &engine,
+        &json!({"name": "too much", "trigger": {"type": "group_added", "groupId": 7},
+                "start": "hook",
+                "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/big"),
+                           "fields": ["email"], "additional": additional, "next": "pause"},
+                          {"id": "pause", "type": "wait", "duration": "PT1H", "next": null}]}),
+    )
+    .await;
+    let big = json!({"id": "evt-big", "type": "group_added", "context": {"groupId": 7},
+                     "contact": {"id": 7, "email": "big@example.org", "note": "n".repeat(8_000)}});
+    engine.intake(1, big).await.unwrap();
+    let mut hook = Value::Null;
+    for _ in 0..40 {
+        pump(&aws, &engine, queue.as_ref()).await;
+        hook = stats(&aws, &engine, &id, "hook").await;
+        if hook["failed"] == 1 && stats(&aws, &engine, &id, "pause").await["passes"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        hook,
+        json!({"stepId": "hook", "type": "send_webhook", "passes": 1, "uniqueContacts": 1,
+               "accepted": 0, "pending": 0, "failed": 1})
+    );
+    assert_eq!(stats(&aws, &engine, &id, "pause").await["passes"], 1);
+    assert_eq!(rx.count(), 0, "the oversized payload was sent");
+    let listed = DeliveryStore::list(
+        &aws.store(),
+        &DeliveryFilter {
+            account: 1,
+            scenario_id: &id,
+            step_id: "hook",
+            status: None,
+            since: None,
+            cursor: None,
+            limit: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let stored = &listed.items[0];
+    assert_eq!(
+        stored.status,
+        hookline_core::domain::delivery::DeliveryStatus::Failed
+    );
+    let error = stored.attempts[0].error.clone().unwrap_or_default();
+    let size: u64 = error
+        .strip_prefix("payload too large: ")
+        .and_then(|e| e.strip_suffix(" bytes (limit 262144)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{error}"));
+    assert!(size > 40_000_000, "{size}");
+    assert_eq!(stored.attempts[0].status, None);
+    assert_eq!(stored.next_attempt_at, None);
+}
+
+/// An event of a batch is held to the limit of one sent alone (256 KiB): a 300 KB one (past
+/// DynamoDB's 400 KB item once stored with its memo, it used to fail the batch on every
+/// resend) gets its own error item; the other goes through, and the batch answers 200 again
+/// when sent again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_event_in_a_batch_gets_its_own_error_item() {
+    let (aws, engine, queue, rx, id) = started(0).await;
+    let intake = hookline_aws::http_api::intake_routes(engine.clone());
+    let mut large = event("evt-large");
+    large["contact"]["id"] = json!(777);
+    large["contact"]["note"] = json!("n".repeat(300_000));
+    let batch = json!({"events": [event("evt-small"), large]});
+    let mut first = Value::Null;
+    for round in 0..2 {
+        let (status, answer) = call(
+            &intake,
+            http_event("POST", "/v1/events/batch", Some(KEY), Some(&batch)),
+        )
+        .await;
+        assert_eq!(status, 200, "round {round}: {answer}");
+        let items = answer["items"].as_array().unwrap();
+        assert_eq!(items[0]["enrollments"][0]["scenarioId"], json!(id));
+        assert_eq!(items[1]["eventId"], "evt-large");
+        assert_eq!(items[1]["error"]["code"], "event_too_large", "{answer}");
+        if round == 0 {
+            first = answer;
+        } else {
+            assert_eq!(answer, first);
+        }
+    }
+    assert_eq!(
+        ContactStore::get(&aws.store(), 1, 777).await.unwrap(),
+        None,
+        "the oversized event's snapshot was stored"
+    );
+    for _ in 0..40 {
+        pump(&aws, &engine, queue.as_ref()).await;
+        if rx.count() >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rx.count(), 1);
+    assert_eq!(rx.received()[0].json()["data"]["id"], 54321);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -159,6 +159,20 @@ async fn a_birthday_due_soon_fires_once_at_its_time() {
     let waiting = stored_in_minute(&aws, next).await;
     let contacts: BTreeSet<i64> = waiting.iter().map(|o| o.contact_id).collect();
     assert_eq!(contacts, BTreeSet::from([1, 3, 9]), "{waiting:?}");
+    // another event the same day plans today's occurrence again (a rolling 24 hours): it
+    // fires nothing more, and next year's stays
+    event(&engine, "e6", 1, "1990-05-01", "2027-05-01T09:05:00Z").await;
+    run_until(
+        &engine,
+        &aws,
+        &firer,
+        "2027-05-01T09:10:00Z".parse().unwrap(),
+    )
+    .await;
+    assert_eq!(fired(&rx), got, "fired again the same day");
+    let waiting = stored_in_minute(&aws, next).await;
+    let contacts: BTreeSet<i64> = waiting.iter().map(|o| o.contact_id).collect();
+    assert_eq!(contacts, BTreeSet::from([1, 3, 9]), "{waiting:?}");
 }
 
 /// Known an hour ahead: it waits under 09:00's minute; the tick sweeps every minute since the

@@ -159,3 +159,45 @@ async fn a_contacts_events_in_a_batch_apply_in_order() {
     let got = rx.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(got[0].json()["data"]["customFields"]["plan"], "pro");
 }
+
+/// An event of a batch is held to the limit of one sent alone (256 KiB): a 300 KB one gets its
+/// own error item (`event_too_large`), stores nothing, and the others go through.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_event_in_a_batch_gets_its_own_error_and_the_others_go_through() {
+    let server = Server::local("30s", "1s");
+    let rx = receiver().await;
+    let id = server
+        .active_scenario(&webhook_scenario(&rx.url("/h")))
+        .await;
+    let mut large = contact(2);
+    large["note"] = json!("n".repeat(300_000));
+    let batch = json!({"events": [
+        event("s1", contact(1)),
+        event("s-large", large),
+        event("s3", contact(3)),
+    ]});
+    let (status, body) = server.post("/v1/events/batch", &batch).await;
+    assert_eq!(status, 200, "{body}");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0]["enrollments"][0]["scenarioId"], id.as_str());
+    assert_eq!(items[1]["eventId"], "s-large");
+    assert_eq!(items[1]["error"]["code"], "event_too_large", "{}", items[1]);
+    assert_eq!(items[1].get("enrollments"), None);
+    assert_eq!(items[2]["enrollments"][0]["scenarioId"], id.as_str());
+    let got = rx.wait_for(2, Duration::from_secs(10)).await;
+    let mut contacts: Vec<i64> = got
+        .iter()
+        .map(|r| r.json()["data"]["id"].as_i64().unwrap())
+        .collect();
+    contacts.sort();
+    assert_eq!(contacts, vec![1, 3]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.count(), 2);
+    // nothing of it was stored: the same id, now small, is a new event
+    let (status, alone) = server
+        .post("/v1/events", &event("s-large", contact(2)))
+        .await;
+    assert_eq!(status, 202, "{alone}");
+    assert_eq!(alone["enrollments"][0]["scenarioId"], id.as_str());
+}

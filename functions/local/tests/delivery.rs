@@ -403,3 +403,156 @@ async fn the_snapshot_of_the_latest_event_is_used() {
         .wait_stats(&scenario, "hook", |s| s["accepted"] == 1)
         .await;
 }
+
+/// A payload past 256 KiB once rendered (SPEC §5): ten keys of 512 `{{note}}` with an 8 KB note
+/// would make a 41 MB webhook. The delivery fails at once with the size it would have had,
+/// counted as a pass and as failed; the receiver gets nothing; the contact moves on; another
+/// contact with a short note gets its webhook.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payload_past_256_kib_fails_at_once_and_is_never_sent() {
+    let server = Server::local("8s", "1s");
+    let rx = receiver().await;
+    let additional: serde_json::Map<String, Value> = (0..10)
+        .map(|i| (format!("k{i}"), json!("{{note}}".repeat(512))))
+        .collect();
+    let scenario = server
+        .active_scenario(&json!({
+            "name": "too much",
+            "trigger": {"type": "group_added", "groupId": 7},
+            "start": "hook",
+            "steps": [{"id": "hook", "type": "send_webhook", "url": rx.url("/big"),
+                       "fields": ["email"], "additional": additional, "next": "after"},
+                      {"id": "after", "type": "wait", "duration": "PT1H", "next": null}]
+        }))
+        .await;
+    let mut big = contact(1);
+    big["note"] = json!("n".repeat(8_000));
+    server
+        .event("evt-big", "group_added", big, json!({"groupId": 7}))
+        .await;
+    let mut small = contact(2);
+    small["note"] = json!("n");
+    server
+        .event("evt-small", "group_added", small, json!({"groupId": 7}))
+        .await;
+    let stats = server
+        .wait_stats(&scenario, "hook", |s| {
+            s["failed"] == 1 && s["accepted"] == 1
+        })
+        .await;
+    assert_eq!(
+        (stats["passes"].clone(), stats["pending"].clone()),
+        (json!(2), json!(0)),
+        "{stats}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = rx.received();
+    assert_eq!(got.len(), 1, "the oversized payload was sent");
+    assert_eq!(got[0].json()["data"]["email"], "c2@example.org");
+    let failed: Vec<Value> = server
+        .deliveries(&scenario, "hook")
+        .await
+        .into_iter()
+        .filter(|d| d["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["contactId"], 1);
+    assert_eq!(failed[0]["nextAttemptAt"], Value::Null);
+    let error = failed[0]["attempts"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
+    let size: u64 = error
+        .strip_prefix("payload too large: ")
+        .and_then(|e| e.strip_suffix(" bytes (limit 262144)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", failed[0]));
+    assert!(size > 40_000_000, "{size}");
+    assert_eq!(failed[0]["attempts"][0]["status"], Value::Null);
+    // the contact moved on to the wait as after any first attempt
+    let after = server.step_stats(&scenario, "after").await;
+    assert_eq!(after["passes"], 2, "{after}");
+}
+
+/// Resends are bounded work (SPEC §7): `resend-failed` asked twice for six failed deliveries
+/// toward a receiver that now takes 3 s resends each once, and a first attempt toward another
+/// receiver made meanwhile is not held up behind them (resends hold at most a quarter of the
+/// slots).
+#[tokio::test(flavor = "multi_thread")]
+async fn resends_run_once_each_and_never_hold_up_first_attempts() {
+    let server = Server::start(&[
+        "--allow-private-targets",
+        "--retry-window",
+        "1s",
+        "--retry-delays",
+        "1s",
+        "--workers",
+        "8",
+    ]);
+    let slow = receiver().await;
+    slow.set_status(500);
+    let failing = server
+        .active_scenario(&webhook_scenario(&slow.url("/slow")))
+        .await;
+    let events: Vec<Value> = (1..=6)
+        .map(|i| {
+            json!({"id": format!("f{i}"), "type": "group_added", "contact": contact(i),
+                        "context": {"groupId": 7}})
+        })
+        .collect();
+    let (status, body) = server
+        .post("/v1/events/batch", &json!({"events": events}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    server
+        .wait_stats(&failing, "hook", |s| s["failed"] == 6)
+        .await;
+    slow.set_status(200);
+    slow.set_delay(Duration::from_secs(3));
+    let resend = format!("/v1/scenarios/{failing}/steps/hook/resend-failed");
+    for _ in 0..2 {
+        let (status, body) = server
+            .post(&resend, &json!({"since": "2000-01-01T00:00:00Z"}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // a first attempt toward another receiver, meanwhile
+    let fast = receiver().await;
+    let mut other = webhook_scenario(&fast.url("/fast"));
+    other["trigger"] = json!({"type": "form_subscribed"});
+    server.active_scenario(&other).await;
+    let asked = std::time::Instant::now();
+    server
+        .event(
+            "new-1",
+            "form_subscribed",
+            contact(99),
+            json!({"formId": 1}),
+        )
+        .await;
+    let got = fast.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 1);
+    assert!(
+        asked.elapsed() < Duration::from_millis(1_500),
+        "a first attempt waited {:?} behind resends",
+        asked.elapsed()
+    );
+    let stats = server
+        .wait_stats(&failing, "hook", |s| s["accepted"] == 6)
+        .await;
+    assert_eq!(stats["failed"], 0, "{stats}");
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let resent: Vec<String> = slow
+        .received()
+        .iter()
+        .filter(|r| r.answered == 200)
+        .map(|r| r.json()["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let mut distinct = resent.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        (resent.len(), distinct.len()),
+        (6, 6),
+        "a delivery was resent twice"
+    );
+}

@@ -210,6 +210,43 @@ async fn a_restart_across_the_minute_fires_once() {
     assert_eq!(stats["passes"], 1, "{stats}");
 }
 
+/// A yearly birthday that fired, then another event for the same contact later that day (whose
+/// plan, a rolling 24 hours, finds today's occurrence again): the contact still gets its
+/// birthday the next year, and only once this year.
+#[tokio::test]
+async fn a_yearly_trigger_fires_again_next_year_after_an_event_the_same_day() {
+    let rx = receiver().await;
+    let mut server = Server::start(&["--allow-private-targets", "--clock-start", BEFORE_NINE]);
+    let mut def = birthday_scenario(&rx.url("/birthday"), "09:00");
+    def["allowReentry"] = json!(true); // every year
+    let scenario = server.active_scenario(&def).await;
+    born(&server, "e1", 1, "1990-05-01", "2027-05-01T08:00:00Z").await;
+    let got = rx.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1, "{}", server.log());
+    // later that day: a new snapshot of the same contact (same birth date)
+    born(&server, "e2", 1, "1990-05-01", "2027-05-01T09:00:01Z").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rx.count(), 1, "fired twice this year\n{}", server.log());
+    // a year later, 3 seconds before 09:00: it fires again
+    server.kill9();
+    server.set_arg("--clock-start", "2028-05-01T08:59:57Z");
+    server.restart();
+    let got = rx.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 2, "no birthday the next year\n{}", server.log());
+    let at: jiff::Timestamp = got[1].json()["timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        at >= "2028-05-01T09:00:00Z".parse().unwrap(),
+        "fired at {at}"
+    );
+    assert_ne!(got[0].json()["id"], got[1].json()["id"]);
+    let stats = server.step_stats(&scenario, "hook").await;
+    assert_eq!(stats["passes"], 2, "{stats}");
+}
+
 #[tokio::test]
 async fn time_based_triggers_are_checked_key_by_key() {
     let server = Server::start(&["--allow-private-targets"]);

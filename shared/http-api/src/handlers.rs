@@ -41,13 +41,16 @@ pub async fn post_event(
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct BatchIn {
-    /// Up to 100 events, each as `POST /v1/events` takes it (`EventIn`); an invalid one is
-    /// answered in its item, not refused with the batch, so any value is taken here.
+    /// Up to 100 events, each as `POST /v1/events` takes it (`EventIn`), each at most 256 KiB
+    /// as compact JSON text (the limit of an event sent alone). An invalid one is answered in
+    /// its item, not refused with the batch, so any value is taken here; a larger one gets an
+    /// error item with the code `event_too_large`.
     #[schema(max_items = 100, value_type = Vec<serde_json::Value>)]
     events: Vec<serde_json::Value>,
 }
 
-/// One item of a batch answer: the event's intake answer, or why it was refused.
+/// One item of a batch answer: the event's intake answer, or why it was refused (its
+/// `error.code` is `event_too_large` for an event past 256 KiB).
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum BatchItemView {

@@ -151,8 +151,11 @@ impl FlowStore for SqliteStore {
                 if let Some(f) = &fired {
                     // A firing retires its row. Gone already, with the event id not yet claimed:
                     // a snapshot moved the date (or an archive cancelled it) since the firing
-                    // read the contact — nothing fires. A replay (the id claimed: a firing
-                    // repeated after a crash, a scan's stale copy) only retires the row again.
+                    // read the contact — nothing fires. A replay (the id claimed) that found its
+                    // row puts the next occurrence back: a snapshot stored the same day planned
+                    // this occurrence again (a rolling 24 hours finds it) and replaced the next
+                    // one by it. A replay that found no row (a firing repeated after a crash, a
+                    // scan's stale copy) changes nothing.
                     let retired = exec(c,
                         "DELETE FROM occurrences WHERE scenario_id = ?1 AND contact_id = ?2 AND date = ?3",
                         params![f.scenario_id, f.contact_id, f.date.to_string()],
@@ -166,9 +169,9 @@ impl FlowStore for SqliteStore {
                             occurrences: Vec::new(),
                         });
                     }
-                    if stored.is_none() {
+                    if retired {
                         for o in &occurrences {
-                            insert_occurrence(c, o)?; // the next one, with this firing
+                            insert_occurrence(c, o)?; // the next one, with this firing (or again)
                         }
                     }
                 }

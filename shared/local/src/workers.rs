@@ -240,11 +240,31 @@ pub struct Workers {
     /// Whose turn it is first at the next pump (fairness).
     turn: u64,
     back: Back,
+    resends: Arc<Mutex<Resends>>,
 }
 
 /// Most pieces of work waiting for a slot; past it, work handed over in memory is left to the
 /// rows (a scan finds it when slots free up), so a slow receiver cannot grow memory without end.
 const MAX_WAITING: usize = 20_000;
+/// Most resends waiting their turn (ten full `resend-failed` calls); past it one asked for is
+/// not queued (logged).
+const MAX_RESENDS: usize = 100_000;
+
+/// How many slots resends may hold at once: a quarter of them (at least one).
+fn resend_runners(concurrency: usize) -> usize {
+    (concurrency / 4).max(1)
+}
+
+/// The resends waiting their turn.
+#[derive(Default)]
+struct Resends {
+    /// Delivery ids, oldest first.
+    queue: std::collections::VecDeque<String>,
+    /// Ids queued or being resent: one asked for again meanwhile is not resent twice.
+    pending: HashSet<String>,
+    /// Tasks working through `queue` (at most [`resend_runners`]).
+    runners: usize,
+}
 
 impl Workers {
     /// `concurrency`: how many attempts run at once (a slow receiver holds one slot, not all).
@@ -270,6 +290,7 @@ impl Workers {
             dest_concurrency: DEFAULT_CONCURRENCY,
             turn: 0,
             back,
+            resends: Arc::default(),
         }
     }
 
@@ -378,21 +399,51 @@ impl Workers {
         }
     }
 
-    /// Resends run in the same slots as attempts, each delivery once at a time. They are not
-    /// rows with a due time: a resend asked for just before a crash is not made (ask again).
+    /// Resends wait their turn in one queue, worked through by at most a quarter of the slots
+    /// ([`resend_runners`]): first attempts, retries and ends of waits keep the rest, however
+    /// many resends are asked for. A delivery queued or being resent is not queued again. They
+    /// are not rows with a due time: a resend asked for just before a crash is not made (ask
+    /// again).
     fn resend(&self, ids: Vec<String>) {
-        for id in ids {
-            let (engine, slots) = (self.engine.clone(), self.slots.clone());
-            let stopping = self.stopping.clone();
-            tokio::spawn(async move {
-                let Ok(_slot) = slots.acquire_owned().await else {
-                    return;
-                };
-                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                    return;
+        let start = {
+            let mut r = self.resends.lock().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                if r.queue.len() >= MAX_RESENDS {
+                    tracing::warn!(delivery_id = %id, "too many resends waiting: not queued (ask again)");
+                    continue;
                 }
-                if let Err(e) = engine.resend_stored(std::slice::from_ref(&id)).await {
-                    tracing::warn!(delivery_id = %id, error = %e, "a resend failed");
+                if r.pending.insert(id.clone()) {
+                    r.queue.push_back(id);
+                }
+            }
+            let more = resend_runners(self.concurrency)
+                .min(r.queue.len())
+                .saturating_sub(r.runners);
+            r.runners += more;
+            more
+        };
+        for _ in 0..start {
+            let (engine, slots) = (self.engine.clone(), self.slots.clone());
+            let (resends, stopping) = (self.resends.clone(), self.stopping.clone());
+            tokio::spawn(async move {
+                let lock = || resends.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    let Some(id) = lock().queue.pop_front() else {
+                        lock().runners -= 1;
+                        return;
+                    };
+                    let slot = slots.clone().acquire_owned().await;
+                    if slot.is_err() || stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                        let mut r = lock();
+                        r.pending.remove(&id);
+                        r.runners -= 1;
+                        return;
+                    }
+                    if let Err(e) = engine.resend_stored(std::slice::from_ref(&id)).await {
+                        tracing::warn!(delivery_id = %id, error = %e, "a resend failed");
+                    }
+                    drop(slot);
+                    lock().pending.remove(&id);
                 }
             });
         }

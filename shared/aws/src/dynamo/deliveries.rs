@@ -1,4 +1,6 @@
-//! Deliveries, their attempts, and the sharded statistics counters.
+//! Deliveries and their attempts: each delivery's state in its step's sharded partitions, the
+//! request kept apart, and the sparse index of failed ones. (The statistics counters are in
+//! `counters.rs`.)
 
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;

@@ -175,6 +175,20 @@ impl Hookline {
         Answer,
     ) {
         let p = &self.ports;
+        if let Some(error) = delivery.unsendable() {
+            // a payload past the bound: failed at once, nothing sent (SPEC §5)
+            // (counted by the failed-deliveries metric filter, `$.fields.outcome`, like any
+            // delivery that fails)
+            tracing::warn!(delivery_id = %delivery.id, error, outcome = "failed", "delivery failed: nothing sent");
+            let attempt = crate::domain::delivery::Attempt {
+                at: start,
+                status: None,
+                error: Some(error.to_string()),
+                duration_ms: 0,
+                response_snippet: None,
+            };
+            return (attempt, DeliveryStatus::Failed, None, Answer::NotSent);
+        }
         let mut headers = delivery.headers.clone();
         headers.extend(self.signature_headers(delivery, start, scenario_at).await);
         let outcome = p

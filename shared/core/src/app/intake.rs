@@ -13,6 +13,7 @@ use crate::domain::Invalid;
 use crate::domain::contact::Contact;
 use crate::domain::event::{EnrollmentRef, Event, EventIn, EventMemo, IntakeAnswer};
 use crate::domain::ids::{derived_id, entry_enrollment_id};
+use crate::domain::payload::json_size;
 use crate::domain::scenario::ScenarioRecord;
 use crate::domain::time::add;
 use crate::ports::{EnrollOutcome, Enrollment, Pipeline, Queue, SnapshotPut, WalkEnd};
@@ -266,6 +267,9 @@ type Lane = (Option<i64>, Vec<(usize, Value)>);
 
 /// Most events in one `POST /v1/events/batch`.
 pub const MAX_BATCH_EVENTS: usize = 100;
+/// The largest event of a batch, as its compact JSON text: what one event sent alone may take
+/// (SPEC §3, §8: 256 KiB). A larger one gets its own error item (`event_too_large`).
+pub const MAX_BATCH_EVENT: usize = 256 * 1024;
 
 /// One item of a batch answer, in the order of the events.
 #[derive(Debug, Clone, PartialEq)]
@@ -347,6 +351,19 @@ impl Hookline {
             let mut out = Vec::with_capacity(lane.len());
             for (i, event) in lane {
                 let event_id = event.get("id").and_then(Value::as_str).map(str::to_string);
+                let size = json_size(&event);
+                if size > MAX_BATCH_EVENT {
+                    let error = Invalid {
+                        code: "event_too_large",
+                        message: format!(
+                            "an event is at most {} KiB, like one sent alone (this one: {size} bytes)",
+                            MAX_BATCH_EVENT / 1024
+                        ),
+                        field: None,
+                    };
+                    out.push((i, Ok(BatchItem::Invalid { event_id, error })));
+                    continue;
+                }
                 let item = match engine.intake(account, event).await {
                     Ok(answer) => Ok(BatchItem::Answer(answer)),
                     Err(AppError::Invalid(error)) => Ok(BatchItem::Invalid { event_id, error }),

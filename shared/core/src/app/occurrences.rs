@@ -9,7 +9,10 @@
 //!   contact's date still gives this occurrence (a moved date or an archived scenario fires
 //!   nothing), enrolls the contact under an event id derived from (scenario, contact, date) —
 //!   so a repeated firing is a replay — then schedules the next year's (yearly) and removes
-//!   the fired one.
+//!   the fired one. A snapshot stored later the same day plans the fired occurrence again (a
+//!   rolling 24 hours finds it): firing it again is a replay that enrolls nobody and puts the
+//!   next year's back (locally that snapshot's commit replaced it; the queued path never
+//!   cancels an occurrence the new snapshot still implies).
 //! - **Where they wait.** Local mode: SQLite rows, fired by the workers' timers. AWS: items
 //!   under their minute, swept by a one-minute tick ([`Hookline::sweep`]) that queues them with
 //!   their remaining delay; one due within [`NEAR`] of being known goes to the queue at once

@@ -5,7 +5,7 @@ use super::Hookline;
 use crate::domain::contact::Contact;
 use crate::domain::delivery::{Delivery, DeliveryStatus, Handoff};
 use crate::domain::ids::{delivery_id, derived_id};
-use crate::domain::payload::{EVENT_NAME, Envelope, ScenarioRef, build_data};
+use crate::domain::payload::{EVENT_NAME, Envelope, ScenarioRef, render_payload};
 use crate::domain::scenario::{Compiled, MAX_STEPS, ScenarioRecord, Step, WebhookStep};
 use crate::domain::time::rfc3339_seconds;
 use crate::ports::{Pass, Walk, WalkEnd};
@@ -134,8 +134,12 @@ impl Hookline {
                 id: &scenario.id,
                 step_id: &step.id,
             }),
-            data: build_data(&step.fields, &step.additional, who.contact),
+            data: Default::default(),
         };
+        // past the bound: the delivery carries the error instead, and fails at its first
+        // turn without a request (see `Delivery::unsendable`)
+        let payload = render_payload(envelope, &step.fields, &step.additional, who.contact)
+            .unwrap_or_else(|too_large| too_large.to_string());
         Delivery {
             id,
             account: who.account,
@@ -149,7 +153,7 @@ impl Hookline {
             },
             url: step.url.to_string(),
             headers: step.headers.clone(),
-            payload: envelope.to_json(),
+            payload,
             status: DeliveryStatus::Pending,
             created_at: now,
             deadline: self.policy.deadline(now),

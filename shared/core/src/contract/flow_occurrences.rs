@@ -121,22 +121,34 @@ pub async fn flow_store_occurrences(
     assert_eq!(stored.snapshot["firstname"], "moved");
     let due = flow.due(ts(1_000), 1_000).await.unwrap();
     assert_eq!(occurrences_due(due), vec![next_year.clone()]);
-    // repeated after a crash: a replay that only retires the row again (here re-added by a
-    // snapshot since), and schedules nothing more
+    // a snapshot the same day plans the occurrence just fired again (a rolling 24 hours finds
+    // it): its commit replaces next year's row by it; firing that row is a replay, which
+    // retires it and puts the next one back (a yearly trigger keeps repeating)
     flow.commit_intake(&commit("again", 300, vec![at(20, 2)]))
         .await
         .unwrap();
     let replay = flow.commit_intake(&fire).await.unwrap();
     assert!(replay.replay);
+    assert!(replay.answer.enrollments.is_empty() && replay.deliveries.is_empty());
     let due = flow.due(ts(1_000), 1_000).await.unwrap();
-    assert!(
-        occurrences_due(due).is_empty(),
-        "a repeated firing left its row"
+    assert_eq!(
+        occurrences_due(due),
+        vec![next_year.clone()],
+        "a repeated firing left its row, or lost the next occurrence"
     );
     // a firing whose row a newer snapshot moved away since it was read: nothing fires
     flow.commit_intake(&commit("fourth", 400, vec![at(40, 4)]))
         .await
         .unwrap();
+    // (a stale copy of the firing already made, its row gone: a replay that puts nothing back)
+    let replay = flow.commit_intake(&fire).await.unwrap();
+    assert!(replay.replay);
+    let due = flow.due(ts(1_000), 1_000).await.unwrap();
+    assert_eq!(
+        occurrences_due(due),
+        vec![at(40, 4)],
+        "a stale replay scheduled"
+    );
     let mut stale = commit("stale-fire", 999, vec![next_year.clone()]);
     stale.event_id = format!("e{u}_stale_fire");
     stale.store_contact = false;

@@ -84,6 +84,14 @@ pub const KEPT_ATTEMPTS: usize = 20;
 pub const MAX_ERROR_TEXT: usize = 1024;
 
 impl Delivery {
+    /// Why this delivery cannot be sent: a payload that would have been past the bound
+    /// (SPEC §5) is never rendered, and its delivery keeps the error text in its place (a
+    /// rendered payload is a JSON object, so it always starts with `{`). Such a delivery fails
+    /// at its first turn, without a request.
+    pub fn unsendable(&self) -> Option<&str> {
+        (!self.payload.starts_with('{')).then_some(self.payload.as_str())
+    }
+
     /// The attempts to keep once `attempt` is added: the first and the last 19.
     pub fn kept_with(&self, attempt: &Attempt) -> Vec<Attempt> {
         keep(self.attempts.iter().chain([attempt]).cloned().collect())

@@ -76,6 +76,8 @@ pub enum Answer {
     Failed,
     /// Any other answer (3xx, 4xx): the receiver is up, but did not take it.
     Declined,
+    /// No request was made (a payload past its bound): says nothing of the receiver.
+    NotSent,
 }
 
 impl Answer {
@@ -282,10 +284,15 @@ impl Destination {
         answer: Answer,
         error: Option<&str>,
     ) -> bool {
+        if answer == Answer::NotSent {
+            self.release();
+            return false;
+        }
         self.in_flight = self.in_flight.saturating_sub(1);
         self.probing = false;
         self.forget_old_pace(now);
         match answer {
+            Answer::NotSent => false,
             Answer::Accepted | Answer::Declined => {
                 self.failures = 0;
                 self.next_pause = PAUSE_FIRST;

@@ -70,9 +70,15 @@ fn blocked_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if seg[..6] == [0, 0, 0, 0, 0, 0] {
         return Some(blocked_v4(embedded).unwrap_or("IPv4-compatible"));
     }
-    // NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and SIIT (::ffff:0:a.b.c.d) carry the IPv4
+    // The local-use NAT64 prefix (RFC 8215) is not globally reachable, and its translator may
+    // take the IPv4 address from any position RFC 6052 allows within it (bits 48–88 with the
+    // `u` octet skipped, 56–96, 72–104, or the last 32): refused whole, like a private range.
+    if in6(ip, "64:ff9b:1::/48") {
+        return Some("local-use NAT64");
+    }
+    // The well-known NAT64 prefix (64:ff9b::/96) and SIIT (::ffff:0:a.b.c.d) carry the IPv4
     // address in the last 32 bits.
-    if (in6(ip, "64:ff9b::/96") || in6(ip, "64:ff9b:1::/48") || in6(ip, "::ffff:0:0:0/96"))
+    if (in6(ip, "64:ff9b::/96") || in6(ip, "::ffff:0:0:0/96"))
         && let Some(why) = blocked_v4(embedded)
     {
         return Some(why);
@@ -207,6 +213,13 @@ mod tests {
             "2001:0:4136:e378:8000:63bf:80ff:fffe",
             "::ffff:0:a9fe:a9fe",
             "::ffff:0:7f00:1",
+            // local-use NAT64 (64:ff9b:1::/48): 127.0.0.1 and 10.0.0.1 where a /48, /56 or /64
+            // translator takes them, a public address in the last 32 bits
+            "64:ff9b:1:7f00:0:100:808:808",
+            "64:ff9b:1:a00:0:100:808:808",
+            "64:ff9b:1:7f:0:1:808:808",
+            "64:ff9b:1:0:a:0:100:808",
+            "64:ff9b:1::7f00:1",
         ] {
             assert!(blocked(ip), "{ip} should be blocked");
         }
@@ -239,6 +252,8 @@ mod tests {
             "http://127.0.0.1/",
             "http://[::1]/",
             "http://[::ffff:127.0.0.1]/",
+            "http://[64:ff9b:1:7f00:0:100:808:808]/",
+            "http://[64:ff9b:1:a00:0:100:808:808]/",
             "http://localhost:8080/",
             "http://169.254.169.254/latest/meta-data",
             "http://user:pw@example.com/",

@@ -27,10 +27,6 @@ impl Default for RetryPolicy {
 pub const DEFAULT_WINDOW: &str = "12h";
 pub const DEFAULT_DELAYS: &str = "10s,1m,5m,15m,30m,1h,2h";
 
-/// How late past its deadline the last attempt may still be made (a worker picks a due
-/// task up a little after its time). Later than this, the delivery fails without it.
-pub const DEADLINE_GRACE: Duration = Duration::from_secs(2);
-
 impl RetryPolicy {
     /// Builds a policy from `HOOKLINE_RETRY_WINDOW` / `HOOKLINE_RETRY_DELAYS` style text.
     pub fn parse(window: &str, delays: &str) -> Result<RetryPolicy, String> {
