@@ -318,6 +318,11 @@ async fn cost_per_webhook(batched: bool) {
     let id = engine.create_scenario(1, def).await.unwrap().id;
     engine.activate_scenario(1, &id).await.unwrap();
     engine.authenticate(KEY).await.unwrap(); // a warm function has the key cached
+    // and has checked its account's index of active scenarios (built once per account and
+    // table: one GetItem, one Query and the marker's PutItem, not a cost per event)
+    hookline_core::ports::ScenarioStore::active(&aws.store(), 1)
+        .await
+        .unwrap();
     *counter.0.lock().unwrap() = Tally::default();
 
     let intake = hookline_aws::http_api::intake_routes(engine.clone());
@@ -549,6 +554,10 @@ mod slow {
         ) -> StoreResult<Page<ScenarioRecord>> {
             wait().await;
             ScenarioStore::list(&self.0, a, c, l).await
+        }
+        async fn active(&self, a: i64) -> StoreResult<Vec<ScenarioRecord>> {
+            wait().await;
+            self.0.active(a).await
         }
         async fn active_for_trigger(&self, a: i64, t: &str) -> StoreResult<Vec<ScenarioRecord>> {
             wait().await;

@@ -1,6 +1,7 @@
-//! Which scenarios an event reads on DynamoDB: only the active ones of its account and trigger
-//! type (their copies in one partition), however many drafts and archived scenarios the account
-//! has; scenarios activated before those copies existed are found once and copied.
+//! Which scenarios an event reads on DynamoDB: only the active ones of its account (their copies
+//! in one partition), however many drafts and archived scenarios the account has, with one
+//! query for an event or a whole batch; scenarios activated before those copies existed are
+//! found once and copied.
 
 mod support;
 
@@ -19,9 +20,9 @@ use hookline_core::domain::retry::RetryPolicy;
 use serde_json::json;
 use support::Aws;
 
-/// Counts the items every DynamoDB Query returns.
+/// Counts the items every DynamoDB Query returns (and the queries, in `.1`).
 #[derive(Debug, Clone, Default)]
-struct ItemsRead(Arc<AtomicUsize>);
+struct ItemsRead(Arc<AtomicUsize>, Arc<AtomicUsize>);
 
 impl Intercept for ItemsRead {
     fn name(&self) -> &'static str {
@@ -38,6 +39,7 @@ impl Intercept for ItemsRead {
             && let Some(q) = output.downcast_ref::<QueryOutput>()
         {
             self.0.fetch_add(q.items().len(), Ordering::SeqCst);
+            self.1.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -68,7 +70,7 @@ fn event(id: &str) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_event_reads_only_the_active_scenarios_of_its_trigger() {
+async fn an_event_reads_only_the_active_scenarios_of_its_account() {
     let aws = Aws::fresh(RetryPolicy::default()).await;
     let read = ItemsRead::default();
     let engine = engine(&aws, &read);
@@ -100,6 +102,7 @@ async fn an_event_reads_only_the_active_scenarios_of_its_trigger() {
     let first = engine.intake(1, event("e0")).await.unwrap();
     assert_eq!(first.enrollments.len(), 1);
     read.0.store(0, Ordering::SeqCst);
+    read.1.store(0, Ordering::SeqCst);
     for i in 1..=5 {
         let answer = engine.intake(1, event(&format!("e{i}"))).await.unwrap();
         assert_eq!(answer.enrollments.len(), 1);
@@ -107,9 +110,10 @@ async fn an_event_reads_only_the_active_scenarios_of_its_trigger() {
     }
     assert_eq!(
         read.0.load(Ordering::SeqCst),
-        5,
-        "an event read more than the one active scenario of its trigger"
+        5 * 2,
+        "an event read more than its account's two active scenarios"
     );
+    assert_eq!(read.1.load(Ordering::SeqCst), 5, "one query per event");
 
     // archived: no longer read, no longer enrolling
     engine.archive_scenario(1, &live).await.unwrap();
@@ -135,13 +139,29 @@ async fn scenarios_activated_before_the_index_are_copied_once() {
         .id;
     before.activate_scenario(1, &gone).await.unwrap();
     before.archive_scenario(1, &gone).await.unwrap();
-    // as an older version left it: no active copy
+    // as an older version left it: no active copy in the account's partition (and the marker
+    // of the copies kept per trigger type, which is not this index's)
     let ddb = aws_sdk_dynamodb::Client::new(&aws.config);
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    ddb.put_item()
+        .table_name(&aws.settings.table)
+        .item("pk", S("ACCT#1".into()))
+        .item("sk", S("ACTIVE-INDEX".into()))
+        .send()
+        .await
+        .unwrap();
+    ddb.delete_item()
+        .table_name(&aws.settings.table)
+        .key("pk", S("ACCT#1".into()))
+        .key("sk", S("ACTIVE-INDEX#ACCOUNT".into()))
+        .send()
+        .await
+        .unwrap();
     ddb.delete_item()
         .table_name(&aws.settings.table)
         .key(
             "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("ACTIVE#1#group_added".into()),
+            aws_sdk_dynamodb::types::AttributeValue::S("ACTIVE#1".into()),
         )
         .key(
             "sk",
@@ -174,6 +194,86 @@ async fn scenarios_activated_before_the_index_are_copied_once() {
     let answer = third.intake(1, event("e20")).await.unwrap();
     assert_eq!(answer.enrollments.len(), 1);
     assert_eq!(read.0.load(Ordering::SeqCst), 1);
+}
+
+/// A batch of events reads its account's active scenarios with one query (their trigger's and
+/// the time-based ones, for every event of it), through `POST /v1/events/batch` and through the
+/// intake queue's batch; an activation or an archival counts from the next batch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_reads_its_accounts_active_scenarios_once() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let read = ItemsRead::default();
+    let engine = engine(&aws, &read);
+    let activate = |trigger: &'static str| {
+        let engine = engine.clone();
+        async move {
+            let id = engine.create_scenario(1, def(trigger)).await.unwrap().id;
+            engine.activate_scenario(1, &id).await.unwrap();
+            id
+        }
+    };
+    let first = activate("group_added").await;
+    let birthday = json!({"name": "birthday", "trigger": {"type": "date_reached", "field": "birthDate", "yearly": true, "time": "09:00"},
+        "start": "hook", "steps": [{"id": "hook", "type": "send_webhook", "url": "https://example.com/h", "next": null}]});
+    let timed = engine.create_scenario(1, birthday).await.unwrap().id;
+    engine.activate_scenario(1, &timed).await.unwrap();
+    engine.intake(1, event("e0")).await.unwrap(); // the account's index marker, once per process
+    let events = |from: usize| {
+        let events: Vec<_> = (from..from + 30).map(|i| event(&format!("e{i}"))).collect();
+        json!({ "events": events })
+    };
+    let enrolled_in = |items: Vec<hookline_core::app::BatchItem>| {
+        items
+            .into_iter()
+            .map(|item| match item {
+                hookline_core::app::BatchItem::Answer(a) => a
+                    .enrollments
+                    .into_iter()
+                    .map(|e| e.scenario_id)
+                    .collect::<Vec<_>>(),
+                other => panic!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+
+    read.1.store(0, Ordering::SeqCst);
+    let answers = enrolled_in(engine.intake_batch(1, events(100)).await.unwrap());
+    assert_eq!(answers, vec![vec![first.clone()]; 30]);
+    assert_eq!(
+        read.1.load(Ordering::SeqCst),
+        1,
+        "30 events of one batch read the account's active scenarios more than once"
+    );
+
+    // archived and another activated between two batches: the next batch sees both
+    engine.archive_scenario(1, &first).await.unwrap();
+    let second = activate("group_added").await;
+    read.1.store(0, Ordering::SeqCst);
+    let answers = enrolled_in(engine.intake_batch(1, events(200)).await.unwrap());
+    assert_eq!(answers, vec![vec![second.clone()]; 30]);
+    assert_eq!(read.1.load(Ordering::SeqCst), 1);
+
+    // the intake queue's batch: one query per account of it
+    let messages: Vec<(String, String, String)> = (300..310)
+        .map(|i| {
+            let body = json!({"account": 1, "event": event(&format!("e{i}"))});
+            (format!("r{i}"), format!("m{i}"), body.to_string())
+        })
+        .collect();
+    let sqs: hookline_aws::aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(
+        support::sqs_event("arn:aws:sqs:us-east-1:123456789012:intake", &messages),
+    )
+    .unwrap();
+    read.1.store(0, Ordering::SeqCst);
+    let answer = hookline_aws::lambda::handle_intake_batch(&engine, sqs).await;
+    assert!(answer.batch_item_failures.is_empty());
+    assert_eq!(read.1.load(Ordering::SeqCst), 1);
+    // each was taken: the same id again answers as the first time
+    for i in 300..310 {
+        let again = engine.intake(1, event(&format!("e{i}"))).await.unwrap();
+        assert_eq!(again.enrollments.len(), 1, "e{i}");
+        assert_eq!(again.enrollments[0].scenario_id, second);
+    }
 }
 
 /// The same event id again gets its first answer (SPEC §3) with no item per event: the memo its

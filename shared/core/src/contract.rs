@@ -190,6 +190,43 @@ pub async fn scenario_store(store: &dyn ScenarioStore) {
         let alone = store.active_for_trigger(timed, kind).await.unwrap();
         assert_eq!(ids_of(alone), [format!("scn_{u}_t{i}")], "{kind}");
     }
+    // every active one of the account at once, whatever its trigger (not a draft, not another
+    // account's); an archived one no longer, a re-activated one again
+    let draft = scenario(
+        timed,
+        &format!("scn_{u}_t9"),
+        "group_added",
+        ScenarioStatus::Draft,
+        0,
+    );
+    store.insert(&draft).await.unwrap();
+    let all = [0, 1, 2].map(|i| format!("scn_{u}_t{i}"));
+    assert_eq!(ids_of(store.active(timed).await.unwrap()), all);
+    assert_eq!(
+        ids_of(store.active(account).await.unwrap()),
+        [ids[0].clone()]
+    );
+    let mut archived = store.get(timed, &all[1]).await.unwrap().unwrap();
+    archived.status = ScenarioStatus::Archived;
+    assert!(
+        store
+            .update(&archived, ScenarioStatus::Active)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ids_of(store.active(timed).await.unwrap()),
+        [all[0].clone(), all[2].clone()]
+    );
+    let mut again = archived.clone();
+    again.status = ScenarioStatus::Active;
+    assert!(
+        store
+            .update(&again, ScenarioStatus::Archived)
+            .await
+            .unwrap()
+    );
+    assert_eq!(ids_of(store.active(timed).await.unwrap()), all);
 }
 
 pub async fn contact_store(store: &dyn ContactStore) {

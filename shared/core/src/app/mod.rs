@@ -79,6 +79,8 @@ pub struct Hookline {
     known_keys: Arc<Mutex<HashMap<String, (i64, std::time::Instant)>>>,
     key_ttl: std::time::Duration,
     cache: Option<Arc<cache::ScenarioCache>>,
+    /// Set for one intake: its account's active scenarios, read once.
+    active_once: Option<Arc<cache::ActiveOnce>>,
     /// The scenarios webhook-deliver last read to sign with, by (account, id): a first attempt
     /// whose message names a version no newer than the copy held signs without a read.
     signing: Arc<Mutex<Held>>,
@@ -92,6 +94,7 @@ impl Hookline {
             known_keys: Arc::default(),
             key_ttl: KEY_CACHE_TTL,
             cache: None,
+            active_once: None,
             signing: Arc::default(),
         }
     }

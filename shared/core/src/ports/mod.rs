@@ -96,6 +96,9 @@ pub trait ScenarioStore: Send + Sync {
         account: i64,
         trigger_type: &str,
     ) -> StoreResult<Vec<ScenarioRecord>>;
+    /// Every active scenario of an account, whatever its trigger, by id, in one read: what an
+    /// intake (one event, or a batch of them) reads once for all its events.
+    async fn active(&self, account: i64) -> StoreResult<Vec<ScenarioRecord>>;
     /// The active scenarios of an account whose trigger has any of these types, by id. A store
     /// may keep several types together (the time-based ones) and read them at once.
     async fn active_for_triggers(

@@ -158,6 +158,20 @@ impl ScenarioStore for SqliteStore {
         Ok(Page { items, next_cursor })
     }
 
+    async fn active(&self, account: i64) -> StoreResult<Vec<ScenarioRecord>> {
+        let rows = self
+            .db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {SCENARIO_COLS} FROM scenarios WHERE account = ?1 AND status = 'active' ORDER BY id"
+                ))?;
+                let rows = stmt.query_map(params![account], scenario_row)?.collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter().map(scenario_from).collect()
+    }
+
     async fn active_for_trigger(
         &self,
         account: i64,
