@@ -137,10 +137,7 @@ impl Hookline {
                 pass,
                 scenario_at,
             } => self.deliver_first(delivery, pass, *scenario_at).await,
-            Task::ResendV1 { delivery_ids } => {
-                self.resend_stored(delivery_ids).await?;
-                Ok(Outcome::Done)
-            }
+            Task::ResendV1 { delivery_ids } => self.resend_task(delivery_ids).await,
             Task::FireV1 { items } => self.fire_all(items).await,
             Task::BackfillV1 {
                 account,
