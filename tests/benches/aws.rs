@@ -528,7 +528,7 @@ mod slow {
     use hookline_core::domain::contact::Contact;
     use hookline_core::domain::delivery::{Attempt, Delivery, DeliveryStatus};
     use hookline_core::domain::event::{EventMemo, IntakeAnswer};
-    use hookline_core::domain::scenario::{ScenarioRecord, ScenarioStatus};
+    use hookline_core::domain::scenario::ScenarioRecord;
     use hookline_core::ports::*;
     use jiff::Timestamp;
 
@@ -542,7 +542,7 @@ mod slow {
             wait().await;
             ScenarioStore::get(&self.0, a, id).await
         }
-        async fn update(&self, r: &ScenarioRecord, e: ScenarioStatus) -> StoreResult<bool> {
+        async fn update(&self, r: &ScenarioRecord, e: Version) -> StoreResult<bool> {
             wait().await;
             self.0.update(r, e).await
         }

@@ -17,6 +17,8 @@ use aws_smithy_types::config_bag::ConfigBag;
 use hookline_aws::lambda::{Clients, engine_with};
 use hookline_core::Hookline;
 use hookline_core::domain::retry::RetryPolicy;
+use hookline_core::domain::scenario::ScenarioRecord;
+use hookline_core::ports::{Page, ScenarioStore, StoreResult, Version};
 use serde_json::json;
 use support::Aws;
 
@@ -339,5 +341,124 @@ async fn the_same_event_id_gets_its_first_answer_whatever_changed_since() {
             .unwrap(),
         old,
         "the older event's repeat enrolled in {c}"
+    );
+}
+
+/// The engine over `aws` whose first scenario save waits, once it is reached (`reached`), until
+/// `release` is sent: another save can come in between its read and its write.
+fn engine_with_held_save(
+    aws: &Aws,
+) -> (
+    Hookline,
+    Arc<tokio::sync::Notify>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let held = Arc::new(HeldSave {
+        inner: aws.store(),
+        hold: std::sync::Mutex::new(Some(rx)),
+        reached: Arc::default(),
+    });
+    let reached = held.reached.clone();
+    let (engine, _) = hookline_aws::lambda::engine(&aws.config, &aws.settings).unwrap();
+    let mut ports = engine.ports.clone();
+    ports.scenarios = held;
+    (Hookline::new(ports, engine.policy.clone()), reached, tx)
+}
+
+/// A scenario store whose first `update` waits for a signal (to force an interleaving).
+struct HeldSave {
+    inner: hookline_aws::DynamoStore,
+    hold: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    reached: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl hookline_core::ports::ScenarioStore for HeldSave {
+    async fn insert(&self, r: &ScenarioRecord) -> StoreResult<()> {
+        ScenarioStore::insert(&self.inner, r).await
+    }
+    async fn get(&self, a: i64, id: &str) -> StoreResult<Option<ScenarioRecord>> {
+        ScenarioStore::get(&self.inner, a, id).await
+    }
+    async fn update(&self, r: &ScenarioRecord, v: Version) -> StoreResult<bool> {
+        let held = self.hold.lock().unwrap().take();
+        if let Some(release) = held {
+            self.reached.notify_one();
+            let _ = release.await;
+        }
+        self.inner.update(r, v).await
+    }
+    async fn list(&self, a: i64, c: Option<&str>, l: usize) -> StoreResult<Page<ScenarioRecord>> {
+        ScenarioStore::list(&self.inner, a, c, l).await
+    }
+    async fn active(&self, a: i64) -> StoreResult<Vec<ScenarioRecord>> {
+        self.inner.active(a).await
+    }
+    async fn active_for_trigger(&self, a: i64, t: &str) -> StoreResult<Vec<ScenarioRecord>> {
+        self.inner.active_for_trigger(a, t).await
+    }
+}
+
+/// A rotation whose read came before a `PUT` of the draft (saved, 200) does not write the old
+/// definition back: it answers 409, and the `PUT`'s definition stays, with a secret that
+/// `GET …/secret` shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_racing_a_put_never_writes_the_old_definition_back() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let engine = engine(&aws, &ItemsRead::default());
+    let id = engine
+        .create_scenario(1, def("group_added"))
+        .await
+        .unwrap()
+        .id;
+    let (held, reached, release) = engine_with_held_save(&aws);
+    let rotation = tokio::spawn({
+        let (held, id) = (held.clone(), id.clone());
+        async move { held.rotate_secret(1, &id, "hook").await }
+    });
+    reached.notified().await; // the rotation has read the draft; its save waits
+    let mut edited = def("group_added");
+    edited["name"] = json!("edited while a rotation ran");
+    let put = engine.update_scenario(1, &id, edited).await.unwrap();
+    assert_eq!(put.def.name, "edited while a rotation ran");
+    release.send(()).unwrap();
+    let rotated = rotation.await.unwrap();
+    assert!(
+        matches!(rotated, Err(hookline_core::app::AppError::Conflict(_))),
+        "{rotated:?}"
+    );
+    let stored = engine.get_scenario(1, &id).await.unwrap();
+    assert_eq!(
+        stored.def.name, "edited while a rotation ran",
+        "the rotation wrote the old definition back"
+    );
+}
+
+/// Of two rotations at once, the one overtaken answers 409: the secret the other answered is
+/// the one stored, which signs.
+#[tokio::test(flavor = "multi_thread")]
+async fn of_two_rotations_at_once_none_answers_a_secret_nothing_signs_with() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    let engine = engine(&aws, &ItemsRead::default());
+    let id = engine
+        .create_scenario(1, def("group_added"))
+        .await
+        .unwrap()
+        .id;
+    let (held, reached, release) = engine_with_held_save(&aws);
+    let first = tokio::spawn({
+        let (held, id) = (held.clone(), id.clone());
+        async move { held.rotate_secret(1, &id, "hook").await }
+    });
+    reached.notified().await;
+    let second = engine.rotate_secret(1, &id, "hook").await.unwrap();
+    release.send(()).unwrap();
+    let first = first.await.unwrap();
+    let stored = engine.step_secret(1, &id, "hook").await.unwrap();
+    assert_eq!(stored, second, "the secret answered is not the one stored");
+    assert!(
+        matches!(first, Err(hookline_core::app::AppError::Conflict(_))),
+        "answered {first:?} while {stored:?} is stored"
     );
 }

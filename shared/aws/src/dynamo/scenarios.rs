@@ -7,7 +7,7 @@ use anyhow::{Context, anyhow};
 use async_trait::async_trait;
 use hookline_core::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
 use hookline_core::domain::time::{from_millis, to_millis};
-use hookline_core::ports::{BadCursor, Page, ScenarioStore, StoreResult};
+use hookline_core::ports::{BadCursor, Page, ScenarioStore, StoreResult, Version};
 
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
 use jiff::Timestamp;
@@ -95,9 +95,10 @@ impl ScenarioStore for DynamoStore {
         item.as_ref().map(scenario_from).transpose()
     }
 
-    /// The scenario (a compare-and-set on its status) and its active copy, in one
-    /// transaction: written while it is active, deleted when it stops being active.
-    async fn update(&self, r: &ScenarioRecord, expected: ScenarioStatus) -> StoreResult<bool> {
+    /// The scenario (a compare-and-set on its status and `updated_at`) and its active copy, in
+    /// one transaction: written while it is active, deleted when it stops being active.
+    async fn update(&self, r: &ScenarioRecord, version: Version) -> StoreResult<bool> {
+        let expected = version.status;
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(
@@ -107,7 +108,7 @@ impl ScenarioStore for DynamoStore {
             .update_expression(
                 "SET #st = :st, trigger_type = :tt, def = :def, secrets = :sec, updated_at = :up",
             )
-            .condition_expression("attribute_exists(pk) AND #st = :expected")
+            .condition_expression("attribute_exists(pk) AND #st = :expected AND updated_at = :was")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":st", s(r.status.as_str()))
             .expression_attribute_values(":tt", s(&r.def.trigger.kind))
@@ -115,6 +116,7 @@ impl ScenarioStore for DynamoStore {
             .expression_attribute_values(":sec", s(serde_json::to_string(&r.secrets)?))
             .expression_attribute_values(":up", n(to_millis(r.updated_at)))
             .expression_attribute_values(":expected", s(expected.as_str()))
+            .expression_attribute_values(":was", n(to_millis(version.updated_at)))
             .build()?;
         let mut writes = vec![TransactWriteItem::builder().update(update).build()];
         if r.status == ScenarioStatus::Active {
