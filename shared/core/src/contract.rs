@@ -107,7 +107,7 @@ pub async fn scenario_store(store: &dyn ScenarioStore) {
     );
     assert!(store.get(account, "scn_missing").await.unwrap().is_none());
 
-    // compare-and-set on status
+    // compare-and-set on the version read (status and updated_at)
     let mut active = got.clone();
     active.status = ScenarioStatus::Active;
     active.updated_at = ts(100);
@@ -115,20 +115,33 @@ pub async fn scenario_store(store: &dyn ScenarioStore) {
     active.secrets = active.def.secrets(&Default::default(), ts(100));
     let rotated = active.secrets["hook"].rotated(ts(100));
     active.secrets.insert("hook".into(), rotated);
-    assert!(store.update(&active, ScenarioStatus::Draft).await.unwrap());
+    assert!(store.update(&active, Version::of(&got)).await.unwrap());
     assert!(
-        !store.update(&active, ScenarioStatus::Draft).await.unwrap(),
+        !store.update(&active, Version::of(&got)).await.unwrap(),
         "a stale update went through"
     );
     let mut foreign = active.clone();
     foreign.account = other;
     assert!(
-        !store
-            .update(&foreign, ScenarioStatus::Active)
-            .await
-            .unwrap(),
+        !store.update(&foreign, Version::of(&active)).await.unwrap(),
         "updated another account's scenario"
     );
+    // two saves from one read, the status unchanged (a rotation racing a PUT of a draft, two
+    // rotations): the second finds another version stored and writes nothing
+    let read = store.get(account, &ids[1]).await.unwrap().unwrap();
+    let mut edited = read.clone();
+    edited.def.name = "edited".into();
+    edited.updated_at = ts(200);
+    let mut rotated = read.clone();
+    let new_secret = rotated.secrets["hook"].rotated(ts(200));
+    rotated.secrets.insert("hook".into(), new_secret);
+    rotated.updated_at = ts(201);
+    assert!(store.update(&rotated, Version::of(&read)).await.unwrap());
+    assert!(
+        !store.update(&edited, Version::of(&read)).await.unwrap(),
+        "a save from an older version wrote it back"
+    );
+    assert_eq!(store.get(account, &ids[1]).await.unwrap().unwrap(), rotated);
     assert_eq!(store.get(account, &ids[0]).await.unwrap().unwrap(), active);
 
     // only active scenarios of that account and trigger type
@@ -190,6 +203,34 @@ pub async fn scenario_store(store: &dyn ScenarioStore) {
         let alone = store.active_for_trigger(timed, kind).await.unwrap();
         assert_eq!(ids_of(alone), [format!("scn_{u}_t{i}")], "{kind}");
     }
+    // every active one of the account at once, whatever its trigger (not a draft, not another
+    // account's); an archived one no longer, a re-activated one again
+    let draft = scenario(
+        timed,
+        &format!("scn_{u}_t9"),
+        "group_added",
+        ScenarioStatus::Draft,
+        0,
+    );
+    store.insert(&draft).await.unwrap();
+    let all = [0, 1, 2].map(|i| format!("scn_{u}_t{i}"));
+    assert_eq!(ids_of(store.active(timed).await.unwrap()), all);
+    assert_eq!(
+        ids_of(store.active(account).await.unwrap()),
+        [ids[0].clone()]
+    );
+    let mut archived = store.get(timed, &all[1]).await.unwrap().unwrap();
+    let read = Version::of(&archived);
+    archived.status = ScenarioStatus::Archived;
+    assert!(store.update(&archived, read).await.unwrap());
+    assert_eq!(
+        ids_of(store.active(timed).await.unwrap()),
+        [all[0].clone(), all[2].clone()]
+    );
+    let mut again = archived.clone();
+    again.status = ScenarioStatus::Active;
+    assert!(store.update(&again, Version::of(&archived)).await.unwrap());
+    assert_eq!(ids_of(store.active(timed).await.unwrap()), all);
 }
 
 pub async fn contact_store(store: &dyn ContactStore) {

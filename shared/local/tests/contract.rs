@@ -149,7 +149,6 @@ async fn a_schema_0_database_is_migrated_with_its_work() {
 /// one is stored (a rotation).
 #[tokio::test]
 async fn a_schema_1_database_gains_the_secrets_column() {
-    use hookline_core::domain::scenario::ScenarioStatus;
     use hookline_core::ports::ScenarioStore;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1.db");
@@ -174,7 +173,8 @@ async fn a_schema_1_database_gains_the_secrets_column() {
         .unwrap();
     assert!(old.secrets.is_empty());
     old.secrets = old.def.secrets(&Default::default(), old.updated_at);
-    assert!(store.update(&old, ScenarioStatus::Active).await.unwrap());
+    let version = hookline_core::ports::Version::of(&old);
+    assert!(store.update(&old, version).await.unwrap());
     drop(store);
     let store = SqliteStore::new(Db::open(&path).unwrap());
     let read = ScenarioStore::get(&store, 1, "scn_old")

@@ -75,6 +75,17 @@ pub async fn run(
     aws: &Aws,
     events: Vec<(String, Value)>,
 ) -> Vec<(String, String, Value)> {
+    run_logged(binary, aws, events, None).await.0
+}
+
+/// [`run`] with the binary's `RUST_LOG` set to `rust_log` (unset: `None`); also returns what
+/// the binary wrote to its standard output (its log lines).
+pub async fn run_logged(
+    binary: &str,
+    aws: &Aws,
+    events: Vec<(String, Value)>,
+    rust_log: Option<&str>,
+) -> (Vec<(String, String, Value)>, String) {
     let rt = Runtime::default();
     let n = events.len();
     rt.events.lock().unwrap().extend(events);
@@ -86,7 +97,12 @@ pub async fn run(
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let s = &aws.settings;
-    let mut child = std::process::Command::new(binary)
+    let mut command = std::process::Command::new(binary);
+    match rust_log {
+        Some(level) => command.env("RUST_LOG", level),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let mut child = command
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "hookline")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -102,9 +118,16 @@ pub async fn run(
         .env("HOOKLINE_DELIVER_QUEUE_ARN", &s.deliver_queue.arn)
         .env("HOOKLINE_SCHEDULE_GROUP", &s.schedule_group)
         .env("HOOKLINE_SCHEDULER_ROLE_ARN", &s.scheduler_role_arn)
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // read as it comes (a full pipe would stop the binary)
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        out
+    });
     for _ in 0..200 {
         if rt.answers.lock().unwrap().len() >= n {
             break;
@@ -113,6 +136,7 @@ pub async fn run(
     }
     let _ = child.kill();
     let _ = child.wait();
+    let logs = reader.join().unwrap_or_default();
     let answers = rt.answers.lock().unwrap().clone();
-    answers
+    (answers, logs)
 }

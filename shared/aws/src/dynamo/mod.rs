@@ -5,8 +5,8 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | scenario | `ACCT#{account}` | `SCN#{id}` |
-//! | active scenario, by trigger (a copy, while active; the time-based types share `@time`) | `ACTIVE#{account}#{trigger type or @time}` | `SCN#{id}` |
-//! | the active index is complete (written once per account) | `ACCT#{account}` | `ACTIVE-INDEX` |
+//! | active scenario (a copy, while active; an intake reads the partition once) | `ACTIVE#{account}` | `SCN#{id}` |
+//! | the active index is complete (written once per account) | `ACCT#{account}` | `ACTIVE-INDEX#ACCOUNT` |
 //! | contact snapshot, with the memos of its last events in slots `evt0`…`evt3` (one `UpdateItem` sets both) | `CON#{account}#{id}` | `CON` |
 //! | event answer, only for an event older than its contact's stored snapshot (TTL 7 d) | `EVT#{account}#{event id}` | `EVT` |
 //! | enrollment (re-entry allowed) | `ENR#{id}` | `ENR` |

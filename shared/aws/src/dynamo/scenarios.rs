@@ -1,13 +1,13 @@
 //! Scenarios: one item per scenario in its account's partition, and a copy of each active one
-//! in the partition of its (account, trigger type) — what every event reads, so that an
-//! account's drafts and archived scenarios cost an event nothing.
+//! in its account's partition of active scenarios — what an intake reads (one query for an
+//! event, or for a whole batch), so that an account's drafts and archived scenarios cost an
+//! event nothing.
 
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
 use hookline_core::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
 use hookline_core::domain::time::{from_millis, to_millis};
-use hookline_core::domain::trigger::TIME_TRIGGERS;
-use hookline_core::ports::{BadCursor, Page, ScenarioStore, StoreResult};
+use hookline_core::ports::{BadCursor, Page, ScenarioStore, StoreResult, Version};
 
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
 use jiff::Timestamp;
@@ -27,26 +27,24 @@ fn scenario_item(r: &ScenarioRecord) -> anyhow::Result<Item> {
     Ok(item)
 }
 
-/// The partition of an account's active scenarios of this trigger type. The time-based types
-/// share one (`ACTIVE#{account}#@time`): every event reads them (its contact's dates may have
-/// changed), with one query.
-fn active_pk(account: i64, trigger: &str) -> String {
-    let group = if TIME_TRIGGERS.contains(&trigger) {
-        "@time"
-    } else {
-        trigger
-    };
-    format!("ACTIVE#{account}#{group}")
+/// The partition of an account's active scenarios, whatever their trigger: an event needs its
+/// trigger's and the time-based ones (its contact's dates may have changed), read with one
+/// query — and a batch of events reads it once.
+fn active_pk(account: i64) -> String {
+    format!("ACTIVE#{account}")
 }
 
 /// The copy of an active scenario that [`ScenarioStore::active_for_trigger`] reads.
 fn active_copy(r: &ScenarioRecord) -> anyhow::Result<Item> {
     let mut item = scenario_item(r)?;
-    item.insert("pk".into(), s(active_pk(r.account, &r.def.trigger.kind)));
+    item.insert("pk".into(), s(active_pk(r.account)));
     Ok(item)
 }
 
-const INDEX_SK: &str = "ACTIVE-INDEX";
+/// The marker of a complete active index in one partition per account. (`ACTIVE-INDEX`, the
+/// marker of the copies kept per trigger type before, is not this one: an account that has
+/// only that is copied again, once.)
+const INDEX_SK: &str = "ACTIVE-INDEX#ACCOUNT";
 
 /// Did a failed condition (not a conflict) cancel this transaction?
 fn condition_failed(err: &SdkError<TransactWriteItemsError>) -> bool {
@@ -97,9 +95,10 @@ impl ScenarioStore for DynamoStore {
         item.as_ref().map(scenario_from).transpose()
     }
 
-    /// The scenario (a compare-and-set on its status) and its active copy, in one
-    /// transaction: written while it is active, deleted when it stops being active.
-    async fn update(&self, r: &ScenarioRecord, expected: ScenarioStatus) -> StoreResult<bool> {
+    /// The scenario (a compare-and-set on its status and `updated_at`) and its active copy, in
+    /// one transaction: written while it is active, deleted when it stops being active.
+    async fn update(&self, r: &ScenarioRecord, version: Version) -> StoreResult<bool> {
+        let expected = version.status;
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(
@@ -109,7 +108,7 @@ impl ScenarioStore for DynamoStore {
             .update_expression(
                 "SET #st = :st, trigger_type = :tt, def = :def, secrets = :sec, updated_at = :up",
             )
-            .condition_expression("attribute_exists(pk) AND #st = :expected")
+            .condition_expression("attribute_exists(pk) AND #st = :expected AND updated_at = :was")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":st", s(r.status.as_str()))
             .expression_attribute_values(":tt", s(&r.def.trigger.kind))
@@ -117,6 +116,7 @@ impl ScenarioStore for DynamoStore {
             .expression_attribute_values(":sec", s(serde_json::to_string(&r.secrets)?))
             .expression_attribute_values(":up", n(to_millis(r.updated_at)))
             .expression_attribute_values(":expected", s(expected.as_str()))
+            .expression_attribute_values(":was", n(to_millis(version.updated_at)))
             .build()?;
         let mut writes = vec![TransactWriteItem::builder().update(update).build()];
         if r.status == ScenarioStatus::Active {
@@ -124,10 +124,7 @@ impl ScenarioStore for DynamoStore {
         } else if expected == ScenarioStatus::Active {
             let delete = Delete::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(
-                    active_pk(r.account, &r.def.trigger.kind),
-                    &format!("SCN#{}", r.id),
-                )))
+                .set_key(Some(key(active_pk(r.account), &format!("SCN#{}", r.id))))
                 .build()?;
             writes.push(TransactWriteItem::builder().delete(delete).build());
         }
@@ -182,7 +179,21 @@ impl ScenarioStore for DynamoStore {
         Ok(Page { items, next_cursor })
     }
 
-    /// One query of the partition of active copies that holds this type.
+    /// One query of the account's partition of active copies.
+    async fn active(&self, account: i64) -> StoreResult<Vec<ScenarioRecord>> {
+        self.ensure_active_index(account).await?;
+        let mut found = Vec::new();
+        for item in self.query_all(active_pk(account), Some("SCN#")).await? {
+            let s = scenario_from(&item)?;
+            if s.status == ScenarioStatus::Active {
+                found.push(s);
+            }
+        }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(found)
+    }
+
+    /// One query of the account's partition of active copies, these types kept.
     async fn active_for_trigger(
         &self,
         account: i64,
@@ -191,31 +202,14 @@ impl ScenarioStore for DynamoStore {
         self.active_for_triggers(account, &[trigger_type]).await
     }
 
-    /// One query per partition the types are kept in (one for all the time-based types).
+    /// One query of the account's partition of active copies, these types kept.
     async fn active_for_triggers(
         &self,
         account: i64,
         trigger_types: &[&str],
     ) -> StoreResult<Vec<ScenarioRecord>> {
-        self.ensure_active_index(account).await?;
-        let mut partitions: Vec<String> = trigger_types
-            .iter()
-            .map(|t| active_pk(account, t))
-            .collect();
-        partitions.sort();
-        partitions.dedup();
-        let mut found = Vec::new();
-        for pk in partitions {
-            for item in self.query_all(pk, Some("SCN#")).await? {
-                let s = scenario_from(&item)?;
-                if s.status == ScenarioStatus::Active
-                    && trigger_types.contains(&s.def.trigger.kind.as_str())
-                {
-                    found.push(s);
-                }
-            }
-        }
-        found.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut found = self.active(account).await?;
+        found.retain(|s| trigger_types.contains(&s.def.trigger.kind.as_str()));
         Ok(found)
     }
 }

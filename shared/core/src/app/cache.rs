@@ -44,6 +44,15 @@ impl Loaded {
 
 type Active = Arc<Vec<Arc<Loaded>>>;
 
+/// Every active scenario of one account, read once for a whole intake (one event, or a batch
+/// of them: the HTTP batch, the intake queue's batch) by the first of its events that needs
+/// them, whatever its trigger. The next intake reads them again: an activation or an archival
+/// counts from the next event or batch.
+pub(crate) struct ActiveOnce {
+    account: i64,
+    all: tokio::sync::OnceCell<Active>,
+}
+
 #[derive(Default)]
 pub(crate) struct ScenarioCache {
     generation: AtomicU64,
@@ -87,6 +96,25 @@ impl Hookline {
         }
     }
 
+    /// This engine, reading `account`'s active scenarios once for all it does (an intake: see
+    /// [`ActiveOnce`]). Itself when it keeps scenarios in memory already, or reads them once
+    /// for this account already.
+    pub(crate) fn reading_active_once(&self, account: i64) -> Hookline {
+        let scoped = self
+            .active_once
+            .as_ref()
+            .is_some_and(|o| o.account == account);
+        if self.cache.is_some() || scoped {
+            return self.clone();
+        }
+        let mut engine = self.clone();
+        engine.active_once = Some(Arc::new(ActiveOnce {
+            account,
+            all: tokio::sync::OnceCell::new(),
+        }));
+        engine
+    }
+
     /// The active scenarios of an account with any of these trigger types.
     pub(crate) async fn active_scenarios(
         &self,
@@ -103,6 +131,24 @@ impl Hookline {
             }
             None => None,
         };
+        if let Some(once) = &self.active_once
+            && once.account == account
+        {
+            let all = once
+                .all
+                .get_or_try_init(|| async {
+                    let records = self.ports.scenarios.active(account).await?;
+                    Ok::<Active, anyhow::Error>(Arc::new(
+                        records.into_iter().map(Loaded::new).collect(),
+                    ))
+                })
+                .await?;
+            let kept = all
+                .iter()
+                .filter(|s| trigger_types.contains(&s.record.def.trigger.kind.as_str()))
+                .cloned();
+            return Ok(Arc::new(kept.collect()));
+        }
         let records = self
             .ports
             .scenarios

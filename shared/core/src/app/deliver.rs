@@ -215,14 +215,27 @@ impl Hookline {
                 None => (DeliveryStatus::Failed, None),
             }
         };
-        tracing::debug!(
-            delivery_id = %delivery.id,
-            attempt = attempts_before + 1,
-            http_status = outcome.status,
-            error = outcome.error.as_deref(),
-            outcome = status.as_str(),
-            "attempt made"
-        );
+        if status == DeliveryStatus::Failed {
+            // at the level the functions run at (`RUST_LOG=info`): the template's
+            // FailedDeliveries metric filter counts these lines (`$.fields.outcome`)
+            tracing::warn!(
+                delivery_id = %delivery.id,
+                attempt = attempts_before + 1,
+                http_status = outcome.status,
+                error = outcome.error.as_deref(),
+                outcome = status.as_str(),
+                "delivery failed: no attempt left before its deadline"
+            );
+        } else {
+            tracing::debug!(
+                delivery_id = %delivery.id,
+                attempt = attempts_before + 1,
+                http_status = outcome.status,
+                error = outcome.error.as_deref(),
+                outcome = status.as_str(),
+                "attempt made"
+            );
+        }
         let answer = Answer::of(&outcome);
         (outcome.into_attempt(start), status, next, answer)
     }

@@ -262,13 +262,16 @@ impl Hookline {
         } else {
             None
         };
+        let error = format!(
+            "not attempted before the deadline: destination {}",
+            health.as_str()
+        );
+        // counted by the failed-deliveries metric filter (`$.fields.outcome`), as any failure
+        tracing::warn!(delivery_id = %delivery.id, error, outcome = "failed", "delivery failed: nothing sent");
         let attempt = Attempt {
             at: now,
             status: None,
-            error: Some(format!(
-                "not attempted before the deadline: destination {}",
-                health.as_str()
-            )),
+            error: Some(error),
             duration_ms: 0,
             response_snippet: None,
         };

@@ -29,7 +29,11 @@ impl Hookline {
                 self.intake_inline(flow.as_ref(), dispatch.as_ref(), account, event)
                     .await
             }
-            Pipeline::Queued(_) => self.intake_queued(account, event).await,
+            Pipeline::Queued(_) => {
+                self.reading_active_once(account)
+                    .intake_queued(account, event)
+                    .await
+            }
         }
     }
 
@@ -50,10 +54,12 @@ impl Hookline {
         let matching: Vec<ScenarioRecord> = if event.kind == "contact_updated" {
             Vec::new()
         } else {
-            let active = p.scenarios.active_for_trigger(account, &event.kind).await?;
+            // read once for the whole intake (with the time-based ones `reschedule` reads)
+            let active = self.active_scenarios(account, &[&event.kind]).await?;
             active
-                .into_iter()
-                .filter(|s| s.def.trigger.matches(&event.kind, &event.context))
+                .iter()
+                .filter(|s| s.record.def.trigger.matches(&event.kind, &event.context))
+                .map(|s| s.record.clone())
                 .collect()
         };
         let memo = EventMemo {
@@ -338,9 +344,10 @@ impl Hookline {
             Pipeline::Queued(queue) => Some(Arc::new(Outbox::new(queue.clone()))),
             Pipeline::Inline { .. } => None,
         };
+        // queued path: the account's active scenarios are read once for the whole batch
         let engine = match &outbox {
             Some(outbox) => {
-                let mut engine = self.clone();
+                let mut engine = self.reading_active_once(account);
                 engine.ports.pipeline = Pipeline::Queued(outbox.clone());
                 engine
             }

@@ -82,6 +82,8 @@ pub struct Hookline {
     known_keys: Arc<Mutex<HashMap<String, (i64, std::time::Instant)>>>,
     key_ttl: std::time::Duration,
     cache: Option<Arc<cache::ScenarioCache>>,
+    /// Set for one intake: its account's active scenarios, read once.
+    active_once: Option<Arc<cache::ActiveOnce>>,
     /// The scenarios webhook-deliver last read to sign with, by (account, id): a first attempt
     /// whose message names a version no newer than the copy held signs without a read.
     signing: Arc<Mutex<Held>>,
@@ -99,6 +101,7 @@ impl Hookline {
             known_keys: Arc::default(),
             key_ttl: KEY_CACHE_TTL,
             cache: None,
+            active_once: None,
             signing: Arc::default(),
             url_limits: Arc::default(),
         }
@@ -142,10 +145,7 @@ impl Hookline {
                 pass,
                 scenario_at,
             } => self.deliver_first(delivery, pass, *scenario_at).await,
-            Task::ResendV1 { delivery_ids } => {
-                self.resend_stored(delivery_ids).await?;
-                Ok(Outcome::Done)
-            }
+            Task::ResendV1 { delivery_ids } => self.resend_task(delivery_ids).await,
             Task::FireV1 { items } => self.fire_all(items).await,
             Task::BackfillV1 {
                 account,

@@ -16,7 +16,8 @@ use crate::ports::{DeliveryFilter, Pipeline, Task};
 
 /// Most deliveries one `resend-failed` call resends.
 pub const MAX_RESEND: usize = 10_000;
-/// Deliveries per queued resend task (AWS: 10,000 deliveries are 100 messages).
+/// Deliveries per resend task the API call queues (AWS: 10,000 deliveries are 100 messages,
+/// each split by webhook-deliver into one message per delivery).
 pub const RESEND_CHUNK: usize = 100;
 /// Resends of one task made at once.
 const RESEND_CONCURRENCY: usize = 16;
@@ -156,6 +157,32 @@ impl Hookline {
             }
         }
         Ok(())
+    }
+
+    /// A queued resend task (webhook-deliver): one delivery is resent; a task of several (up
+    /// to [`RESEND_CHUNK`], as the API call queues them) is split into one task per delivery,
+    /// queued at once, so that a message holds one attempt, however slow its receiver — never
+    /// more than the function's time (a task of 100 attempts of up to 15 s each would outlive
+    /// it, be received again and again, and repeat its first attempts while never making its
+    /// last ones). A crash while splitting splits again: a delivery resent already is no
+    /// longer failed, and its task is dropped.
+    pub(crate) async fn resend_task(&self, ids: &[String]) -> anyhow::Result<super::Outcome> {
+        if let [id] = ids {
+            self.resend_id(id).await?;
+            return Ok(super::Outcome::Done);
+        }
+        let now = self.ports.clock.now();
+        let tasks: Vec<(Task, jiff::Timestamp)> = ids
+            .iter()
+            .map(|id| {
+                let task = Task::ResendV1 {
+                    delivery_ids: vec![id.clone()],
+                };
+                (task, now)
+            })
+            .collect();
+        self.queue()?.enqueue_many(&tasks).await?;
+        Ok(super::Outcome::Done)
     }
 
     /// Resends each of these deliveries that is still failed; `Err` when one failed in a way

@@ -6,7 +6,7 @@ use super::views::{ListView, ScenarioView};
 use super::{AppError, Hookline};
 use crate::domain::Invalid;
 use crate::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
-use crate::ports::BadCursor;
+use crate::ports::{BadCursor, Version};
 
 pub const MAX_PAGE: usize = 100;
 pub const DEFAULT_PAGE: usize = 50;
@@ -128,11 +128,12 @@ impl Hookline {
                 record.status.as_str()
             )));
         }
+        let read = Version::of(&record);
         record.def = self.checked_def(body).await?;
-        record.updated_at = self.ports.clock.now();
+        record.updated_at = next_version(&read, self.ports.clock.now());
         // the secret of every step id that remains is kept (SPEC §5)
         record.secrets = record.def.secrets(&record.secrets, record.updated_at);
-        self.save(record, ScenarioStatus::Draft).await
+        self.save(record, read).await
     }
 
     /// `draft` → `active`: new events enroll contacts.
@@ -150,28 +151,29 @@ impl Hookline {
         }
         // Targets may have changed their DNS since the draft was saved.
         self.check_def(&record.def).await?;
+        let read = Version::of(&record);
         record.status = ScenarioStatus::Active;
-        record.updated_at = self.ports.clock.now();
+        record.updated_at = next_version(&read, self.ports.clock.now());
         if record.def.trigger.is_time_based() {
             // every stored contact is considered (SPEC §3), page by page in the background;
             // queued first, so that no crash leaves it active without its backfill
             self.queue_backfill(record.account, &record.id).await?;
         }
-        self.save(record, ScenarioStatus::Draft).await
+        self.save(record, read).await
     }
 
     /// `draft` or `active` → `archived`, for good.
     pub async fn archive_scenario(&self, account: i64, id: &str) -> Result<ScenarioView, AppError> {
         let mut record = self.scenario(account, id).await?;
-        let was = record.status;
-        if was == ScenarioStatus::Archived {
+        if record.status == ScenarioStatus::Archived {
             return Err(AppError::Conflict(
                 "this scenario is already archived".into(),
             ));
         }
+        let read = Version::of(&record);
         record.status = ScenarioStatus::Archived;
-        record.updated_at = self.ports.clock.now();
-        self.save(record, was).await
+        record.updated_at = next_version(&read, self.ports.clock.now());
+        self.save(record, read).await
     }
 
     /// Copies any scenario into a new draft.
@@ -197,10 +199,13 @@ impl Hookline {
         Ok(record.into())
     }
 
+    /// Stores `record` over the version it was read at (`expected`), or answers 409 when
+    /// another save came in between (a `PUT`, a rotation, a change of status): nothing read
+    /// before it is written back over it.
     pub(crate) async fn save(
         &self,
         record: ScenarioRecord,
-        expected: ScenarioStatus,
+        expected: Version,
     ) -> Result<ScenarioView, AppError> {
         let updated = self.ports.scenarios.update(&record, expected).await;
         self.scenario_changed(record.account, &record.id);
@@ -211,4 +216,15 @@ impl Hookline {
         }
         Ok(record.into())
     }
+}
+
+/// The `updated_at` of a save over the version `read`: now, in whole milliseconds (as stores
+/// keep it), and always after the version read — two saves in one millisecond are two versions.
+pub(crate) fn next_version(read: &Version, now: jiff::Timestamp) -> jiff::Timestamp {
+    let now = jiff::Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now);
+    let after = read
+        .updated_at
+        .checked_add(jiff::SignedDuration::from_millis(1))
+        .unwrap_or(read.updated_at);
+    now.max(after)
 }

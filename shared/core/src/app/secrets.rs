@@ -68,7 +68,9 @@ impl Hookline {
 
     /// A new secret for the step; the previous one keeps verifying for 24 hours, and both
     /// signatures are sent meanwhile. Works in every status (an archived scenario's deliveries
-    /// may still be retried).
+    /// may still be retried). Saved over the version read: a rotation that another save (a
+    /// `PUT`, another rotation) overtook answers 409 and changes nothing — it never answers a
+    /// secret that is not stored, nor writes an older definition back.
     pub async fn rotate_secret(
         &self,
         account: i64,
@@ -77,7 +79,8 @@ impl Hookline {
     ) -> Result<SecretView, AppError> {
         let mut record = self.scenario(account, scenario_id).await?;
         signed_step(&record, step_id)?;
-        let now = self.ports.clock.now();
+        let read = crate::ports::Version::of(&record);
+        let now = super::scenarios::next_version(&read, self.ports.clock.now());
         let rotated = match record.secrets.get(step_id) {
             Some(current) => current.rotated(now),
             None => StepSecret::new(now),
@@ -85,8 +88,7 @@ impl Hookline {
         let view = SecretView::from(&rotated);
         record.secrets.insert(step_id.to_string(), rotated);
         record.updated_at = now;
-        let status = record.status;
-        self.save(record, status).await?;
+        self.save(record, read).await?;
         Ok(view)
     }
 }

@@ -22,7 +22,7 @@ pub async fn flow_store_occurrences(
     active.status = ScenarioStatus::Active;
     assert!(
         scenarios
-            .update(&active, ScenarioStatus::Draft)
+            .update(&active, Version::of(&draft))
             .await
             .unwrap()
     );
@@ -182,7 +182,7 @@ pub async fn flow_store_occurrences(
     archived.status = ScenarioStatus::Archived;
     assert!(
         scenarios
-            .update(&archived, ScenarioStatus::Active)
+            .update(&archived, Version::of(&active))
             .await
             .unwrap()
     );

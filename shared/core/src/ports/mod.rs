@@ -72,17 +72,32 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// The version of a stored scenario a save expects (see [`ScenarioStore::update`]): its status
+/// and its `updated_at`, in milliseconds, which every save moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub status: ScenarioStatus,
+    pub updated_at: Timestamp,
+}
+
+impl Version {
+    /// The version `scenario` was read at.
+    pub fn of(scenario: &ScenarioRecord) -> Version {
+        Version {
+            status: scenario.status,
+            updated_at: scenario.updated_at,
+        }
+    }
+}
+
 #[async_trait]
 pub trait ScenarioStore: Send + Sync {
     async fn insert(&self, scenario: &ScenarioRecord) -> StoreResult<()>;
     async fn get(&self, account: i64, id: &str) -> StoreResult<Option<ScenarioRecord>>;
-    /// Replaces the definition and status when the stored status is still `expected`
-    /// (a compare-and-set); `false` when it was not.
-    async fn update(
-        &self,
-        scenario: &ScenarioRecord,
-        expected: ScenarioStatus,
-    ) -> StoreResult<bool>;
+    /// Replaces the definition, status and secrets when the stored scenario is still the
+    /// `expected` version — its status and `updated_at` as read (a compare-and-set); `false`
+    /// when it was not: another save came between the read and this one.
+    async fn update(&self, scenario: &ScenarioRecord, expected: Version) -> StoreResult<bool>;
     /// Newest first.
     async fn list(
         &self,
@@ -96,6 +111,9 @@ pub trait ScenarioStore: Send + Sync {
         account: i64,
         trigger_type: &str,
     ) -> StoreResult<Vec<ScenarioRecord>>;
+    /// Every active scenario of an account, whatever its trigger, by id, in one read: what an
+    /// intake (one event, or a batch of them) reads once for all its events.
+    async fn active(&self, account: i64) -> StoreResult<Vec<ScenarioRecord>>;
     /// The active scenarios of an account whose trigger has any of these types, by id. A store
     /// may keep several types together (the time-based ones) and read them at once.
     async fn active_for_triggers(

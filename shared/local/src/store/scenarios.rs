@@ -4,7 +4,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use hookline_core::domain::scenario::{ScenarioDef, ScenarioRecord, ScenarioStatus};
 use hookline_core::domain::time::{from_millis, to_millis};
-use hookline_core::ports::{BadCursor, Page, ScenarioStore, StoreResult};
+use hookline_core::ports::{BadCursor, Page, ScenarioStore, StoreResult, Version};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::*;
@@ -79,7 +79,9 @@ impl ScenarioStore for SqliteStore {
         raw.map(scenario_from).transpose()
     }
 
-    async fn update(&self, s: &ScenarioRecord, expected: ScenarioStatus) -> StoreResult<bool> {
+    async fn update(&self, s: &ScenarioRecord, version: Version) -> StoreResult<bool> {
+        let expected = version.status;
+        let was = to_millis(version.updated_at);
         let def = serde_json::to_string(&s.def)?;
         let secrets = serde_json::to_string(&s.secrets)?;
         let s = s.clone();
@@ -88,7 +90,7 @@ impl ScenarioStore for SqliteStore {
                 let n = exec(
                     c,
                     "UPDATE scenarios SET status = ?1, trigger_type = ?2, def = ?3, updated_at = ?4, secrets = ?8
-                     WHERE id = ?5 AND account = ?6 AND status = ?7",
+                     WHERE id = ?5 AND account = ?6 AND status = ?7 AND updated_at = ?9",
                     params![
                         s.status.as_str(),
                         s.def.trigger.kind,
@@ -97,7 +99,8 @@ impl ScenarioStore for SqliteStore {
                         s.id,
                         s.account,
                         expected.as_str(),
-                        secrets
+                        secrets,
+                        was
                     ],
                 )?;
                 if n == 1 && s.def.trigger.is_time_based() {
@@ -156,6 +159,20 @@ impl ScenarioStore for SqliteStore {
             items.last().map(|s| s.id.clone()).unwrap_or_default()
         });
         Ok(Page { items, next_cursor })
+    }
+
+    async fn active(&self, account: i64) -> StoreResult<Vec<ScenarioRecord>> {
+        let rows = self
+            .db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {SCENARIO_COLS} FROM scenarios WHERE account = ?1 AND status = 'active' ORDER BY id"
+                ))?;
+                let rows = stmt.query_map(params![account], scenario_row)?.collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?;
+        rows.into_iter().map(scenario_from).collect()
     }
 
     async fn active_for_trigger(
