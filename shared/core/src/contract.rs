@@ -443,6 +443,7 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
         delivery_id: format!("dlv_{u}_now"),
         attempt: Some(0),
         deadline: None,
+        slot: None,
     };
     let later_task = Task::AdvanceV1 {
         enrollment_id: format!("enr_{u}"),
@@ -491,6 +492,7 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
                 delivery_id: format!("dlv_{u}_many_{i}"),
                 attempt: Some(0),
                 deadline: None,
+                slot: None,
             };
             (task, Timestamp::now())
         })
@@ -499,6 +501,7 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
                 delivery_id: format!("dlv_{u}_many_later"),
                 attempt: Some(0),
                 deadline: None,
+                slot: None,
             },
             crate::domain::time::add(Timestamp::now(), Duration::from_secs(2)),
         )))

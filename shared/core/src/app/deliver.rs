@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use super::{Hookline, Outcome};
+use super::{Hookline, Outcome, held};
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::destination::Answer;
 use crate::domain::signing;
 use crate::domain::time::add;
-use crate::ports::{OutboundRequest, Task};
+use crate::ports::{Gate, OutboundRequest, Task};
 
 /// How soon a message that arrived before its previous attempt was recorded looks again.
 const NOT_YET_RECORDED: Duration = Duration::from_secs(5);
@@ -35,6 +35,7 @@ impl Hookline {
         delivery_id: &str,
         attempt: Option<u32>,
         deadline: Option<jiff::Timestamp>,
+        slot: Option<jiff::Timestamp>,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         if queued_before_step_ids(delivery_id) {
@@ -84,7 +85,24 @@ impl Hookline {
         {
             return Ok(Outcome::RetryAt(next)); // early: the rest is waited
         }
-        let (attempt, status, next) = self.post(&delivery, start, None).await;
+        let start = match self.gate(&delivery, slot).await? {
+            Gate::Go { .. } => p.clock.now(), // (the gate may have waited a moment)
+            Gate::Wait {
+                until,
+                reserved,
+                health,
+            } => {
+                let wait = held::Wait {
+                    until,
+                    reserved,
+                    health,
+                };
+                return self.hold_stored(&delivery, deadline, wait).await;
+            }
+        };
+        let (attempt, status, next, answer) = self.post_judged(&delivery, start, None).await;
+        self.gate_finished(&delivery, start, answer, attempt.error.as_deref())
+            .await;
         if made == 0 {
             self.hand_back(&delivery, start).await?;
         }
@@ -93,6 +111,7 @@ impl Hookline {
                 delivery_id: delivery.id.clone(),
                 attempt: Some(made + 1),
                 deadline: None,
+                slot: None,
             };
             self.queue()?.enqueue(&task, at).await?;
         }
@@ -112,6 +131,7 @@ impl Hookline {
         delivery: &Delivery,
         pass: &crate::ports::Pass,
         scenario_at: Option<jiff::Timestamp>,
+        held: held::Held,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         if queued_before_step_ids(&delivery.id) {
@@ -123,15 +143,37 @@ impl Hookline {
         if p.deliveries.is_recorded(&delivery.id).await? {
             return Ok(Outcome::Done); // stored already: attempted by another copy
         }
-        let start = p.clock.now();
-        let (attempt, status, next) = self.post(delivery, start, scenario_at).await;
-        self.hand_back(delivery, start).await?;
+        let start = match self.gate(delivery, held.slot).await? {
+            Gate::Go { .. } => p.clock.now(),
+            Gate::Wait {
+                until,
+                reserved,
+                health,
+            } => {
+                let wait = held::Wait {
+                    until,
+                    reserved,
+                    health,
+                };
+                return self
+                    .hold_first(delivery, pass, scenario_at, held, wait)
+                    .await;
+            }
+        };
+        let (attempt, status, next, answer) = self.post_judged(delivery, start, scenario_at).await;
+        self.gate_finished(delivery, start, answer, attempt.error.as_deref())
+            .await;
+        if held.moved_at.is_none() {
+            // (a delivery held back handed its contact back when it was held)
+            self.hand_back(delivery, start).await?;
+        }
         if let Some(at) = next {
             // queued before the delivery is stored: it may come first, and then waits
             let task = Task::DeliverV1 {
                 delivery_id: delivery.id.clone(),
                 attempt: Some(1),
                 deadline: Some(delivery.deadline),
+                slot: None,
             };
             self.queue()?.enqueue(&task, at).await?;
         }
@@ -275,7 +317,7 @@ impl Hookline {
     /// hand-back message carries it, so an advance handed over again names the same delivery.
     /// (Only a redelivery of the first attempt's own message, minutes later, starts again: by
     /// then the first hand-back has moved the enrollment and the second is dropped.)
-    async fn hand_back(&self, delivery: &Delivery, started: jiff::Timestamp) -> anyhow::Result<()> {
+    pub(super) async fn hand_back(&self, delivery: &Delivery, started: jiff::Timestamp) -> anyhow::Result<()> {
         let p = &self.ports;
         let handoff = &delivery.handoff;
         if handoff.next_step.is_none() {

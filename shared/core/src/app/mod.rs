@@ -4,6 +4,7 @@ mod advance;
 mod cache;
 mod deliver;
 mod destinations;
+mod held;
 mod inline;
 mod intake;
 mod occurrences;
@@ -136,12 +137,21 @@ impl Hookline {
                 delivery_id,
                 attempt,
                 deadline,
-            } => self.deliver(delivery_id, *attempt, *deadline).await,
+                slot,
+            } => self.deliver(delivery_id, *attempt, *deadline, *slot).await,
             Task::DeliverFirstV1 {
                 delivery,
                 pass,
                 scenario_at,
-            } => self.deliver_first(delivery, pass, *scenario_at).await,
+                slot,
+                moved_at,
+            } => {
+                let held = held::Held {
+                    slot: *slot,
+                    moved_at: *moved_at,
+                };
+                self.deliver_first(delivery, pass, *scenario_at, held).await
+            }
             Task::ResendV1 { delivery_ids } => {
                 self.resend_stored(delivery_ids).await?;
                 Ok(Outcome::Done)
