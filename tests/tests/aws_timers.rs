@@ -185,6 +185,7 @@ async fn a_retry_that_overtakes_its_delivery_waits_for_it() {
         attempt: Some(1),
         deadline: Some(delivery.deadline),
         slot: None,
+        moved_at: None,
     };
     let early = engine.handle(&retry).await.unwrap();
     assert!(

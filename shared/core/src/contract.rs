@@ -18,11 +18,13 @@ use crate::domain::signing::StepSecret;
 use crate::ports::*;
 
 mod deliveries;
+mod destinations;
 mod flow;
 mod flow_occurrences;
 mod keys;
 mod occurrences;
 pub use deliveries::delivery_store;
+pub use destinations::destination_gate;
 pub(crate) use deliveries::{attempt, delivery, delivery_on, pass};
 pub use flow::flow_store;
 pub use flow_occurrences::flow_store_occurrences;
@@ -444,6 +446,7 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
         attempt: Some(0),
         deadline: None,
         slot: None,
+        moved_at: None,
     };
     let later_task = Task::AdvanceV1 {
         enrollment_id: format!("enr_{u}"),
@@ -493,6 +496,7 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
                 attempt: Some(0),
                 deadline: None,
                 slot: None,
+                moved_at: None,
             };
             (task, Timestamp::now())
         })
@@ -502,6 +506,7 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
                 attempt: Some(0),
                 deadline: None,
                 slot: None,
+                moved_at: None,
             },
             crate::domain::time::add(Timestamp::now(), Duration::from_secs(2)),
         )))

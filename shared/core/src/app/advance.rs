@@ -174,8 +174,6 @@ impl Hookline {
                     delivery,
                     pass,
                     scenario_at: Some(scenario.updated_at),
-                    slot: None,
-                    moved_at: None,
                 };
                 queue.enqueue(&task, now).await?;
             }

@@ -35,7 +35,7 @@ impl Hookline {
         delivery_id: &str,
         attempt: Option<u32>,
         deadline: Option<jiff::Timestamp>,
-        slot: Option<jiff::Timestamp>,
+        held: held::Held,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         if queued_before_step_ids(delivery_id) {
@@ -85,7 +85,7 @@ impl Hookline {
         {
             return Ok(Outcome::RetryAt(next)); // early: the rest is waited
         }
-        let start = match self.gate(&delivery, slot).await? {
+        let start = match self.gate(&delivery, held.slot).await? {
             Gate::Go { .. } => p.clock.now(), // (the gate may have waited a moment)
             Gate::Wait {
                 until,
@@ -97,13 +97,14 @@ impl Hookline {
                     reserved,
                     health,
                 };
-                return self.hold_stored(&delivery, deadline, wait).await;
+                return self.hold_stored(&delivery, deadline, held, wait).await;
             }
         };
         let (attempt, status, next, answer) = self.post_judged(&delivery, start, None).await;
         self.gate_finished(&delivery, start, answer, attempt.error.as_deref())
             .await;
-        if made == 0 {
+        if made == 0 && held.moved_at.is_none() {
+            // (a first attempt held back handed its contact back when it was held)
             self.hand_back(&delivery, start).await?;
         }
         if let Some(at) = next {
@@ -112,6 +113,7 @@ impl Hookline {
                 attempt: Some(made + 1),
                 deadline: None,
                 slot: None,
+                moved_at: None,
             };
             self.queue()?.enqueue(&task, at).await?;
         }
@@ -131,7 +133,6 @@ impl Hookline {
         delivery: &Delivery,
         pass: &crate::ports::Pass,
         scenario_at: Option<jiff::Timestamp>,
-        held: held::Held,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         if queued_before_step_ids(&delivery.id) {
@@ -143,7 +144,7 @@ impl Hookline {
         if p.deliveries.is_recorded(&delivery.id).await? {
             return Ok(Outcome::Done); // stored already: attempted by another copy
         }
-        let start = match self.gate(delivery, held.slot).await? {
+        let start = match self.gate(delivery, None).await? {
             Gate::Go { .. } => p.clock.now(),
             Gate::Wait {
                 until,
@@ -155,18 +156,13 @@ impl Hookline {
                     reserved,
                     health,
                 };
-                return self
-                    .hold_first(delivery, pass, scenario_at, held, wait)
-                    .await;
+                return self.hold_first(delivery, pass, wait).await;
             }
         };
         let (attempt, status, next, answer) = self.post_judged(delivery, start, scenario_at).await;
         self.gate_finished(delivery, start, answer, attempt.error.as_deref())
             .await;
-        if held.moved_at.is_none() {
-            // (a delivery held back handed its contact back when it was held)
-            self.hand_back(delivery, start).await?;
-        }
+        self.hand_back(delivery, start).await?;
         if let Some(at) = next {
             // queued before the delivery is stored: it may come first, and then waits
             let task = Task::DeliverV1 {
@@ -174,6 +170,7 @@ impl Hookline {
                 attempt: Some(1),
                 deadline: Some(delivery.deadline),
                 slot: None,
+                moved_at: None,
             };
             self.queue()?.enqueue(&task, at).await?;
         }

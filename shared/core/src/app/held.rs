@@ -1,9 +1,10 @@
 //! Destinations on the queued path (SPEC §6a, AWS): before each attempt the runtime's
-//! [`DestinationGate`] is asked; a delivery it holds back is queued again for the time it
+//! [`crate::ports::DestinationGate`] is asked; a delivery it holds back is queued again for the time it
 //! names, as the same task (same attempt number: waiting is not an attempt), with the pace's
 //! start it reserved. A first attempt held back hands its contact back at once ("scenarios
-//! keep moving") and says so in its task, so that the attempt, when made, does not hand it back
-//! twice. A held delivery whose deadline comes while its destination still holds it back fails
+//! keep moving"), is stored as its pass (pending, no attempt) and queued as a stored
+//! delivery's attempt whose task says the contact moved, so that the attempt, when made, does
+//! not hand it back twice. A held delivery whose deadline comes while its destination still holds it back fails
 //! with `not attempted before the deadline: destination <health>`, kept as its last attempt
 //! (no status, 0 ms), as local mode does.
 
@@ -21,12 +22,12 @@ use crate::ports::{Gate, Pass, Task};
 /// needs a schedule); one that comes back before its time is held again.
 pub const MAX_HOLD: Duration = Duration::from_secs(900);
 
-/// What a first attempt's task says of its holds.
+/// What a deliver task says of its holds.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Held {
     /// The start its destination's pace reserved for it.
     pub slot: Option<Timestamp>,
-    /// When its contact was handed back (held before its first attempt).
+    /// When its contact was handed back (a first attempt held back).
     pub moved_at: Option<Timestamp>,
 }
 
@@ -109,15 +110,22 @@ impl Hookline {
         &self,
         delivery: &Delivery,
         task_deadline: Option<Timestamp>,
+        held: Held,
         wait: Wait,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         let now = p.clock.now();
         let made = delivery.attempt_count;
-        if now >= delivery.deadline {
-            if made == 0 {
+        // a delivery stored before its first attempt (held, or by an older version): its
+        // contact moves on now, once
+        let moved_at = match held.moved_at {
+            None if made == 0 => {
                 self.hand_back(delivery, now).await?;
+                Some(now)
             }
+            other => other,
+        };
+        if now >= delivery.deadline {
             let attempt = not_attempted(now, wait.health);
             p.deliveries
                 .record_attempt(delivery, Some(&attempt), DeliveryStatus::Failed, None)
@@ -130,6 +138,7 @@ impl Hookline {
             attempt: Some(made),
             deadline: task_deadline,
             slot: wait.slot(),
+            moved_at,
         };
         let at = wait.due(now, delivery.deadline);
         self.queue()?.enqueue(&task, at).await?;
@@ -137,40 +146,43 @@ impl Hookline {
         Ok(Outcome::Done)
     }
 
-    /// A first attempt held back: its contact is handed back now (once), and the task queued
-    /// again; at its deadline it is stored failed, as its pass.
+    /// A first attempt held back (its delivery rides in its message): the contact is handed
+    /// back now, and the delivery stored as a pass, pending with no attempt (the statistics
+    /// count it), its first attempt queued as a stored delivery's. At its deadline it is
+    /// stored failed instead. Order, as [`Self::deliver_first`]'s: the message for the
+    /// attempt before the store (it looks again if it comes first), so that a crash never
+    /// leaves a stored delivery without one; a copy of the first message that finds the
+    /// delivery stored is dropped.
     pub(super) async fn hold_first(
         &self,
         delivery: &Delivery,
         pass: &Pass,
-        scenario_at: Option<Timestamp>,
-        held: Held,
         wait: Wait,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         let now = p.clock.now();
-        if held.moved_at.is_none() {
-            self.hand_back(delivery, now).await?;
-        }
+        self.hand_back(delivery, now).await?;
+        let mut stored = delivery.clone();
         if now >= delivery.deadline {
-            let mut failed = delivery.clone();
-            failed.attempts = failed.kept_with(&not_attempted(now, wait.health));
-            failed.attempt_count = 1;
-            failed.status = DeliveryStatus::Failed;
-            failed.next_attempt_at = None;
-            p.deliveries.record_pass(pass, Some(&failed)).await?;
+            stored.attempts = stored.kept_with(&not_attempted(now, wait.health));
+            stored.attempt_count = 1;
+            stored.status = DeliveryStatus::Failed;
+            stored.next_attempt_at = None;
+            p.deliveries.record_pass(pass, Some(&stored)).await?;
             tracing::info!(delivery_id = %delivery.id, health = wait.health.as_str(), "held past its deadline: failed");
             return Ok(Outcome::Done);
         }
-        let task = Task::DeliverFirstV1 {
-            delivery: Box::new(delivery.clone()),
-            pass: pass.clone(),
-            scenario_at,
-            slot: wait.slot(),
-            moved_at: Some(held.moved_at.unwrap_or(now)),
-        };
         let at = wait.due(now, delivery.deadline);
+        let task = Task::DeliverV1 {
+            delivery_id: delivery.id.clone(),
+            attempt: Some(0),
+            deadline: Some(delivery.deadline),
+            slot: wait.slot(),
+            moved_at: Some(now),
+        };
         self.queue()?.enqueue(&task, at).await?;
+        stored.next_attempt_at = Some(at);
+        p.deliveries.record_pass(pass, Some(&stored)).await?;
         tracing::debug!(delivery_id = %delivery.id, until = %at, health = wait.health.as_str(), "first attempt held back by its destination; contact moved on");
         Ok(Outcome::Done)
     }

@@ -138,20 +138,19 @@ impl Hookline {
                 attempt,
                 deadline,
                 slot,
-            } => self.deliver(delivery_id, *attempt, *deadline, *slot).await,
-            Task::DeliverFirstV1 {
-                delivery,
-                pass,
-                scenario_at,
-                slot,
                 moved_at,
             } => {
                 let held = held::Held {
                     slot: *slot,
                     moved_at: *moved_at,
                 };
-                self.deliver_first(delivery, pass, *scenario_at, held).await
+                self.deliver(delivery_id, *attempt, *deadline, held).await
             }
+            Task::DeliverFirstV1 {
+                delivery,
+                pass,
+                scenario_at,
+            } => self.deliver_first(delivery, pass, *scenario_at).await,
             Task::ResendV1 { delivery_ids } => {
                 self.resend_stored(delivery_ids).await?;
                 Ok(Outcome::Done)

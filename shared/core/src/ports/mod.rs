@@ -396,6 +396,10 @@ pub enum Task {
         /// The start its destination's pace reserved for it (a delivery held back, SPEC §6a).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slot: Option<Timestamp>,
+        /// Held back before its first attempt: the contact was handed back then (SPEC §6a
+        /// "scenarios keep moving"), and is not handed back again after the attempt.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        moved_at: Option<Timestamp>,
     },
     /// Make the first attempt of a delivery that is not stored yet: the message carries it
     /// (frozen: every copy sends the same bytes) and the pass it is. webhook-deliver stores
@@ -410,13 +414,6 @@ pub enum Task {
         /// without reading it again (`None`: read it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scenario_at: Option<Timestamp>,
-        /// The start its destination's pace reserved for it (a delivery held back, SPEC §6a).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        slot: Option<Timestamp>,
-        /// Held back before its first attempt: the contact was handed back then (SPEC §6a
-        /// "scenarios keep moving"), and is not handed back again after the attempt.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        moved_at: Option<Timestamp>,
     },
     /// Resend failed deliveries: one new attempt of each (SPEC §7), up to
     /// [`crate::app::RESEND_CHUNK`] a task.
