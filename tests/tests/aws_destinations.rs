@@ -134,6 +134,24 @@ impl Rx {
             .unwrap_or(0)
     }
 
+    /// Requests in each second from the first (for a person reading a failure).
+    fn per_second(&self) -> Vec<(usize, usize)> {
+        let log = self.log.lock().unwrap();
+        let Some(first) = log.requests.first().map(|r| r.0) else {
+            return Vec::new();
+        };
+        let mut seconds: Vec<(usize, usize)> = Vec::new();
+        for r in &log.requests {
+            let s = r.0.duration_since(first).as_secs() as usize;
+            if seconds.len() <= s {
+                seconds.resize(s + 1, (0, 0));
+            }
+            seconds[s].0 += 1;
+            seconds[s].1 += usize::from(r.1 == 429);
+        }
+        seconds
+    }
+
     fn refused(&self) -> usize {
         let log = self.log.lock().unwrap();
         log.requests.iter().filter(|r| r.1 == 429).count()
@@ -231,10 +249,11 @@ async fn four_instances_settle_at_a_refusing_receivers_rate() {
     send_events(engine, n).await;
     let took = run(&aws, &all, Duration::from_secs(120), || rx.accepted() >= n).await;
     println!(
-        "{n} accepted in {took:?}: {} requests, {} refused, busiest second {}",
+        "{n} accepted in {took:?}: {} requests, {} refused, busiest second {}; (requests, refused) per second: {:?}",
         rx.count(),
         rx.refused(),
-        rx.busiest_second()
+        rx.busiest_second(),
+        rx.per_second()
     );
     assert_eq!(rx.accepted(), n, "not all accepted in {took:?}");
     assert!(
@@ -261,7 +280,11 @@ async fn a_rate_limit_is_kept_across_instances() {
     let n = 30;
     send_events(engine, n).await;
     let took = run(&aws, &all, Duration::from_secs(60), || rx.accepted() >= n).await;
-    println!("{n} accepted in {took:?}, busiest second {}", rx.busiest_second());
+    println!(
+        "{n} accepted in {took:?}, busiest second {}; per second: {:?}",
+        rx.busiest_second(),
+        rx.per_second()
+    );
     assert_eq!(rx.accepted(), n);
     assert_eq!(rx.count(), n, "a paced destination never refused, so never retried");
     assert!(

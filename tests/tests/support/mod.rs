@@ -240,7 +240,7 @@ impl Aws {
                 policy,
                 allow_private_targets: true,
                 destination_concurrency: 8,
-                deliver_instances: 4,
+                deliver_instances: 8,
             },
             config,
             stream_arn,

@@ -46,10 +46,15 @@ pub const SLOT_WAIT: Duration = Duration::from_secs(5);
 /// A start the pace gives within this is waited in-process; a later one is reserved and the
 /// delivery queued again for it.
 pub const WAIT_IN_PROCESS: Duration = Duration::from_millis(1_500);
+/// A reserved start missed by more than this (its delivery came back late) is claimed again
+/// rather than taken late, which would bunch starts together.
+const LATE: Duration = Duration::from_millis(100);
 /// A probe that never reported (its instance died) no longer blocks the next one after this.
 const PROBE_STALE: Duration = Duration::from_secs(30);
 /// Unused destination items expire after this long (`expires_at`).
 const ITEM_DAYS: i64 = 30;
+/// The most often an instance writes what it saw accepted (a learned pace's increase).
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Compare-and-set tries before giving up (the message is retried).
 const TRIES: usize = 8;
 
@@ -71,6 +76,10 @@ struct Kept {
     probing: bool,
     /// Starts of attempts accepted here since the last write, for the learned pace's increase.
     accepted: Vec<Timestamp>,
+    /// The pace's next free start (ms) as last claimed or read.
+    tat: Option<i64>,
+    /// When this instance last wrote its accepted attempts (the learned pace's increase).
+    flushed_at: Option<Instant>,
 }
 
 impl Default for Kept {
@@ -83,6 +92,8 @@ impl Default for Kept {
             in_flight: 0,
             probing: false,
             accepted: Vec::new(),
+            tat: None,
+            flushed_at: None,
         }
     }
 }
@@ -206,6 +217,10 @@ impl DynamoDestinations {
                 .context("DynamoDB GetItem destination")?;
             let parts = out.item.as_ref().map(Self::parse).transpose()?;
             self.take(k, parts);
+            let tat = out.item.as_ref().and_then(|i| opt_n(i, "tat"));
+            if let Some(e) = self.lock().get_mut(k) {
+                e.tat = tat;
+            }
         }
         let kept = self.lock();
         let e = kept.get(k).map_or_else(Kept::default, |e| Kept {
@@ -216,6 +231,8 @@ impl DynamoDestinations {
             in_flight: e.in_flight,
             probing: e.probing,
             accepted: e.accepted.clone(),
+            tat: e.tat,
+            flushed_at: e.flushed_at,
         });
         Ok(e)
     }
@@ -297,6 +314,79 @@ impl DynamoDestinations {
         let e = kept.entry(k.clone()).or_default();
         e.in_flight += 1;
         e.probing |= probe;
+    }
+
+    /// Claims the next start at `pace` (GCRA: the item's `tat` is the earliest start not yet
+    /// claimed): one atomic `ADD` of the interval, so that instances claiming at once never
+    /// conflict; when the destination was idle (`tat` in the past) a compare-and-set moves it
+    /// to now. `None` (nothing claimed) when the next start would be past `deadline`.
+    async fn claim(
+        &self,
+        k: &Key,
+        pace: f64,
+        now: Timestamp,
+        deadline: Timestamp,
+    ) -> StoreResult<Option<Timestamp>> {
+        let interval = ((1000.0 / pace).round() as i64).max(1);
+        let tat = self.lock().get(k).and_then(|e| e.tat).unwrap_or(0);
+        if tat.max(now.as_millisecond()) > deadline.as_millisecond() {
+            return Ok(None);
+        }
+        for _ in 0..TRIES {
+            let out = self
+                .store
+                .client
+                .update_item()
+                .table_name(&self.store.table)
+                .set_key(Some(Self::item_key(k.0, &k.1)))
+                .update_expression("SET #url = :url, expires_at = :exp ADD tat :iv")
+                .expression_attribute_names("#url", "url")
+                .expression_attribute_values(":url", s(&k.1))
+                .expression_attribute_values(":exp", ttl(ITEM_DAYS))
+                .expression_attribute_values(":iv", n(interval))
+                .return_values(ReturnValue::UpdatedNew)
+                .send()
+                .await
+                .context("DynamoDB UpdateItem destination claim")?;
+            let tat = out
+                .attributes
+                .as_ref()
+                .and_then(|a| opt_n(a, "tat"))
+                .context("a claim without its tat")?;
+            let now_ms = self.clock.now().as_millisecond();
+            if tat - interval >= now_ms {
+                if let Some(e) = self.lock().get_mut(k) {
+                    e.tat = Some(tat);
+                }
+                return Ok(Some(Timestamp::from_millisecond(tat - interval)?));
+            }
+            // idle until now: start now, the next one an interval later
+            let moved = self
+                .store
+                .client
+                .update_item()
+                .table_name(&self.store.table)
+                .set_key(Some(Self::item_key(k.0, &k.1)))
+                .update_expression("SET tat = :next")
+                .condition_expression("tat = :seen")
+                .expression_attribute_values(":next", n(now_ms + interval))
+                .expression_attribute_values(":seen", n(tat))
+                .send()
+                .await;
+            match moved {
+                Ok(_) => {
+                    if let Some(e) = self.lock().get_mut(k) {
+                        e.tat = Some(now_ms + interval);
+                    }
+                    return Ok(Some(Timestamp::from_millisecond(now_ms)?));
+                }
+                Err(e) if is_conditional(&e) => continue, // another claimed meanwhile
+                Err(e) => {
+                    return Err(anyhow::Error::from(e).context("DynamoDB UpdateItem destination"));
+                }
+            }
+        }
+        anyhow::bail!("destination {}: too many conflicting claims", k.1)
     }
 
     /// Applies the attempts accepted here since the last write to `state` (the learned
@@ -424,6 +514,7 @@ impl DestinationGate for DynamoDestinations {
             }
             if let Some(at) = reserved
                 && state.pace().is_some()
+                && since(now, at) <= LATE
             {
                 // its start was claimed before it was queued again
                 if since(at, now) > WAIT_IN_PROCESS {
@@ -438,18 +529,9 @@ impl DestinationGate for DynamoDestinations {
                 return Ok(Gate::Go { probe: false });
             }
             if let Some(pace) = state.pace() {
-                Self::with_accepted(&mut state, &kept, now);
-                let pace = state.pace().unwrap_or(pace);
-                let start = state.next_start.map_or(now, |n| n.max(now));
-                if start > deadline {
+                let Some(start) = self.claim(&k, pace, now, deadline).await? else {
                     return Ok(hold(deadline.max(now), Health::Throttled));
-                }
-                state.next_start = Some(add(start, Duration::from_secs_f64(1.0 / pace)));
-                state.last_attempt_at = Some(start);
-                if !self.write(&k, &state, kept.ver, false).await? {
-                    max_age = Duration::ZERO;
-                    continue;
-                }
+                };
                 let wait = since(start, now);
                 if wait > WAIT_IN_PROCESS {
                     return Ok(Gate::Wait {
@@ -515,6 +597,28 @@ impl DestinationGate for DynamoDestinations {
                         })
                         .await;
                 }
+                let flush = {
+                    let kept = self.lock();
+                    kept.get(&k).is_some_and(|e| {
+                        !e.accepted.is_empty()
+                            && e.flushed_at.is_none_or(|at| at.elapsed() >= FLUSH_EVERY)
+                    })
+                };
+                if flush {
+                    // the learned pace rises with what was accepted here (one write a second
+                    // at most)
+                    if let Some(e) = self.lock().get_mut(&k) {
+                        e.flushed_at = Some(Instant::now());
+                    }
+                    self.transition(&k, false, |state, kept| {
+                        if state.learned.is_none() || kept.accepted.is_empty() {
+                            return false;
+                        }
+                        Self::with_accepted(state, kept, now);
+                        true
+                    })
+                    .await?;
+                }
                 if fails > 0 {
                     self.store
                         .client
@@ -544,13 +648,29 @@ impl DestinationGate for DynamoDestinations {
                 Ok(())
             }
             Answer::Refused { .. } => {
+                let mut resume = None;
                 self.transition(&k, true, |state, kept| {
                     Self::with_accepted(state, kept, now);
                     state.in_flight = 1;
                     state.finished(now, started, answer, error);
+                    resume = state.paused_until;
                     true
                 })
-                .await
+                .await?;
+                // the pace starts again after the pause (starts claimed before it are void)
+                if let Some(at) = resume {
+                    self.store
+                        .client
+                        .update_item()
+                        .table_name(&self.store.table)
+                        .set_key(Some(Self::item_key(account, url)))
+                        .update_expression("SET tat = :at")
+                        .expression_attribute_values(":at", n(at.as_millisecond()))
+                        .send()
+                        .await
+                        .context("DynamoDB UpdateItem destination")?;
+                }
+                Ok(())
             }
             Answer::Failed => {
                 if probe {

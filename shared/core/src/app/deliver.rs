@@ -142,7 +142,22 @@ impl Hookline {
         // minutes) finds it stored; two copies at once may both send it (same bytes, same id)
         // and only one is stored
         if p.deliveries.is_recorded(&delivery.id).await? {
-            return Ok(Outcome::Done); // stored already: attempted by another copy
+            // stored already: attempted by another copy, or held back by its destination
+            // (SPEC §6a) and this copy came again after a crash: it goes on as the stored
+            // delivery's first attempt (its contact moved on when it was held)
+            let held_first = p
+                .deliveries
+                .get(&delivery.id)
+                .await?
+                .is_some_and(|d| d.attempt_count == 0 && d.status == DeliveryStatus::Pending);
+            if held_first {
+                let moved = held::Held {
+                    slot: None,
+                    moved_at: Some(delivery.created_at),
+                };
+                return Box::pin(self.deliver(&delivery.id, Some(0), None, moved)).await;
+            }
+            return Ok(Outcome::Done);
         }
         let start = match self.gate(delivery, None).await? {
             Gate::Go { .. } => p.clock.now(),

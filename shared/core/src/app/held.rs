@@ -22,6 +22,9 @@ use crate::ports::{Gate, Pass, Task};
 /// needs a schedule); one that comes back before its time is held again.
 pub const MAX_HOLD: Duration = Duration::from_secs(900);
 
+/// How long before its reserved start a held delivery comes back.
+pub const EARLY: Duration = Duration::from_secs(1);
+
 /// What a deliver task says of its holds.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Held {
@@ -42,8 +45,17 @@ pub(crate) struct Wait {
 impl Wait {
     /// When the held task comes back: at the time named, never past the deadline (it fails
     /// then, or is attempted if its destination allows it), at most [`MAX_HOLD`] away.
+    /// A reserved start comes back [`EARLY`] before it (a queue's delay is whole seconds, and
+    /// the gate waits the rest in-process, so that it starts on time).
     fn due(&self, now: Timestamp, deadline: Timestamp) -> Timestamp {
-        self.until.min(deadline).min(add(now, MAX_HOLD)).max(now)
+        let until = if self.reserved {
+            self.until
+                .checked_sub(jiff::SignedDuration::try_from(EARLY).unwrap_or_default())
+                .unwrap_or(self.until)
+        } else {
+            self.until
+        };
+        until.min(deadline).min(add(now, MAX_HOLD)).max(now)
     }
 
     fn slot(&self) -> Option<Timestamp> {
@@ -149,10 +161,10 @@ impl Hookline {
     /// A first attempt held back (its delivery rides in its message): the contact is handed
     /// back now, and the delivery stored as a pass, pending with no attempt (the statistics
     /// count it), its first attempt queued as a stored delivery's. At its deadline it is
-    /// stored failed instead. Order, as [`Self::deliver_first`]'s: the message for the
-    /// attempt before the store (it looks again if it comes first), so that a crash never
-    /// leaves a stored delivery without one; a copy of the first message that finds the
-    /// delivery stored is dropped.
+    /// stored failed instead. Order: the store, then the message for the attempt (so that it
+    /// never comes before the delivery is there); a crash between them leaves the first
+    /// message to come again, which finds the delivery stored without an attempt and goes on
+    /// as that message would ([`Self::deliver_first`]).
     pub(super) async fn hold_first(
         &self,
         delivery: &Delivery,
@@ -173,16 +185,16 @@ impl Hookline {
             return Ok(Outcome::Done);
         }
         let at = wait.due(now, delivery.deadline);
+        stored.next_attempt_at = Some(at);
+        p.deliveries.record_pass(pass, Some(&stored)).await?;
         let task = Task::DeliverV1 {
             delivery_id: delivery.id.clone(),
             attempt: Some(0),
-            deadline: Some(delivery.deadline),
+            deadline: None,
             slot: wait.slot(),
             moved_at: Some(now),
         };
         self.queue()?.enqueue(&task, at).await?;
-        stored.next_attempt_at = Some(at);
-        p.deliveries.record_pass(pass, Some(&stored)).await?;
         tracing::debug!(delivery_id = %delivery.id, until = %at, health = wait.health.as_str(), "first attempt held back by its destination; contact moved on");
         Ok(Outcome::Done)
     }
