@@ -503,7 +503,9 @@ impl DestinationGate for DynamoDestinations {
                 }
                 return Ok(hold(until, Health::Throttled));
             }
-            if kept.in_flight >= self.share && now < deadline {
+            // (a paced destination's starts are spaced by its pace over every instance: its
+            // attempts in flight are what that pace lets start, not this instance's share)
+            if kept.in_flight >= self.share && now < deadline && state.pace().is_none() {
                 let left = SLOT_WAIT.saturating_sub(waiting_since.elapsed());
                 if left.is_zero() {
                     return Ok(hold(add(now, Duration::from_secs(1)), state.health(now)));
@@ -647,11 +649,23 @@ impl DestinationGate for DynamoDestinations {
                 }
                 Ok(())
             }
-            Answer::Refused { .. } => {
+            Answer::Refused { retry_after } => {
+                // paused here at once, whatever the write below meets
+                if let Some(e) = self.lock().get_mut(&k) {
+                    let until = add(now, retry_after.unwrap_or(e.state.next_pause));
+                    e.state.paused_until = Some(e.state.paused_until.map_or(until, |p| p.max(until)));
+                }
                 let mut resume = None;
                 self.transition(&k, true, |state, kept| {
                     Self::with_accepted(state, kept, now);
                     state.in_flight = 1;
+                    // an attempt started before this instance could have read a refusal
+                    // written by another (its cache) belongs to the same burst: it extends
+                    // the pause, and lowers the pace only once
+                    let started = match state.refused_at {
+                        Some(r) if add(r, CACHE_TTL) >= started => r.min(started),
+                        _ => started,
+                    };
                     state.finished(now, started, answer, error);
                     resume = state.paused_until;
                     true
