@@ -692,7 +692,7 @@ async fn deliver_batch_of_10_with_a_5ms_store() {
         sender: aws_engine.ports.sender.clone(),
         clock: Arc::new(SystemClock),
         ids: Arc::new(UlidIds),
-        destinations: Arc::new(hookline_core::ports::NoAttemptsHere),
+        destinations: aws_engine.ports.destinations.clone(),
     };
     let engine = Hookline::new(ports, RetryPolicy::default());
     let (rx, id) = ten_events_to_a_slow_receiver(&engine).await;

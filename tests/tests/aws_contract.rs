@@ -42,6 +42,22 @@ async fn occurrence_store() {
     contract::occurrence_store(&Aws::fresh(RetryPolicy::default()).await.store()).await;
 }
 
+/// Two webhook-deliver instances' boards over one table.
+#[tokio::test]
+async fn destination_gate() {
+    let aws = Aws::fresh(RetryPolicy::default()).await;
+    contract::destination_gate(|| {
+        let board = hookline_aws::DynamoDestinations::new(
+            aws.store(),
+            std::sync::Arc::new(hookline_core::ports::SystemClock),
+            8,
+            4,
+        );
+        std::sync::Arc::new(board) as std::sync::Arc<dyn hookline_core::ports::DestinationBoard>
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn key_store() {
     contract::key_store(&Aws::fresh(RetryPolicy::default()).await.store()).await;
@@ -82,6 +98,8 @@ async fn long_delays_become_one_schedule_and_short_ones_use_delay_seconds() {
         delivery_id: "dlv_long".into(),
         attempt: Some(0),
         deadline: None,
+        slot: None,
+        moved_at: None,
     };
     let due = hookline_core::domain::time::add(now, Duration::from_secs(2 * 3600));
     queue.enqueue(&task, due).await.unwrap();

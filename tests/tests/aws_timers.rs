@@ -184,6 +184,8 @@ async fn a_retry_that_overtakes_its_delivery_waits_for_it() {
         delivery_id: delivery.id.clone(),
         attempt: Some(1),
         deadline: Some(delivery.deadline),
+        slot: None,
+        moved_at: None,
     };
     let early = engine.handle(&retry).await.unwrap();
     assert!(

@@ -23,6 +23,13 @@ pub struct Settings {
     pub scheduler_role_arn: String,
     pub policy: RetryPolicy,
     pub allow_private_targets: bool,
+    /// Attempts in flight per destination over every instance (SPEC §6a,
+    /// `HOOKLINE_DESTINATION_CONCURRENCY`, default 8).
+    pub destination_concurrency: u32,
+    /// The most `webhook-deliver` instances at once: the deliver event source's
+    /// `MaximumConcurrency` (`HOOKLINE_DELIVER_INSTANCES`, default 8). Each instance lets
+    /// `destination_concurrency / deliver_instances` (at least 1) be in flight per destination.
+    pub deliver_instances: u32,
 }
 
 pub const ENV_TABLE: &str = "HOOKLINE_TABLE";
@@ -45,7 +52,32 @@ pub const ENV_VARS: &[&str] = &[
     "HOOKLINE_RETRY_WINDOW",
     "HOOKLINE_RETRY_DELAYS",
     "HOOKLINE_ALLOW_PRIVATE_TARGETS",
+    ENV_DESTINATION_CONCURRENCY,
+    ENV_DELIVER_INSTANCES,
 ];
+
+pub const ENV_DESTINATION_CONCURRENCY: &str = "HOOKLINE_DESTINATION_CONCURRENCY";
+pub const ENV_DELIVER_INSTANCES: &str = "HOOKLINE_DELIVER_INSTANCES";
+
+/// A whole number setting within `range` (absent or empty: `default`).
+fn number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> anyhow::Result<u32> {
+    let Some(text) = get(name).filter(|v| !v.trim().is_empty()) else {
+        return Ok(default);
+    };
+    match text.trim().parse::<u32>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => anyhow::bail!(
+            "invalid setting {name}: `{text}` is not a whole number from {} to {}",
+            range.start(),
+            range.end()
+        ),
+    }
+}
 
 impl Settings {
     /// Reads the settings; an invalid or missing one is an error naming it.
@@ -89,6 +121,13 @@ impl Settings {
             scheduler_role_arn: required(ENV_SCHEDULER_ROLE)?,
             policy,
             allow_private_targets,
+            destination_concurrency: number(
+                &get,
+                ENV_DESTINATION_CONCURRENCY,
+                hookline_core::domain::destination::DEFAULT_CONCURRENCY,
+                1..=10_000,
+            )?,
+            deliver_instances: number(&get, ENV_DELIVER_INSTANCES, 8, 2..=1_000)?,
         })
     }
 }
@@ -144,6 +183,12 @@ pub fn engine_with_clock(
         clock: clock.clone(),
     });
     let sender = ReqwestSender::new(settings.allow_private_targets);
+    let destinations = crate::DynamoDestinations::new(
+        store.clone(),
+        clock.clone(),
+        settings.destination_concurrency,
+        settings.deliver_instances,
+    );
     let ports = Ports {
         scenarios: Arc::new(store.clone()),
         contacts: Arc::new(store.clone()),
@@ -155,7 +200,7 @@ pub fn engine_with_clock(
         sender: Arc::new(sender),
         clock,
         ids: Arc::new(UlidIds),
-        destinations: Arc::new(hookline_core::ports::NoAttemptsHere),
+        destinations: Arc::new(destinations),
     };
     Ok((Hookline::new(ports, settings.policy.clone()), queue))
 }
@@ -302,6 +347,17 @@ mod tests {
                 .to_string()
                 .contains("HOOKLINE_RETRY_DELAYS")
         );
+        assert_eq!((s.destination_concurrency, s.deliver_instances), (8, 8));
+        for (name, value) in [
+            (ENV_DESTINATION_CONCURRENCY, "0"),
+            (ENV_DESTINATION_CONCURRENCY, "eight"),
+            (ENV_DELIVER_INSTANCES, "1"),
+        ] {
+            let mut bad = ALL.to_vec();
+            bad.push((name, value));
+            let e = Settings::from_env(env(&bad)).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
         let mut bad = ALL.to_vec();
         bad.push(("HOOKLINE_ALLOW_PRIVATE_TARGETS", "maybe"));
         assert!(

@@ -7,7 +7,7 @@ pub mod lambda;
 mod queue;
 pub mod stream;
 
-pub use dynamo::{DynamoStore, SHARDS};
+pub use dynamo::{DynamoDestinations, DynamoStore, SHARDS};
 pub use queue::{MAX_SQS_DELAY, QueueRef, SqsQueue, at_expression, schedule_name};
 
 pub use aws_lambda_events;

@@ -18,12 +18,14 @@ use crate::domain::signing::StepSecret;
 use crate::ports::*;
 
 mod deliveries;
+mod destinations;
 mod flow;
 mod flow_occurrences;
 mod keys;
 mod occurrences;
 pub use deliveries::delivery_store;
 pub(crate) use deliveries::{attempt, delivery, delivery_on, pass};
+pub use destinations::destination_gate;
 pub use flow::flow_store;
 pub use flow_occurrences::flow_store_occurrences;
 pub use keys::key_store;
@@ -484,6 +486,8 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
         delivery_id: format!("dlv_{u}_now"),
         attempt: Some(0),
         deadline: None,
+        slot: None,
+        moved_at: None,
     };
     let later_task = Task::AdvanceV1 {
         enrollment_id: format!("enr_{u}"),
@@ -532,6 +536,8 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
                 delivery_id: format!("dlv_{u}_many_{i}"),
                 attempt: Some(0),
                 deadline: None,
+                slot: None,
+                moved_at: None,
             };
             (task, Timestamp::now())
         })
@@ -540,6 +546,8 @@ pub async fn queue(queue: &dyn Queue, receive: Receive<'_>) {
                 delivery_id: format!("dlv_{u}_many_later"),
                 attempt: Some(0),
                 deadline: None,
+                slot: None,
+                moved_at: None,
             },
             crate::domain::time::add(Timestamp::now(), Duration::from_secs(2)),
         )))

@@ -239,6 +239,8 @@ impl Aws {
                 scheduler_role_arn: "arn:aws:iam::123456789012:role/hookline-scheduler".into(),
                 policy,
                 allow_private_targets: true,
+                destination_concurrency: 8,
+                deliver_instances: 8,
             },
             config,
             stream_arn,

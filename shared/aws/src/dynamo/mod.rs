@@ -22,6 +22,7 @@
 //! | contact snapshot's time (`occurred_at`, on the contact item) | | |
 //! | occurrence of a time-based trigger (TTL 30 d after it) | `OCC#{minute}#{shard}` | `{account}#{scenario}#{contact}#{date}` |
 //! | the last minute the tick swept | `SWEEP` | `SWEEP` |
+//! | a destination's shared state (SPEC §6a; `url`, `state`, `ver`, `fails`; TTL 30 d after its last change) | `DST#{account}` | `{dst_ id}` |
 //!
 //! Write units are the cost (every write is billed per started KB, twice inside a
 //! transaction), so the webhook path has **no transaction**: each record is one conditional
@@ -42,6 +43,7 @@
 mod contacts;
 mod counters;
 mod deliveries;
+mod destinations;
 mod enrollments;
 mod keys;
 mod occurrences;
@@ -59,6 +61,8 @@ use aws_sdk_dynamodb::types::{
 };
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
+
+pub use destinations::DynamoDestinations;
 
 /// Partition keys per webhook step for counters and the delivery index.
 pub const SHARDS: u32 = 16;

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use super::{Hookline, Outcome};
+use super::{Hookline, Outcome, held};
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::destination::Answer;
 use crate::domain::signing;
 use crate::domain::time::add;
-use crate::ports::{OutboundRequest, Task};
+use crate::ports::{Gate, OutboundRequest, Task};
 
 /// How soon a message that arrived before its previous attempt was recorded looks again.
 const NOT_YET_RECORDED: Duration = Duration::from_secs(5);
@@ -35,6 +35,7 @@ impl Hookline {
         delivery_id: &str,
         attempt: Option<u32>,
         deadline: Option<jiff::Timestamp>,
+        held: held::Held,
     ) -> anyhow::Result<Outcome> {
         let p = &self.ports;
         if queued_before_step_ids(delivery_id) {
@@ -84,8 +85,26 @@ impl Hookline {
         {
             return Ok(Outcome::RetryAt(next)); // early: the rest is waited
         }
-        let (attempt, status, next) = self.post(&delivery, start, None).await;
-        if made == 0 {
+        let start = match self.gate(&delivery, held.slot).await? {
+            Gate::Go { .. } => p.clock.now(), // (the gate may have waited a moment)
+            Gate::Wait {
+                until,
+                reserved,
+                health,
+            } => {
+                let wait = held::Wait {
+                    until,
+                    reserved,
+                    health,
+                };
+                return self.hold_stored(&delivery, deadline, held, wait).await;
+            }
+        };
+        let (attempt, status, next, answer) = self.post_judged(&delivery, start, None).await;
+        self.gate_finished(&delivery, start, answer, attempt.error.as_deref())
+            .await;
+        if made == 0 && held.moved_at.is_none() {
+            // (a first attempt held back handed its contact back when it was held)
             self.hand_back(&delivery, start).await?;
         }
         if let Some(at) = next {
@@ -93,6 +112,8 @@ impl Hookline {
                 delivery_id: delivery.id.clone(),
                 attempt: Some(made + 1),
                 deadline: None,
+                slot: None,
+                moved_at: None,
             };
             self.queue()?.enqueue(&task, at).await?;
         }
@@ -121,10 +142,41 @@ impl Hookline {
         // minutes) finds it stored; two copies at once may both send it (same bytes, same id)
         // and only one is stored
         if p.deliveries.is_recorded(&delivery.id).await? {
-            return Ok(Outcome::Done); // stored already: attempted by another copy
+            // stored already: attempted by another copy, or held back by its destination
+            // (SPEC §6a) and this copy came again after a crash: it goes on as the stored
+            // delivery's first attempt (its contact moved on when it was held)
+            let held_first = p
+                .deliveries
+                .get(&delivery.id)
+                .await?
+                .is_some_and(|d| d.attempt_count == 0 && d.status == DeliveryStatus::Pending);
+            if held_first {
+                let moved = held::Held {
+                    slot: None,
+                    moved_at: Some(delivery.created_at),
+                };
+                return Box::pin(self.deliver(&delivery.id, Some(0), None, moved)).await;
+            }
+            return Ok(Outcome::Done);
         }
-        let start = p.clock.now();
-        let (attempt, status, next) = self.post(delivery, start, scenario_at).await;
+        let start = match self.gate(delivery, None).await? {
+            Gate::Go { .. } => p.clock.now(),
+            Gate::Wait {
+                until,
+                reserved,
+                health,
+            } => {
+                let wait = held::Wait {
+                    until,
+                    reserved,
+                    health,
+                };
+                return self.hold_first(delivery, pass, wait).await;
+            }
+        };
+        let (attempt, status, next, answer) = self.post_judged(delivery, start, scenario_at).await;
+        self.gate_finished(delivery, start, answer, attempt.error.as_deref())
+            .await;
         self.hand_back(delivery, start).await?;
         if let Some(at) = next {
             // queued before the delivery is stored: it may come first, and then waits
@@ -132,6 +184,8 @@ impl Hookline {
                 delivery_id: delivery.id.clone(),
                 attempt: Some(1),
                 deadline: Some(delivery.deadline),
+                slot: None,
+                moved_at: None,
             };
             self.queue()?.enqueue(&task, at).await?;
         }
@@ -302,7 +356,11 @@ impl Hookline {
     /// hand-back message carries it, so an advance handed over again names the same delivery.
     /// (Only a redelivery of the first attempt's own message, minutes later, starts again: by
     /// then the first hand-back has moved the enrollment and the second is dropped.)
-    async fn hand_back(&self, delivery: &Delivery, started: jiff::Timestamp) -> anyhow::Result<()> {
+    pub(super) async fn hand_back(
+        &self,
+        delivery: &Delivery,
+        started: jiff::Timestamp,
+    ) -> anyhow::Result<()> {
         let p = &self.ports;
         let handoff = &delivery.handoff;
         if handoff.next_step.is_none() {

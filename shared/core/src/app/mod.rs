@@ -4,6 +4,7 @@ mod advance;
 mod cache;
 mod deliver;
 mod destinations;
+mod held;
 mod inline;
 mod intake;
 mod occurrences;
@@ -139,7 +140,15 @@ impl Hookline {
                 delivery_id,
                 attempt,
                 deadline,
-            } => self.deliver(delivery_id, *attempt, *deadline).await,
+                slot,
+                moved_at,
+            } => {
+                let held = held::Held {
+                    slot: *slot,
+                    moved_at: *moved_at,
+                };
+                self.deliver(delivery_id, *attempt, *deadline, held).await
+            }
             Task::DeliverFirstV1 {
                 delivery,
                 pass,

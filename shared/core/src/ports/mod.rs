@@ -411,6 +411,13 @@ pub enum Task {
         /// its delivery: one that finds no delivery yet looks again, until then.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         deadline: Option<Timestamp>,
+        /// The start its destination's pace reserved for it (a delivery held back, SPEC §6a).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slot: Option<Timestamp>,
+        /// Held back before its first attempt: the contact was handed back then (SPEC §6a
+        /// "scenarios keep moving"), and is not handed back again after the attempt.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        moved_at: Option<Timestamp>,
     },
     /// Make the first attempt of a delivery that is not stored yet: the message carries it
     /// (frozen: every copy sends the same bytes) and the pass it is. webhook-deliver stores
@@ -562,6 +569,57 @@ pub trait DestinationBoard: Send + Sync {
     async fn get(&self, account: i64, url: &str) -> StoreResult<Option<DestinationState>>;
     /// The URLs of the account it keeps a state for (any order).
     async fn urls(&self, account: i64) -> StoreResult<Vec<String>>;
+    /// The gate the queued path asks before each attempt, when the destinations' state is
+    /// shared by many processes (AWS). `None` (local mode: its workers hold deliveries
+    /// themselves): the queued path attempts without asking.
+    fn gate(&self) -> Option<&dyn DestinationGate> {
+        None
+    }
+}
+
+/// What a [`DestinationGate`] answers before an attempt (SPEC §6a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Start it now (a probe of a failing destination when `probe`); tell
+    /// [`DestinationGate::finished`] once it is made.
+    Go { probe: bool },
+    /// Held back until `until` (pace, a pause, a failing destination, or no free slot).
+    /// `reserved`: the pace's start at `until` is this delivery's (give it back to
+    /// [`DestinationGate::admit`] then). `health`: why, for the deadline's error text.
+    Wait {
+        until: Timestamp,
+        reserved: bool,
+        health: crate::domain::destination::Health,
+    },
+}
+
+/// Pace, circuit and concurrency of the destinations shared by every process that makes
+/// attempts (the AWS adapter: a small item per destination, read through a short cache and
+/// written when its state changes). Waiting is not an attempt: a held delivery keeps its
+/// attempts and retry schedule.
+#[async_trait]
+pub trait DestinationGate: Send + Sync {
+    /// May an attempt to `url` of `account` start now? `rate_limit`: the configured pace;
+    /// `reserved`: a start this delivery was given before by [`Gate::Wait`]; `deadline`: no
+    /// start is reserved after it, and a delivery past it is not held for a free slot. The
+    /// gate may wait briefly in-process (a start within a second, a slot that frees).
+    async fn admit(
+        &self,
+        account: i64,
+        url: &str,
+        rate_limit: Option<f64>,
+        reserved: Option<Timestamp>,
+        deadline: Timestamp,
+    ) -> StoreResult<Gate>;
+    /// An attempt let start by [`Self::admit`] (at `started`) ended with `answer`.
+    async fn finished(
+        &self,
+        account: i64,
+        url: &str,
+        started: Timestamp,
+        answer: crate::domain::destination::Answer,
+        error: Option<&str>,
+    ) -> StoreResult<()>;
 }
 
 /// Ids from ULIDs (sortable by creation time) and jitter from the thread RNG.
