@@ -8,6 +8,8 @@
 //! - `rateLimit: 5` on the step, 100 webhooks: the most requests in any 1-second window;
 //! - 200 to a receiver down for 20 s (`503`), then up: requests while down, and how long after
 //!   it is back until all are accepted.
+//!
+//! `BENCH_ONLY=neighbour|limited|paced|down` runs one shape.
 
 use std::time::{Duration, Instant};
 
@@ -279,63 +281,13 @@ async fn down_then_up() -> anyhow::Result<()> {
     let site = site().await?;
     let r = receiver().await?;
     r.set_status(503);
-    let id = site.scenario(1, &r.url("/down"), None).await?;
+    site.scenario(1, &r.url("/down"), None).await?;
     let start = Instant::now();
     site.send(1, 1, 200).await?;
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(start.elapsed())).await;
     r.set_status(200);
     let while_down = r.count();
-    if std::env::var("BENCH_TRACE").is_ok() {
-        for _ in 0..12 {
-            let v: Value = site
-                .client
-                .get(format!("{}/v1/destinations", site.base))
-                .bearer_auth(KEYS[0])
-                .send()
-                .await?
-                .json()
-                .await?;
-            println!(
-                "{} accepted {} count {}",
-                v["items"][0],
-                accepted(&r.received()),
-                r.count()
-            );
-            tokio::time::sleep(Duration::from_millis(1000)).await;
-        }
-    }
     let back = until_accepted(&r, 200, Duration::from_secs(120)).await;
-    if std::env::var("BENCH_TRACE").is_ok() {
-        let mut cursor = String::new();
-        loop {
-            let v: Value = site
-                .client
-                .get(format!(
-                    "{}/v1/scenarios/{id}/steps/hook/deliveries?limit=100{cursor}",
-                    site.base
-                ))
-                .bearer_auth(KEYS[0])
-                .send()
-                .await?
-                .json()
-                .await?;
-            for d in v["items"].as_array().unwrap() {
-                if d["attempts"].as_array().unwrap().len() > 1 {
-                    let a: Vec<String> = d["attempts"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|a| format!("{} {}", a["at"], a["status"]))
-                        .collect();
-                    println!("{} {:?}", d["id"], a);
-                }
-            }
-            match v["nextCursor"].as_str() {
-                Some(c) => cursor = format!("&cursor={c}"),
-                None => break,
-            }
-        }
-    }
     println!(
         "200 to a receiver down 20 s (503) then up: {while_down} requests while down (target ≤ 30), all accepted {} after it was back (target ≤ 5 s)",
         secs(back)
