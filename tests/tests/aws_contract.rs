@@ -98,8 +98,8 @@ async fn long_delays_become_one_schedule_and_short_ones_use_delay_seconds() {
         delivery_id: "dlv_long".into(),
         attempt: Some(0),
         deadline: None,
-                slot: None,
-                moved_at: None,
+        slot: None,
+        moved_at: None,
     };
     let due = hookline_core::domain::time::add(now, Duration::from_secs(2 * 3600));
     queue.enqueue(&task, due).await.unwrap();

@@ -286,7 +286,11 @@ async fn a_rate_limit_is_kept_across_instances() {
         rx.per_second()
     );
     assert_eq!(rx.accepted(), n);
-    assert_eq!(rx.count(), n, "a paced destination never refused, so never retried");
+    assert_eq!(
+        rx.count(),
+        n,
+        "a paced destination never refused, so never retried"
+    );
     assert!(
         rx.busiest_second() <= 6,
         "{} requests in one second at rateLimit 5",
@@ -310,9 +314,7 @@ async fn a_failing_destination_gets_probes_only_and_heals_on_the_first_accepted(
     let id = activate(engine, &scenario(&rx.url)).await;
     let n = 12;
     send_events(engine, n).await;
-    let failing = || async {
-        destinations(engine).await["items"][0]["status"] == json!("failing")
-    };
+    let failing = || async { destinations(engine).await["items"][0]["status"] == json!("failing") };
     let mut tries = 0;
     while !failing().await {
         run(&aws, &all, Duration::from_millis(500), || false).await;
@@ -324,16 +326,25 @@ async fn a_failing_destination_gets_probes_only_and_heals_on_the_first_accepted(
     // every contact moves on (its first attempt made, or held back), none accepted
     run(&aws, &all, Duration::from_secs(6), || false).await;
     let probes = rx.count() - before;
-    assert!(probes <= 4, "{probes} requests in 6 s to a failing destination");
+    assert!(
+        probes <= 4,
+        "{probes} requests in 6 s to a failing destination"
+    );
     let pause = stats(&aws, engine, &id, "pause").await;
     assert_eq!(pause["passes"], json!(n), "{pause}");
     let hook = stats(&aws, engine, &id, "hook").await;
-    assert_eq!((hook["accepted"].clone(), hook["pending"].clone()), (json!(0), json!(n)));
+    assert_eq!(
+        (hook["accepted"].clone(), hook["pending"].clone()),
+        (json!(0), json!(n))
+    );
 
     rx.set(Mode::Status(200));
     let took = run(&aws, &all, Duration::from_secs(30), || rx.accepted() >= n).await;
     assert_eq!(rx.accepted(), n);
-    assert!(took < Duration::from_secs(10), "healed, but all accepted only after {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "healed, but all accepted only after {took:?}"
+    );
     let listed = destinations(engine).await;
     assert_eq!(listed["items"][0]["status"], json!("healthy"), "{listed}");
     // waiting is not an attempt: the attempts recorded are the requests made

@@ -221,8 +221,8 @@ mod tests {
             delivery_id: "dlv_1".into(),
             attempt: Some(2),
             deadline: None,
-                slot: None,
-                moved_at: None,
+            slot: None,
+            moved_at: None,
         };
         let due: Timestamp = "2026-11-26T12:00:00.250Z".parse().unwrap();
         let name = schedule_name(&task, due);

@@ -653,7 +653,8 @@ impl DestinationGate for DynamoDestinations {
                 // paused here at once, whatever the write below meets
                 if let Some(e) = self.lock().get_mut(&k) {
                     let until = add(now, retry_after.unwrap_or(e.state.next_pause));
-                    e.state.paused_until = Some(e.state.paused_until.map_or(until, |p| p.max(until)));
+                    e.state.paused_until =
+                        Some(e.state.paused_until.map_or(until, |p| p.max(until)));
                 }
                 let mut resume = None;
                 self.transition(&k, true, |state, kept| {

@@ -329,7 +329,11 @@ impl Hookline {
     /// hand-back message carries it, so an advance handed over again names the same delivery.
     /// (Only a redelivery of the first attempt's own message, minutes later, starts again: by
     /// then the first hand-back has moved the enrollment and the second is dropped.)
-    pub(super) async fn hand_back(&self, delivery: &Delivery, started: jiff::Timestamp) -> anyhow::Result<()> {
+    pub(super) async fn hand_back(
+        &self,
+        delivery: &Delivery,
+        started: jiff::Timestamp,
+    ) -> anyhow::Result<()> {
         let p = &self.ports;
         let handoff = &delivery.handoff;
         if handoff.next_step.is_none() {

@@ -50,20 +50,37 @@ pub async fn destination_gate(instance: impl Fn() -> Arc<dyn DestinationBoard>) 
         until: second,
         reserved: true,
         ..
-    } = gb.admit(account, &paced, Some(0.25), None, far).await.unwrap()
+    } = gb
+        .admit(account, &paced, Some(0.25), None, far)
+        .await
+        .unwrap()
     else {
         panic!("the second start within 4 s was not held back with a reserved start");
     };
-    assert!((3.5..=4.5).contains(&secs(second, t0)), "{}", secs(second, t0));
-    let Gate::Wait { until: third, .. } =
-        ga.admit(account, &paced, Some(0.25), None, far).await.unwrap()
+    assert!(
+        (3.5..=4.5).contains(&secs(second, t0)),
+        "{}",
+        secs(second, t0)
+    );
+    let Gate::Wait { until: third, .. } = ga
+        .admit(account, &paced, Some(0.25), None, far)
+        .await
+        .unwrap()
     else {
         panic!("the third start was not held back");
     };
-    assert!((7.5..=8.5).contains(&secs(third, t0)), "{}", secs(third, t0));
+    assert!(
+        (7.5..=8.5).contains(&secs(third, t0)),
+        "{}",
+        secs(third, t0)
+    );
     // no start is reserved past the deadline
     let soon = add(Timestamp::now(), Duration::from_secs(2));
-    match gb.admit(account, &paced, Some(0.25), None, soon).await.unwrap() {
+    match gb
+        .admit(account, &paced, Some(0.25), None, soon)
+        .await
+        .unwrap()
+    {
         Gate::Wait {
             reserved: false,
             until,
@@ -100,9 +117,15 @@ pub async fn destination_gate(instance: impl Fn() -> Arc<dyn DestinationBoard>) 
             g.admit(account, &failing, None, None, far).await.unwrap(),
             Gate::Go { probe: false }
         ));
-        g.finished(account, &failing, Timestamp::now(), Answer::Failed, Some("503"))
-            .await
-            .unwrap();
+        g.finished(
+            account,
+            &failing,
+            Timestamp::now(),
+            Answer::Failed,
+            Some("503"),
+        )
+        .await
+        .unwrap();
     }
     // at once where it was seen, within a second (the cache of a read) at the other
     for (g, after) in [(ga, 0), (gb, 1_100)] {
