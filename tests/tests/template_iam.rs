@@ -521,6 +521,24 @@ async fn iam_policies_grant_what_each_function_calls_and_nothing_more() {
         200
     );
 
+    // stats-query: the destinations' health, kept by webhook-deliver (SPEC §6a)
+    let (status, body) = call("StatsQueryFunction", "GET", "/v1/destinations".into(), None).await;
+    assert_eq!(status, 200, "{body}");
+    let listed = body["items"].as_array().unwrap();
+    assert!(
+        listed.iter().any(|d| d["url"] == json!(rx.url("/h"))),
+        "{body}"
+    );
+    let one = listed[0]["id"].as_str().unwrap().to_string();
+    let (status, body) = call(
+        "StatsQueryFunction",
+        "GET",
+        format!("/v1/destinations/{one}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
     // scenario-api: the step's secret, its rotation, and resends (a failed delivery made
     // through the store port, then resent through the function and the deliver queue)
     for (method, path) in [
