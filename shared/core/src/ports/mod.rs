@@ -1,6 +1,7 @@
 //! The ports the use cases need. Adapters: `hookline-local` (SQLite), `hookline-aws`
 //! (DynamoDB, SQS, EventBridge Scheduler), `hookline-sender` (reqwest).
-//! Each port has one contract suite in [`crate::contract`], run against every adapter.
+//! Each port has one contract suite in `crate::contract` (feature `testkit`), run against every
+//! adapter.
 
 use std::sync::Arc;
 
@@ -21,7 +22,9 @@ pub use occurrences::*;
 /// A store or queue failure: something that may pass (retried), never the caller's fault.
 pub type StoreResult<T> = Result<T, anyhow::Error>;
 
+/// The current time, injected so tests can pin it (the 12-hour window tested in seconds).
 pub trait Clock: Send + Sync {
+    /// Now.
     fn now(&self) -> Timestamp;
 }
 
@@ -42,6 +45,7 @@ pub struct ShiftedClock {
 }
 
 impl ShiftedClock {
+    /// A clock that reads `start` now and runs on from there.
     pub fn starting_at(start: Timestamp) -> Self {
         ShiftedClock {
             start,
@@ -68,13 +72,18 @@ pub trait Ids: Send + Sync {
 /// One page of a list, newest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
+    /// The page's items.
     pub items: Vec<T>,
+    /// The cursor of the next page; `None` on the last one.
     pub next_cursor: Option<String>,
 }
 
+/// Scenarios, by account (SPEC §4).
 #[async_trait]
 pub trait ScenarioStore: Send + Sync {
+    /// Stores a new scenario.
     async fn insert(&self, scenario: &ScenarioRecord) -> StoreResult<()>;
+    /// One scenario of an account; `None` when unknown or another account's.
     async fn get(&self, account: i64, id: &str) -> StoreResult<Option<ScenarioRecord>>;
     /// Replaces the definition and status when the stored status is still `expected`
     /// (a compare-and-set); `false` when it was not.
@@ -116,11 +125,16 @@ pub trait ScenarioStore: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SnapshotPut {
     /// Stored, with the event's memo; the snapshot it replaced, if any.
-    Applied { previous: Option<Contact> },
+    Applied {
+        /// The snapshot it replaced, if any.
+        previous: Option<Contact>,
+    },
     /// This event was stored before and its memo is still kept: nothing was written (a repeat
     /// never replaces a later snapshot, nor its own memo); the memo and the stored snapshot.
     Seen {
+        /// The memo stored with the first send of this event.
         memo: EventMemo,
+        /// The snapshot stored now.
         stored: Option<Contact>,
     },
     /// A snapshot that occurred later is stored: this older one was not (SPEC §3), nor its
@@ -128,6 +142,7 @@ pub enum SnapshotPut {
     Older,
 }
 
+/// Contact snapshots, the latest per (account, contact id), with the memos of their last events.
 #[async_trait]
 pub trait ContactStore: Send + Sync {
     /// Replaces the stored snapshot of (account, contact id) unless the stored one occurred
@@ -143,6 +158,7 @@ pub trait ContactStore: Send + Sync {
         occurred_at: Timestamp,
         memo: &EventMemo,
     ) -> StoreResult<SnapshotPut>;
+    /// The stored snapshot of a contact.
     async fn get(&self, account: i64, id: i64) -> StoreResult<Option<Contact>>;
     /// One page of an account's contacts, in no particular order; a page may be empty while
     /// `next_cursor` says there is more (every contact is in exactly one page). A stored
@@ -155,6 +171,7 @@ pub trait ContactStore: Send + Sync {
     ) -> StoreResult<Page<Contact>>;
 }
 
+/// Where an enrollment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EnrollmentState {
@@ -164,12 +181,14 @@ pub enum EnrollmentState {
     Waiting,
     /// Waiting for the first attempt of a delivery.
     AwaitingDelivery,
+    /// Went through to the end.
     Completed,
     /// The scenario was archived while the contact was inside.
     Stopped,
 }
 
 impl EnrollmentState {
+    /// The state as stored.
     pub fn as_str(self) -> &'static str {
         match self {
             EnrollmentState::Active => "active",
@@ -180,6 +199,7 @@ impl EnrollmentState {
         }
     }
 
+    /// The state stored as `s`, if it is one.
     pub fn parse(s: &str) -> Option<EnrollmentState> {
         [
             Self::Active,
@@ -192,6 +212,7 @@ impl EnrollmentState {
         .find(|x| x.as_str() == s)
     }
 
+    /// Completed or stopped: the enrollment moves no more.
     pub fn is_final(self) -> bool {
         matches!(self, EnrollmentState::Completed | EnrollmentState::Stopped)
     }
@@ -201,18 +222,28 @@ impl EnrollmentState {
 /// it does so with a compare-and-set on `seq`, so a repeated message moves it once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enrollment {
+    /// The enrollment id (`enr_…`, or derived from the entry when re-entry is not allowed).
     pub id: String,
+    /// The account.
     pub account: i64,
+    /// The scenario the contact is in.
     pub scenario_id: String,
+    /// The contact.
     pub contact_id: i64,
+    /// How many times it has moved (the compare-and-set of every move).
     pub seq: u64,
+    /// The step it is at; `None` at the end.
     pub step_id: Option<String>,
+    /// Where it stands.
     pub state: EnrollmentState,
+    /// When the contact entered the scenario.
     pub created_at: Timestamp,
 }
 
+/// What [`EnrollmentStore::create`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnrollOutcome {
+    /// Created now.
     Created,
     /// This very enrollment (same id) exists: a repeated intake.
     AlreadyExists,
@@ -220,6 +251,7 @@ pub enum EnrollOutcome {
     AlreadyEntered,
 }
 
+/// Enrollments (with the one-entry-per-contact rule) and event answers.
 #[async_trait]
 pub trait EnrollmentStore: Send + Sync {
     /// The stored answer to an event id, if it was answered.
@@ -239,6 +271,7 @@ pub trait EnrollmentStore: Send + Sync {
         enrollment: &Enrollment,
         allow_reentry: bool,
     ) -> StoreResult<EnrollOutcome>;
+    /// One enrollment by id.
     async fn get(&self, id: &str) -> StoreResult<Option<Enrollment>>;
     /// Moves the enrollment from `from_seq` to `from_seq + 1` with a new step and state;
     /// `false` when its `seq` was not `from_seq`.
@@ -254,11 +287,17 @@ pub trait EnrollmentStore: Send + Sync {
 /// One contact passing one step: the unit of the statistics. `key` makes it idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pass {
+    /// What makes the pass idempotent: the same key is recorded once.
     pub key: String,
+    /// The account.
     pub account: i64,
+    /// The scenario.
     pub scenario_id: String,
+    /// The step passed.
     pub step_id: String,
+    /// The contact that passed it.
     pub contact_id: i64,
+    /// When.
     pub at: Timestamp,
     /// Known to be the contact's first pass of this step: its scenario takes a contact once
     /// (no re-entry) and has no cycle. A store then needs no unique-contact marker.
@@ -268,26 +307,40 @@ pub struct Pass {
 /// A step's counters (SPEC §7). For webhook steps `accepted + pending + failed == passes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StepCounts {
+    /// The step.
     pub step_id: String,
+    /// Passes of the step (a webhook step's passes are its deliveries).
     pub passes: u64,
+    /// Distinct contacts that passed it.
     pub unique_contacts: u64,
+    /// Deliveries accepted (webhook steps).
     pub accepted: u64,
+    /// Deliveries still being tried (webhook steps).
     pub pending: u64,
+    /// Deliveries failed for good (webhook steps).
     pub failed: u64,
 }
 
+/// Which deliveries of a webhook step to list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryFilter<'a> {
+    /// The account (another account's step lists nothing).
     pub account: i64,
+    /// The scenario.
     pub scenario_id: &'a str,
+    /// The webhook step.
     pub step_id: &'a str,
+    /// Only deliveries with this status.
     pub status: Option<DeliveryStatus>,
     /// Only deliveries created at or after this time (resend-failed's `since`).
     pub since: Option<jiff::Timestamp>,
+    /// Where the previous page ended.
     pub cursor: Option<&'a str>,
+    /// Most items in the page.
     pub limit: usize,
 }
 
+/// Passes, deliveries with their attempts, and the statistics counters (SPEC §6, §7).
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
     /// Records a pass and, for a webhook step, its delivery as given (pending before its first
@@ -336,6 +389,7 @@ pub trait DeliveryStore: Send + Sync {
     async fn step_counts(&self, account: i64, scenario_id: &str) -> StoreResult<Vec<StepCounts>>;
 }
 
+/// API keys, stored hashed (SPEC §8).
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     /// Stores a key (its hash and prefix); `false` if that hash is already there (kept as is,
@@ -352,11 +406,15 @@ pub trait KeyStore: Send + Sync {
 /// An API key as stored: never the key itself, only its SHA-256 and a non-secret prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
+    /// SHA-256 of the key, hex.
     pub hash: String,
     /// `hk_` + 8 characters for generated keys (the first 8 characters of another key).
     pub prefix: String,
+    /// The account the key belongs to.
     pub account: i64,
+    /// When it was created.
     pub created_at: Timestamp,
+    /// When it was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
 }
 
@@ -369,9 +427,13 @@ pub enum Task {
     /// `not_before` (the end of a wait: a timer may fire early).
     #[serde(rename = "advance.v1")]
     AdvanceV1 {
+        /// The enrollment to move.
         enrollment_id: String,
+        /// The step it moves into; `None`: the end.
         step_id: Option<String>,
+        /// The `seq` it must have (the compare-and-set).
         seq: u64,
+        /// Not before this time (the end of a wait).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         not_before: Option<Timestamp>,
         /// The walk's time when it is not `not_before` (the end of a wait): after a webhook,
@@ -386,7 +448,9 @@ pub enum Task {
     /// `None` (messages queued before this field) acts on the delivery as stored.
     #[serde(rename = "deliver.v1")]
     DeliverV1 {
+        /// The delivery.
         delivery_id: String,
+        /// How many attempts were made before this one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         attempt: Option<u32>,
         /// The delivery's deadline, on the retry that a first attempt queues before storing
@@ -400,7 +464,9 @@ pub enum Task {
     /// and an update after it.
     #[serde(rename = "deliver-first.v1")]
     DeliverFirstV1 {
+        /// The delivery, frozen.
         delivery: Box<Delivery>,
+        /// The pass it is.
         pass: Pass,
         /// The `updated_at` of the scenario as read when the delivery was made: a copy of the
         /// scenario webhook-deliver holds that is at least this recent signs the attempt
@@ -411,16 +477,25 @@ pub enum Task {
     /// Resend failed deliveries: one new attempt of each (SPEC §7), up to
     /// [`crate::app::RESEND_CHUNK`] a task.
     #[serde(rename = "resend.v1")]
-    ResendV1 { delivery_ids: Vec<String> },
+    ResendV1 {
+        /// The failed deliveries to resend.
+        delivery_ids: Vec<String>,
+    },
     /// Fire these occurrences of time-based triggers (each once: SPEC §3), not before their time.
     #[serde(rename = "fire.v1")]
-    FireV1 { items: Vec<Scheduled> },
+    FireV1 {
+        /// The occurrences.
+        items: Vec<Scheduled>,
+    },
     /// Schedule the occurrences of a newly active time-based scenario for the account's
     /// contacts, one page from `cursor` on; the next page is a new task.
     #[serde(rename = "backfill.v1")]
     BackfillV1 {
+        /// The account.
         account: i64,
+        /// The scenario that became active.
         scenario_id: String,
+        /// Where the previous page ended; `None` for the first.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
     },
@@ -456,6 +531,7 @@ impl Task {
     }
 }
 
+/// Tasks for later, at a due time (the queued path: SQS, and Scheduler past 15 minutes).
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// Enqueues a task to run at `due` (now or later, up to the retry window).
@@ -478,11 +554,15 @@ pub trait Queue: Send + Sync {
 /// An outbound webhook request.
 #[derive(Debug, Clone)]
 pub struct OutboundRequest<'a> {
+    /// The target URL.
     pub url: &'a str,
+    /// The headers, signature and the step's own included.
     pub headers: &'a [(String, String)],
+    /// The JSON body, as frozen.
     pub body: &'a str,
 }
 
+/// Sends webhooks (`hookline-sender`, over reqwest).
 #[async_trait]
 pub trait WebhookSender: Send + Sync {
     /// One attempt: POST, no redirects followed, outbound safety checked on the address
@@ -491,21 +571,32 @@ pub trait WebhookSender: Send + Sync {
     /// Resolves the URL's host and refuses it if any address is not public (unless private
     /// targets are allowed). `Err` carries the reason. Unresolvable names pass.
     async fn check_target(&self, url: &url::Url) -> Result<(), String>;
+    /// Whether private targets are allowed (`--allow-private-targets`).
     fn allows_private_targets(&self) -> bool;
 }
 
 /// Everything the use cases need, built once per process.
 #[derive(Clone)]
 pub struct Ports {
+    /// Scenarios.
     pub scenarios: Arc<dyn ScenarioStore>,
+    /// Contact snapshots.
     pub contacts: Arc<dyn ContactStore>,
+    /// Enrollments and event answers.
     pub enrollments: Arc<dyn EnrollmentStore>,
+    /// Passes, deliveries and counters.
     pub deliveries: Arc<dyn DeliveryStore>,
+    /// API keys.
     pub keys: Arc<dyn KeyStore>,
+    /// Occurrences of time-based triggers.
     pub occurrences: Arc<dyn OccurrenceStore>,
+    /// How work moves between stages: inline (local) or queued (AWS).
     pub pipeline: Pipeline,
+    /// The webhook sender.
     pub sender: Arc<dyn WebhookSender>,
+    /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// New ids and jitter.
     pub ids: Arc<dyn Ids>,
 }
 
