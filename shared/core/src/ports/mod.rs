@@ -78,8 +78,8 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Scenarios, by account (SPEC §4).
 #[async_trait]
+/// Scenarios, by account (SPEC §4).
 pub trait ScenarioStore: Send + Sync {
     /// Stores a new scenario.
     async fn insert(&self, scenario: &ScenarioRecord) -> StoreResult<()>;
