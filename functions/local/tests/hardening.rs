@@ -1,4 +1,4 @@
-//! Input holes closed (issue #10): path parameters answered in the API's error shape and
+//! Input hardening: path parameters answered in the API's error shape and
 //! bounded, header values HTTP cannot carry, numbers in conditions that are not numbers.
 
 mod common;

@@ -51,7 +51,7 @@ pub fn schedule_name(task: &Task, due: Timestamp) -> String {
     format!("hl-{}", &hex::encode(digest)[..40])
 }
 
-/// `at(2026-11-26T11:59:00)` in UTC for a task due at 12:00:00.250: [`SCHEDULER_LEAD`] before
+/// `at(2026-11-26T11:59:00)` in UTC for a task due at 12:00:00.250: `SCHEDULER_LEAD` before
 /// it, rounded down to the second (a schedule fires between its time and 59 s after it, so the
 /// message always arrives before the task is due).
 pub fn at_expression(due: Timestamp) -> String {
@@ -119,7 +119,7 @@ impl SqsQueue {
 #[async_trait]
 impl Queue for SqsQueue {
     /// Tasks due within SQS's reach go in `SendMessageBatch` calls of up to 10 messages and
-    /// [`MAX_BATCH_BYTES`] (several in flight; a larger message is sent on its own), the
+    /// `MAX_BATCH_BYTES` (several in flight; a larger message is sent on its own), the
     /// others one by one (each its own schedule).
     async fn enqueue_many(&self, tasks: &[(Task, Timestamp)]) -> StoreResult<()> {
         use futures::StreamExt;

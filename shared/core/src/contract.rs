@@ -75,6 +75,7 @@ fn scenario(
     }
 }
 
+/// The contract of [`ScenarioStore`].
 pub async fn scenario_store(store: &dyn ScenarioStore) {
     let u = unique();
     let account = 1_000 + (Timestamp::now().as_nanosecond() % 1_000_000) as i64 * 2;
@@ -235,6 +236,7 @@ pub async fn scenario_store(store: &dyn ScenarioStore) {
     assert_eq!(ids_of(store.active(timed).await.unwrap()), all);
 }
 
+/// The contract of [`ContactStore`].
 pub async fn contact_store(store: &dyn ContactStore) {
     // an account of its own: `page` lists every contact of it
     let account = 2_000_000 + (Timestamp::now().as_nanosecond() % 1_000_000_000) as i64;
@@ -369,6 +371,7 @@ fn enrollment(id: &str, scenario: &str, contact: i64) -> Enrollment {
     }
 }
 
+/// The contract of [`EnrollmentStore`].
 pub async fn enrollment_store(store: &dyn EnrollmentStore) {
     let u = unique();
     // event answers: the first one stays
@@ -477,6 +480,7 @@ pub async fn enrollment_store(store: &dyn EnrollmentStore) {
     );
 }
 
+/// Receives what a queue delivered (the adapter's own receive loop).
 pub type Receive<'a> = &'a (dyn Fn() -> Pin<Box<dyn Future<Output = Vec<Task>> + Send>> + Sync);
 
 /// `receive` takes (and acknowledges) the tasks that are due now.

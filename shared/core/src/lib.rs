@@ -4,6 +4,8 @@
 //! Nothing here knows which cloud, database or HTTP server it runs on: adapters in
 //! `hookline-local` (SQLite) and `hookline-aws` implement [`ports`].
 
+#![deny(missing_docs)]
+
 pub mod app;
 pub mod domain;
 pub mod ports;

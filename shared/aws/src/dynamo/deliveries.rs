@@ -326,7 +326,7 @@ impl DeliveryStore for DynamoStore {
     /// Newest first, from the step's partitions (all [`SHARDS`] merged): the states read there
     /// carry their status; the failed ones come from their sparse index `gsi2`, then their
     /// states. A status filter is applied to what is read: rounds of `limit + 1` candidates
-    /// until the page is full, the step has no more, or [`MAX_EXAMINED`] were looked at — then
+    /// until the page is full, the step has no more, or `MAX_EXAMINED` were looked at — then
     /// the page may hold fewer than `limit` items with a cursor to go on from. The cursor is
     /// `{created ms}.{id}` of the last delivery shown (as the SQLite store's); the id is the
     /// bound (ids sort by creation time).

@@ -29,7 +29,9 @@ const LIMITS_TTL: Duration = Duration::from_secs(5);
 pub struct DestinationView {
     /// `dst_` + 16 hex digits, from the account and the URL.
     pub id: String,
+    /// The URL exactly as the steps name it.
     pub url: String,
+    /// `healthy`, `throttled` or `failing`.
     pub status: Health,
     /// The lowest `rateLimit` of the steps naming this URL (`null`: none).
     pub rate_limit: Option<f64>,
@@ -41,6 +43,7 @@ pub struct DestinationView {
     pub waiting: u64,
     /// RFC 3339.
     pub last_attempt_at: Option<String>,
+    /// The last failed or refused attempt's error.
     pub last_error: Option<String>,
     /// RFC 3339.
     pub failing_since: Option<String>,

@@ -34,10 +34,15 @@ pub struct Gated {
 /// What an attempt made: its answer for the destination, and where the delivery stands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Made {
+    /// What the answer says of the destination.
     pub answer: Answer,
+    /// The attempt's error, for the destination's health view.
     pub error: Option<String>,
+    /// When the attempt started.
     pub started: Timestamp,
+    /// The delivery's status after it.
     pub status: DeliveryStatus,
+    /// Its next attempt, when one is scheduled.
     pub next_attempt_at: Option<Timestamp>,
 }
 

@@ -280,10 +280,13 @@ pub const MAX_BATCH_EVENT: usize = 256 * 1024;
 /// One item of a batch answer, in the order of the events.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BatchItem {
+    /// The event's intake answer, as if sent alone.
     Answer(IntakeAnswer),
     /// This event was refused (the others still went through); `field` is a path inside it.
     Invalid {
+        /// The event's `id`, when it had one.
         event_id: Option<String>,
+        /// What is wrong with it.
         error: Invalid,
     },
 }

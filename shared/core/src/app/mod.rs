@@ -78,7 +78,9 @@ type Held = HashMap<(i64, String), Arc<cache::Loaded>>;
 /// The engine: every use case over one set of ports.
 #[derive(Clone)]
 pub struct Hookline {
+    /// The ports this engine runs on.
     pub ports: Ports,
+    /// The retry policy (window and delays).
     pub policy: RetryPolicy,
     known_keys: Arc<Mutex<HashMap<String, (i64, std::time::Instant)>>>,
     key_ttl: std::time::Duration,
@@ -95,6 +97,7 @@ pub struct Hookline {
 type UrlLimits = HashMap<(i64, String), (Option<f64>, std::time::Instant)>;
 
 impl Hookline {
+    /// An engine over these ports, with this retry policy.
     pub fn new(ports: Ports, policy: RetryPolicy) -> Self {
         Hookline {
             ports,

@@ -56,7 +56,9 @@ pub const SWEEP_BUDGET: Duration = Duration::from_secs(20);
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
+    /// Minutes swept to the end.
     pub minutes: i64,
+    /// Occurrences queued.
     pub occurrences: usize,
 }
 

@@ -34,6 +34,7 @@ pub struct ResendFailed {
 /// `POST …/resend-failed` answer.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, ToSchema)]
 pub struct ResendQueued {
+    /// How many failed deliveries will be resent.
     pub queued: usize,
 }
 

@@ -58,6 +58,7 @@ impl Hookline {
         Ok(())
     }
 
+    /// Validates a definition and stores it as a new draft (`POST /v1/scenarios`).
     pub async fn create_scenario(
         &self,
         account: i64,
@@ -91,10 +92,12 @@ impl Hookline {
             .ok_or_else(|| AppError::NotFound(format!("no scenario `{id}`")))
     }
 
+    /// One of the account's scenarios (404 for another account's).
     pub async fn get_scenario(&self, account: i64, id: &str) -> Result<ScenarioView, AppError> {
         Ok(self.scenario(account, id).await?.into())
     }
 
+    /// The account's scenarios, newest first, a page at a time.
     pub async fn list_scenarios(
         &self,
         account: i64,

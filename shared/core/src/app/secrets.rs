@@ -14,6 +14,7 @@ use crate::domain::time::rfc3339_seconds;
 pub struct SecretView {
     /// `whsec_` + base64 of 32 random bytes.
     pub secret: String,
+    /// When this secret was made.
     pub created_at: String,
     /// Until when the previous secret still verifies (`null` before any rotation).
     pub previous_valid_until: Option<String>,
@@ -47,6 +48,7 @@ fn signed_step(record: &ScenarioRecord, step_id: &str) -> Result<(), AppError> {
 }
 
 impl Hookline {
+    /// The signing secret of a webhook step (404 when it does not sign or has none yet).
     pub async fn step_secret(
         &self,
         account: i64,

@@ -45,6 +45,7 @@ impl Hookline {
             .collect())
     }
 
+    /// One step's statistics.
     pub async fn step_stats(
         &self,
         account: i64,
@@ -60,6 +61,7 @@ impl Hookline {
             })
     }
 
+    /// A webhook step's deliveries, newest first, filtered by status.
     pub async fn step_deliveries(
         &self,
         account: i64,

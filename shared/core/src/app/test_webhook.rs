@@ -16,6 +16,7 @@ use crate::domain::signing;
 use crate::domain::time::rfc3339_seconds;
 use crate::ports::OutboundRequest;
 
+/// `POST /v1/webhooks/test`: where to send the sample payload.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct TestRequest {
     /// An absolute `http` or `https` URL.
@@ -24,6 +25,7 @@ pub struct TestRequest {
         pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+([/?#].*)?$"
     )]
     pub url: String,
+    /// Headers to send, with the same rules as a step's.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Sign the request with this secret (`whsec_` + base64), as a signed step would.
@@ -33,6 +35,7 @@ pub struct TestRequest {
 }
 
 impl Hookline {
+    /// The Test button: sends the sample payload now and answers what the receiver said.
     pub async fn test_webhook(&self, account: i64, body: Value) -> Result<TestAnswer, AppError> {
         let request: TestRequest = crate::domain::from_json_value(body, "")?;
         let sender = &self.ports.sender;

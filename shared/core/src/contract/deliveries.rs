@@ -66,6 +66,7 @@ pub(crate) fn attempt(status: Option<u16>) -> Attempt {
     }
 }
 
+/// The contract of [`DeliveryStore`].
 pub async fn delivery_store(store: &dyn DeliveryStore) {
     let u = unique();
     let scn = format!("scn_{u}");

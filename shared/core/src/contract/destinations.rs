@@ -17,6 +17,7 @@ fn secs(a: Timestamp, b: Timestamp) -> f64 {
     (a.as_millisecond() - b.as_millisecond()) as f64 / 1000.0
 }
 
+/// The [`DestinationGate`] contract: run against every adapter that has a gate.
 pub async fn destination_gate(instance: impl Fn() -> Arc<dyn DestinationBoard>) {
     let account = 1_000 + (Timestamp::now().as_millisecond() % 1_000_000);
     let u = unique();

@@ -3,6 +3,7 @@
 use super::{ts, unique};
 use crate::ports::*;
 
+/// The contract of [`KeyStore`].
 pub async fn key_store(store: &dyn KeyStore) {
     let u = unique();
     let record = |secret: &str, account: i64| ApiKey {

@@ -40,6 +40,7 @@ async fn minute(store: &dyn OccurrenceStore, at_secs: i64, scenario: &str) -> Ve
     found
 }
 
+/// The contract of [`OccurrenceStore`].
 pub async fn occurrence_store(store: &dyn OccurrenceStore) {
     let scenario = format!("scn_{}", unique());
     // ts(0) is 1_800_000_000 s: a minute starts at ts(0) (1_800_000_000 = 30_000_000 × 60)

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+/// Where a catalogue field is read in the snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// A top-level key of the snapshot.
@@ -13,11 +14,16 @@ pub enum Source {
     Stats(&'static str),
 }
 
+/// One field of the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldDef {
+    /// The key (`firstname`, `consentType`, …).
     pub key: &'static str,
+    /// Its label, for a person.
     pub label: &'static str,
+    /// Its group: `contact`, `consent` or `statistics`.
     pub group: &'static str,
+    /// Where it is read in the snapshot.
     pub source: Source,
     /// Holds a date or date-time (what `date_reached` may watch).
     pub is_date: bool,
@@ -45,6 +51,7 @@ const C: &str = "contact";
 const K: &str = "consent";
 const S: &str = "statistics";
 
+/// The catalogue, in the order `GET /v1/placeholders` lists it.
 pub const FIELDS: &[FieldDef] = &[
     f("id", "Contact id", C, Top("id"), false),
     f("email", "Email", C, Top("email"), false),
@@ -173,12 +180,14 @@ pub const FIELDS: &[FieldDef] = &[
 /// A parsed catalogue key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldKey {
+    /// A field of the catalogue.
     Known(&'static FieldDef),
     /// `customFields.NAME`: one custom field.
     Custom(String),
 }
 
 impl FieldKey {
+    /// The field a key names, if it names one.
     pub fn parse(key: &str) -> Option<FieldKey> {
         if let Some(name) = key.strip_prefix("customFields.") {
             let ok = !name.is_empty() && name.len() <= 100 && !name.chars().any(|c| c.is_control());

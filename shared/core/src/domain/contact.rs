@@ -4,9 +4,12 @@ use serde_json::{Map, Value};
 
 use super::{Invalid, catalogue::FIELDS, catalogue::Source, join};
 
+/// A checked contact snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contact {
+    /// The contact id.
     pub id: i64,
+    /// The email address.
     pub email: String,
     /// The snapshot as received (keys in their order).
     pub snapshot: Map<String, Value>,

@@ -4,15 +4,20 @@ use serde::{Deserialize, Serialize};
 
 use jiff::Timestamp;
 
+/// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryStatus {
+    /// Not accepted yet, still retried.
     Pending,
+    /// The receiver answered 2xx.
     Accepted,
+    /// Not accepted by its deadline: never tried again (but for a resend).
     Failed,
 }
 
 impl DeliveryStatus {
+    /// The status as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
@@ -21,6 +26,7 @@ impl DeliveryStatus {
         }
     }
 
+    /// The status written `s`, if it is one.
     pub fn parse(s: &str) -> Option<DeliveryStatus> {
         match s {
             "pending" => Some(DeliveryStatus::Pending),
@@ -34,11 +40,13 @@ impl DeliveryStatus {
 /// One HTTP POST of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
+    /// When it started.
     pub at: Timestamp,
     /// The receiver's status code, when it answered.
     pub status: Option<u16>,
     /// What went wrong, for a person (`None` when accepted).
     pub error: Option<String>,
+    /// How long it took.
     pub duration_ms: u64,
     /// The first 1 KiB of the response body.
     pub response_snippet: Option<String>,
@@ -47,7 +55,9 @@ pub struct Attempt {
 /// Where the contact goes once the first attempt has been made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handoff {
+    /// The enrollment that moves on.
     pub enrollment_id: String,
+    /// The step after the webhook; `None`: the end.
     pub next_step: Option<String>,
     /// The enrollment sequence number the hand-back advances to.
     pub seq: u64,
@@ -57,20 +67,31 @@ pub struct Handoff {
 /// into the message of its first attempt on the queued path: [`crate::ports::Task`].)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
+    /// The delivery id (`dlv_…`).
     pub id: String,
+    /// The account.
     pub account: i64,
+    /// The scenario.
     pub scenario_id: String,
+    /// The webhook step.
     pub step_id: String,
+    /// The contact it is about.
     pub contact_id: i64,
+    /// Where the contact goes after the first attempt.
     pub handoff: Handoff,
+    /// The target URL.
     pub url: String,
     /// The step's custom headers (values may be secrets: never logged).
     pub headers: Vec<(String, String)>,
     /// The exact bytes every attempt sends.
     pub payload: String,
+    /// Where it stands.
     pub status: DeliveryStatus,
+    /// When it was created (the payload's `timestamp`).
     pub created_at: Timestamp,
+    /// Its creation plus the retry window: no attempt is scheduled after it.
     pub deadline: Timestamp,
+    /// When it is tried next, while pending.
     pub next_attempt_at: Option<Timestamp>,
     /// How many attempts were made (the compare-and-set of every attempt's record).
     pub attempt_count: u32,
@@ -122,9 +143,13 @@ pub fn cut(mut text: String, max: usize) -> String {
 /// What the webhook sender reports of one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptOutcome {
+    /// The receiver's status code, when it answered.
     pub status: Option<u16>,
+    /// What went wrong, for a person (`None` when accepted).
     pub error: Option<String>,
+    /// How long it took.
     pub duration_ms: u64,
+    /// The first 1 KiB of the response body.
     pub response_snippet: Option<String>,
     /// `Retry-After` of a 429 or 503 answer.
     pub retry_after: Option<std::time::Duration>,
@@ -136,6 +161,7 @@ impl AttemptOutcome {
         matches!(self.status, Some(200..=299))
     }
 
+    /// The attempt to record, started at `at` (its error text cut to 1 KiB).
     pub fn into_attempt(self, at: Timestamp) -> Attempt {
         Attempt {
             at,

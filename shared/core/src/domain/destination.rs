@@ -71,7 +71,10 @@ pub enum Answer {
     /// 2xx.
     Accepted,
     /// `429`, or `503` with `Retry-After`: slow down.
-    Refused { retry_after: Option<Duration> },
+    Refused {
+        /// The answer's `Retry-After`, when it had one.
+        retry_after: Option<Duration>,
+    },
     /// A connection error, a timeout or a 5xx: counts toward `failing`.
     Failed,
     /// Any other answer (3xx, 4xx): the receiver is up, but did not take it.
@@ -134,7 +137,10 @@ impl Health {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
     /// Yes (and it is a probe of a failing destination when `probe`).
-    Go { probe: bool },
+    Go {
+        /// It is the one probe of a failing destination.
+        probe: bool,
+    },
     /// Not before this time (pace, pause or the next probe).
     At(Timestamp),
     /// Not until an attempt in flight finishes.

@@ -17,14 +17,18 @@ pub struct EventIn {
     /// The platform's idempotency key (surrounding spaces are not part of it).
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub id: String,
+    /// The event type (`form_subscribed`, …).
     #[serde(rename = "type")]
     #[schema(inline, value_type = EventType)]
     pub kind: String,
+    /// When the snapshot was taken (RFC 3339).
     #[serde(default)]
     #[schema(format = DateTime, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,9})?([Zz]|[+-](0[0-9]|1[0-9]|2[0-3]):[0-5][0-9])$")]
     pub occurred_at: Option<String>,
+    /// The contact snapshot.
     #[schema(value_type = Object)]
     pub contact: Value,
+    /// The trigger filter values (`formId`, `groupId`, …).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub context: Option<Value>,
@@ -35,27 +39,41 @@ pub struct EventIn {
 #[serde(rename_all = "snake_case")]
 #[allow(dead_code)]
 pub enum EventType {
+    /// A contact subscribed through a form.
     FormSubscribed,
+    /// A contact was added to a group.
     GroupAdded,
+    /// A mailing was opened.
     MailingOpened,
+    /// A link in a mailing was clicked.
     LinkClicked,
+    /// A contact met a segment's criteria.
     SegmentMatched,
+    /// A contact answered a survey.
     SurveyAnswered,
+    /// A contact updated its profile through a form.
     ProfileUpdated,
+    /// The snapshot only (enrolls nobody).
     ContactUpdated,
 }
 
 /// A checked event.
 #[derive(Debug, Clone)]
 pub struct Event {
+    /// The platform's idempotency key.
     pub id: String,
+    /// The event type.
     pub kind: String,
+    /// When the snapshot was taken, if the platform said.
     pub occurred_at: Option<jiff::Timestamp>,
+    /// The contact snapshot, checked.
     pub contact: Contact,
+    /// The trigger filter values.
     pub context: Map<String, Value>,
 }
 
 impl EventIn {
+    /// Checks the event (id, type, date, context, snapshot), naming the field at fault.
     pub fn validate(self) -> Result<Event, Invalid> {
         let id = self.id.trim().to_string();
         if id.is_empty() || id.len() > 200 {
@@ -121,8 +139,10 @@ impl EventIn {
 /// enrollment id derives from the event and the scenario) without an item per event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventMemo {
+    /// The event id.
     #[serde(rename = "e")]
     pub event_id: String,
+    /// The scenarios it matched, in order.
     #[serde(rename = "s")]
     pub scenarios: Vec<String>,
 }
@@ -144,14 +164,19 @@ impl EventMemo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IntakeAnswer {
+    /// The event id.
     pub event_id: String,
+    /// The enrollments it made, one per matching scenario.
     pub enrollments: Vec<EnrollmentRef>,
 }
 
+/// One enrollment an event made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrollmentRef {
+    /// The scenario.
     pub scenario_id: String,
+    /// The enrollment.
     pub enrollment_id: String,
 }
 

@@ -1,3 +1,5 @@
+//! The domain: what Hookline is about, as pure types and functions (no clock, store or network).
+
 pub mod catalogue;
 pub mod contact;
 pub mod delivery;
@@ -28,6 +30,7 @@ pub struct Invalid {
 }
 
 impl Invalid {
+    /// An error about `field`.
     pub fn new(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
         Invalid {
             code,

@@ -9,6 +9,7 @@ use url::Url;
 
 use super::Invalid;
 
+/// Longest webhook URL, in characters (SPEC §4).
 pub const MAX_URL_LEN: usize = 2048;
 
 /// Why an address is refused, or `None` when it is a public unicast address.

@@ -7,19 +7,25 @@ use serde_json::{Map, Value};
 use super::catalogue::{FieldKey, text_of};
 use super::contact::Contact;
 
+/// The envelope's `event`.
 pub const EVENT_NAME: &str = "automation.webhook.send";
 
 /// An `additional` value: text with placeholders, or exactly one placeholder (which keeps
 /// the JSON type of its field).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Template {
+    /// Exactly one placeholder: the field's JSON value (`null` when missing).
     Lone(FieldKey),
+    /// Text with placeholders: always a string.
     Text(Vec<Piece>),
 }
 
+/// A part of a text template.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Piece {
+    /// Text as written.
     Literal(String),
+    /// A placeholder, rendered as text (empty when missing).
     Field(FieldKey),
 }
 
@@ -51,6 +57,7 @@ impl Template {
         Ok(Template::Text(pieces))
     }
 
+    /// The value for this contact.
     pub fn render(&self, contact: &Contact) -> Value {
         self.render_within(contact, &mut Texts::default(), usize::MAX)
             .unwrap_or(Value::Null)
@@ -231,9 +238,12 @@ fn build_data_within(
     (data, left_out)
 }
 
+/// The envelope's `scenario`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioRef<'a> {
+    /// The scenario id.
     pub id: &'a str,
+    /// The webhook step.
     #[serde(rename = "stepId")]
     pub step_id: &'a str,
 }
@@ -241,17 +251,24 @@ pub struct ScenarioRef<'a> {
 /// The JSON body of every attempt.
 #[derive(Debug, Clone, Serialize)]
 pub struct Envelope<'a> {
+    /// The envelope id (the `webhook-id`): the same on every attempt.
     pub id: &'a str,
+    /// Always [`EVENT_NAME`].
     pub event: &'static str,
+    /// The delivery's creation (RFC 3339, UTC).
     pub timestamp: String,
+    /// The account.
     #[serde(rename = "idClient")]
     pub id_client: i64,
+    /// The scenario and step (absent from the Test button's request).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scenario: Option<ScenarioRef<'a>>,
+    /// `type`, `id`, the selected fields, then `additional`.
     pub data: Map<String, Value>,
 }
 
 impl Envelope<'_> {
+    /// The bytes every attempt sends.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }

@@ -7,9 +7,12 @@ use jiff::Timestamp;
 
 use super::time::{add, parse_human_duration};
 
+/// How long a delivery is retried, and how far apart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
+    /// From creation to the deadline.
     pub window: Duration,
+    /// Delays after each failed attempt; the last repeats.
     pub delays: Vec<Duration>,
 }
 
@@ -24,7 +27,9 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The default retry window (`HOOKLINE_RETRY_WINDOW`).
 pub const DEFAULT_WINDOW: &str = "12h";
+/// The default delays (`HOOKLINE_RETRY_DELAYS`).
 pub const DEFAULT_DELAYS: &str = "10s,1m,5m,15m,30m,1h,2h";
 
 impl RetryPolicy {
@@ -44,6 +49,7 @@ impl RetryPolicy {
         Ok(RetryPolicy { window, delays })
     }
 
+    /// The deadline of a delivery created at `created`.
     pub fn deadline(&self, created: Timestamp) -> Timestamp {
         add(created, self.window)
     }

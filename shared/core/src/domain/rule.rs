@@ -5,17 +5,28 @@ use serde_json::{Map, Value};
 
 use super::{Invalid, catalogue::FieldKey, catalogue::text_of, contact::parse_date, join};
 
+/// A condition's operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// `equals`.
     Equals,
+    /// `notEquals`.
     NotEquals,
+    /// `contains`.
     Contains,
+    /// `startsWith`.
     StartsWith,
+    /// `endsWith`.
     EndsWith,
+    /// `isEmpty`.
     IsEmpty,
+    /// `isNotEmpty`.
     IsNotEmpty,
+    /// `greaterThan`.
     GreaterThan,
+    /// `lessThan`.
     LessThan,
+    /// `inGroup`.
     InGroup,
 }
 
@@ -41,13 +52,20 @@ impl Op {
     }
 }
 
+/// A checked condition rule.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rule {
+    /// `{"all": [...]}`: every rule holds.
     All(Vec<Rule>),
+    /// `{"any": [...]}`: at least one holds.
     Any(Vec<Rule>),
+    /// `{"field", "op", "value"}`.
     Test {
+        /// The field tested.
         field: FieldKey,
+        /// The operator.
         op: Op,
+        /// The value compared with.
         value: Value,
     },
 }
@@ -56,6 +74,7 @@ const MAX_DEPTH: usize = 10;
 const MAX_RULES: usize = 100;
 
 impl Rule {
+    /// Checks a rule, naming the faulty key under `path`.
     pub fn parse(value: &Value, path: &str) -> Result<Rule, Invalid> {
         let mut count = 0;
         parse(value, path, 0, &mut count)

@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+/// What every secret starts with.
 pub const PREFIX: &str = "whsec_";
 /// How long the previous secret keeps verifying after a rotation.
 pub const PREVIOUS_VALID: Duration = Duration::from_secs(24 * 3600);
@@ -55,11 +56,15 @@ pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
 /// rotation. Its `Debug` shows no secret (a record logged by mistake leaks nothing).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepSecret {
+    /// The current secret.
     pub secret: String,
+    /// When it was made.
     #[serde(with = "millis")]
     pub created_at: Timestamp,
+    /// The secret before the last rotation, while it still verifies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+    /// Until when the previous one verifies.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_millis")]
     pub previous_valid_until: Option<Timestamp>,
 }
@@ -76,6 +81,7 @@ impl std::fmt::Debug for StepSecret {
 }
 
 impl StepSecret {
+    /// A new random secret, made at `now`.
     pub fn new(now: Timestamp) -> StepSecret {
         StepSecret {
             secret: new_secret(),
@@ -129,14 +135,19 @@ pub fn headers(secrets: &[&str], id: &str, at: Timestamp, body: &[u8]) -> Vec<(S
 /// Why a request does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// The secret is not `whsec_` + base64.
     #[error("the secret is not `whsec_` + base64")]
     BadSecret,
+    /// A signature header is missing.
     #[error("header {0} is missing")]
     Missing(&'static str),
+    /// `webhook-timestamp` is not a Unix time.
     #[error("webhook-timestamp is not a Unix time")]
     BadTimestamp,
+    /// `webhook-timestamp` is too far from now.
     #[error("webhook-timestamp is more than 5 minutes from now")]
     Stale,
+    /// No signature matches.
     #[error("no signature matches")]
     NoMatch,
 }

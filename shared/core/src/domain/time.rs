@@ -22,10 +22,12 @@ pub fn add(ts: Timestamp, d: Duration) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
+/// Milliseconds since the Unix epoch.
 pub fn to_millis(ts: Timestamp) -> i64 {
     ts.as_millisecond()
 }
 
+/// The instant `ms` milliseconds after the Unix epoch.
 pub fn from_millis(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }

@@ -26,6 +26,7 @@ pub const TIME_TRIGGERS: &[&str] = &["date_reached", "consent_expiring"];
 /// A scenario's trigger as submitted: `{"type": ..., <filter keys>}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TriggerDef {
+    /// The trigger type (`form_subscribed`, `date_reached`, …).
     #[serde(rename = "type")]
     pub kind: String,
     /// Filter keys; one left out matches any value.
@@ -35,6 +36,7 @@ pub struct TriggerDef {
 }
 
 impl TriggerDef {
+    /// Checks the type and filter keys, naming the faulty one under `path`.
     pub fn validate(&self, path: &str) -> Result<(), Invalid> {
         if self.is_time_based() {
             return TimeRule::from_trigger(self, path).map(|_| ());

@@ -21,10 +21,13 @@ use crate::domain::event::IntakeAnswer;
 /// A webhook step's pass is its delivery; it is not repeated in `passes`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Walk {
+    /// The passes of the instant steps walked (conditions, and the wait it stops at).
     pub passes: Vec<Pass>,
+    /// Where the walk ended.
     pub end: WalkEnd,
 }
 
+/// Where a walk ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WalkEnd {
     /// Reached a webhook step: its delivery (pending, due now); the enrollment awaits its
@@ -32,8 +35,11 @@ pub enum WalkEnd {
     Deliver(Box<Delivery>),
     /// Reached a wait step: the enrollment waits there until `until`, then goes on at `resume`.
     Wait {
+        /// The wait step.
         step_id: String,
+        /// When the wait ends.
         until: Timestamp,
+        /// The step after the wait; `None`: the end.
         resume: Option<String>,
     },
     /// Walked past the last step.
@@ -45,26 +51,34 @@ pub enum WalkEnd {
 /// One enrollment an event creates, walked once already (stored with `seq` 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedEnrollment {
+    /// The enrollment, as it will be stored.
     pub enrollment: Enrollment,
+    /// Whether its scenario lets a contact enter again.
     pub allow_reentry: bool,
+    /// The walk from the scenario's start.
     pub walk: Walk,
 }
 
 /// Everything one event does, stored in one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntakeCommit {
+    /// The account.
     pub account: i64,
+    /// The event id claimed by this commit (a firing's derived id for an occurrence).
     pub event_id: String,
+    /// The contact's snapshot.
     pub contact: Contact,
     /// Store `contact` (an event), or only read it (an occurrence firing).
     pub store_contact: bool,
     /// When the snapshot was taken: an older one than the stored one is not stored, and the
     /// occurrences below are then left as they are (SPEC §3).
     pub occurred_at: Timestamp,
+    /// The enrollments the event creates, walked.
     pub enrollments: Vec<PlannedEnrollment>,
     /// With the snapshot: the contact's pending occurrences of these (time-based) scenarios
     /// are replaced by `occurrences`.
     pub time_scenarios: Vec<String>,
+    /// The contact's new pending occurrences.
     pub occurrences: Vec<Scheduled>,
     /// An occurrence firing: its row is removed and `occurrences` (its next one) stored, in this
     /// same transaction. When its row is gone already and the event id was never answered (a
@@ -91,8 +105,11 @@ pub struct IntakeDone {
 /// An enrollment's move from `from_seq` to `from_seq + 1`, with the walk it made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Move {
+    /// The enrollment that moves.
     pub enrollment_id: String,
+    /// The `seq` it must still have (the compare-and-set).
     pub from_seq: u64,
+    /// The walk it made.
     pub walk: Walk,
 }
 
@@ -100,10 +117,15 @@ pub struct Move {
 /// the compare-and-set), and the contact's move when this was the first attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptCommit {
+    /// The delivery as read before the attempt.
     pub delivery: Delivery,
+    /// The attempt made.
     pub attempt: Attempt,
+    /// The delivery's status after it.
     pub status: DeliveryStatus,
+    /// When to try again; `None` when settled.
     pub next_attempt_at: Option<Timestamp>,
+    /// The contact's move, after the first attempt.
     pub then: Option<Move>,
 }
 
@@ -120,10 +142,17 @@ pub struct AttemptRecorded {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DueWork {
     /// The next attempt of a pending delivery.
-    Delivery { id: String, at: Timestamp },
+    Delivery {
+        /// The delivery.
+        id: String,
+        /// When its next attempt is due.
+        at: Timestamp,
+    },
     /// The end of a wait.
     Wait {
+        /// The waiting enrollment.
         enrollment_id: String,
+        /// When the wait ends.
         at: Timestamp,
     },
     /// An occurrence of a time-based trigger.
@@ -131,6 +160,7 @@ pub enum DueWork {
 }
 
 impl DueWork {
+    /// When the work falls due.
     pub fn at(&self) -> Timestamp {
         match self {
             DueWork::Delivery { at, .. } | DueWork::Wait { at, .. } => *at,
@@ -148,10 +178,14 @@ impl DueWork {
     }
 }
 
+/// What a piece of due work is about, without its time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum WorkKey {
+    /// A delivery, by id.
     Delivery(String),
+    /// A waiting enrollment, by id.
     Wait(String),
+    /// An occurrence.
     Occurrence(Box<Scheduled>),
 }
 
@@ -159,16 +193,22 @@ pub enum WorkKey {
 /// account's contacts starts at `cursor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backfill {
+    /// The account.
     pub account: i64,
+    /// The scenario that became active.
     pub scenario_id: String,
+    /// Where the next page of contacts starts; `None`: the first.
     pub cursor: Option<String>,
 }
 
 /// A waiting enrollment, as [`FlowStore::waiting`] reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Waiting {
+    /// The enrollment.
     pub enrollment: Enrollment,
+    /// When its wait ends.
     pub until: Timestamp,
+    /// The step it resumes at; `None`: the end.
     pub resume: Option<String>,
 }
 
@@ -179,6 +219,7 @@ pub struct Waiting {
 #[error("the active time-based scenarios changed while the event was planned")]
 pub struct StalePlan;
 
+/// The inline path's store: one commit per event, one per attempt, the rows as the timers' truth.
 #[async_trait]
 pub trait FlowStore: Send + Sync {
     /// One transaction. When the event id was answered before: that answer, nothing written.
@@ -224,7 +265,9 @@ pub enum Pipeline {
     Queued(Arc<dyn super::Queue>),
     /// One commit per event and one per attempt (local mode).
     Inline {
+        /// The store that commits each event and each attempt.
         flow: Arc<dyn FlowStore>,
+        /// Hands new work to the workers.
         dispatch: Arc<dyn Dispatch>,
     },
 }

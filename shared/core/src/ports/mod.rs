@@ -1,6 +1,7 @@
 //! The ports the use cases need. Adapters: `hookline-local` (SQLite), `hookline-aws`
 //! (DynamoDB, SQS, EventBridge Scheduler), `hookline-sender` (reqwest).
-//! Each port has one contract suite in [`crate::contract`], run against every adapter.
+//! Each port has one contract suite in `crate::contract` (feature `testkit`), run against every
+//! adapter.
 
 use std::sync::Arc;
 
@@ -21,7 +22,9 @@ pub use occurrences::*;
 /// A store or queue failure: something that may pass (retried), never the caller's fault.
 pub type StoreResult<T> = Result<T, anyhow::Error>;
 
+/// The current time, injected so tests can pin it (the 12-hour window tested in seconds).
 pub trait Clock: Send + Sync {
+    /// Now.
     fn now(&self) -> Timestamp;
 }
 
@@ -42,6 +45,7 @@ pub struct ShiftedClock {
 }
 
 impl ShiftedClock {
+    /// A clock that reads `start` now and runs on from there.
     pub fn starting_at(start: Timestamp) -> Self {
         ShiftedClock {
             start,
@@ -68,7 +72,9 @@ pub trait Ids: Send + Sync {
 /// One page of a list, newest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
+    /// The page's items.
     pub items: Vec<T>,
+    /// The cursor of the next page; `None` on the last one.
     pub next_cursor: Option<String>,
 }
 
@@ -76,7 +82,9 @@ pub struct Page<T> {
 /// and its `updated_at`, in milliseconds, which every save moves forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Version {
+    /// The status read.
     pub status: ScenarioStatus,
+    /// The `updatedAt` read (every save moves it forward).
     pub updated_at: Timestamp,
 }
 
@@ -91,8 +99,11 @@ impl Version {
 }
 
 #[async_trait]
+/// Scenarios, by account (SPEC §4).
 pub trait ScenarioStore: Send + Sync {
+    /// Stores a new scenario.
     async fn insert(&self, scenario: &ScenarioRecord) -> StoreResult<()>;
+    /// One scenario of an account; `None` when unknown or another account's.
     async fn get(&self, account: i64, id: &str) -> StoreResult<Option<ScenarioRecord>>;
     /// Replaces the definition, status and secrets when the stored scenario is still the
     /// `expected` version — its status and `updated_at` as read (a compare-and-set); `false`
@@ -134,11 +145,16 @@ pub trait ScenarioStore: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SnapshotPut {
     /// Stored, with the event's memo; the snapshot it replaced, if any.
-    Applied { previous: Option<Contact> },
+    Applied {
+        /// The snapshot it replaced, if any.
+        previous: Option<Contact>,
+    },
     /// This event was stored before and its memo is still kept: nothing was written (a repeat
     /// never replaces a later snapshot, nor its own memo); the memo and the stored snapshot.
     Seen {
+        /// The memo stored with the first send of this event.
         memo: EventMemo,
+        /// The snapshot stored now.
         stored: Option<Contact>,
     },
     /// A snapshot that occurred later is stored: this older one was not (SPEC §3), nor its
@@ -146,6 +162,7 @@ pub enum SnapshotPut {
     Older,
 }
 
+/// Contact snapshots, the latest per (account, contact id), with the memos of their last events.
 #[async_trait]
 pub trait ContactStore: Send + Sync {
     /// Replaces the stored snapshot of (account, contact id) unless the stored one occurred
@@ -161,6 +178,7 @@ pub trait ContactStore: Send + Sync {
         occurred_at: Timestamp,
         memo: &EventMemo,
     ) -> StoreResult<SnapshotPut>;
+    /// The stored snapshot of a contact.
     async fn get(&self, account: i64, id: i64) -> StoreResult<Option<Contact>>;
     /// One page of an account's contacts, in no particular order; a page may be empty while
     /// `next_cursor` says there is more (every contact is in exactly one page). A stored
@@ -173,6 +191,7 @@ pub trait ContactStore: Send + Sync {
     ) -> StoreResult<Page<Contact>>;
 }
 
+/// Where an enrollment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EnrollmentState {
@@ -182,12 +201,14 @@ pub enum EnrollmentState {
     Waiting,
     /// Waiting for the first attempt of a delivery.
     AwaitingDelivery,
+    /// Went through to the end.
     Completed,
     /// The scenario was archived while the contact was inside.
     Stopped,
 }
 
 impl EnrollmentState {
+    /// The state as stored.
     pub fn as_str(self) -> &'static str {
         match self {
             EnrollmentState::Active => "active",
@@ -198,6 +219,7 @@ impl EnrollmentState {
         }
     }
 
+    /// The state stored as `s`, if it is one.
     pub fn parse(s: &str) -> Option<EnrollmentState> {
         [
             Self::Active,
@@ -210,6 +232,7 @@ impl EnrollmentState {
         .find(|x| x.as_str() == s)
     }
 
+    /// Completed or stopped: the enrollment moves no more.
     pub fn is_final(self) -> bool {
         matches!(self, EnrollmentState::Completed | EnrollmentState::Stopped)
     }
@@ -219,18 +242,28 @@ impl EnrollmentState {
 /// it does so with a compare-and-set on `seq`, so a repeated message moves it once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enrollment {
+    /// The enrollment id (`enr_…`, or derived from the entry when re-entry is not allowed).
     pub id: String,
+    /// The account.
     pub account: i64,
+    /// The scenario the contact is in.
     pub scenario_id: String,
+    /// The contact.
     pub contact_id: i64,
+    /// How many times it has moved (the compare-and-set of every move).
     pub seq: u64,
+    /// The step it is at; `None` at the end.
     pub step_id: Option<String>,
+    /// Where it stands.
     pub state: EnrollmentState,
+    /// When the contact entered the scenario.
     pub created_at: Timestamp,
 }
 
+/// What [`EnrollmentStore::create`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnrollOutcome {
+    /// Created now.
     Created,
     /// This very enrollment (same id) exists: a repeated intake.
     AlreadyExists,
@@ -238,6 +271,7 @@ pub enum EnrollOutcome {
     AlreadyEntered,
 }
 
+/// Enrollments (with the one-entry-per-contact rule) and event answers.
 #[async_trait]
 pub trait EnrollmentStore: Send + Sync {
     /// The stored answer to an event id, if it was answered.
@@ -257,6 +291,7 @@ pub trait EnrollmentStore: Send + Sync {
         enrollment: &Enrollment,
         allow_reentry: bool,
     ) -> StoreResult<EnrollOutcome>;
+    /// One enrollment by id.
     async fn get(&self, id: &str) -> StoreResult<Option<Enrollment>>;
     /// Moves the enrollment from `from_seq` to `from_seq + 1` with a new step and state;
     /// `false` when its `seq` was not `from_seq`.
@@ -272,11 +307,17 @@ pub trait EnrollmentStore: Send + Sync {
 /// One contact passing one step: the unit of the statistics. `key` makes it idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pass {
+    /// What makes the pass idempotent: the same key is recorded once.
     pub key: String,
+    /// The account.
     pub account: i64,
+    /// The scenario.
     pub scenario_id: String,
+    /// The step passed.
     pub step_id: String,
+    /// The contact that passed it.
     pub contact_id: i64,
+    /// When.
     pub at: Timestamp,
     /// Known to be the contact's first pass of this step: its scenario takes a contact once
     /// (no re-entry) and has no cycle. A store then needs no unique-contact marker.
@@ -286,26 +327,40 @@ pub struct Pass {
 /// A step's counters (SPEC §7). For webhook steps `accepted + pending + failed == passes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StepCounts {
+    /// The step.
     pub step_id: String,
+    /// Passes of the step (a webhook step's passes are its deliveries).
     pub passes: u64,
+    /// Distinct contacts that passed it.
     pub unique_contacts: u64,
+    /// Deliveries accepted (webhook steps).
     pub accepted: u64,
+    /// Deliveries still being tried (webhook steps).
     pub pending: u64,
+    /// Deliveries failed for good (webhook steps).
     pub failed: u64,
 }
 
+/// Which deliveries of a webhook step to list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryFilter<'a> {
+    /// The account (another account's step lists nothing).
     pub account: i64,
+    /// The scenario.
     pub scenario_id: &'a str,
+    /// The webhook step.
     pub step_id: &'a str,
+    /// Only deliveries with this status.
     pub status: Option<DeliveryStatus>,
     /// Only deliveries created at or after this time (resend-failed's `since`).
     pub since: Option<jiff::Timestamp>,
+    /// Where the previous page ended.
     pub cursor: Option<&'a str>,
+    /// Most items in the page.
     pub limit: usize,
 }
 
+/// Passes, deliveries with their attempts, and the statistics counters (SPEC §6, §7).
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
     /// Records a pass and, for a webhook step, its delivery as given (pending before its first
@@ -354,6 +409,7 @@ pub trait DeliveryStore: Send + Sync {
     async fn step_counts(&self, account: i64, scenario_id: &str) -> StoreResult<Vec<StepCounts>>;
 }
 
+/// API keys, stored hashed (SPEC §8).
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     /// Stores a key (its hash and prefix); `false` if that hash is already there (kept as is,
@@ -370,11 +426,15 @@ pub trait KeyStore: Send + Sync {
 /// An API key as stored: never the key itself, only its SHA-256 and a non-secret prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
+    /// SHA-256 of the key, hex.
     pub hash: String,
     /// `hk_` + 8 characters for generated keys (the first 8 characters of another key).
     pub prefix: String,
+    /// The account the key belongs to.
     pub account: i64,
+    /// When it was created.
     pub created_at: Timestamp,
+    /// When it was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
 }
 
@@ -387,9 +447,13 @@ pub enum Task {
     /// `not_before` (the end of a wait: a timer may fire early).
     #[serde(rename = "advance.v1")]
     AdvanceV1 {
+        /// The enrollment to move.
         enrollment_id: String,
+        /// The step it moves into; `None`: the end.
         step_id: Option<String>,
+        /// The `seq` it must have (the compare-and-set).
         seq: u64,
+        /// Not before this time (the end of a wait).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         not_before: Option<Timestamp>,
         /// The walk's time when it is not `not_before` (the end of a wait): after a webhook,
@@ -404,7 +468,9 @@ pub enum Task {
     /// `None` (messages queued before this field) acts on the delivery as stored.
     #[serde(rename = "deliver.v1")]
     DeliverV1 {
+        /// The delivery.
         delivery_id: String,
+        /// How many attempts were made before this one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         attempt: Option<u32>,
         /// The delivery's deadline, on the retry that a first attempt queues before storing
@@ -425,7 +491,9 @@ pub enum Task {
     /// and an update after it.
     #[serde(rename = "deliver-first.v1")]
     DeliverFirstV1 {
+        /// The delivery, frozen.
         delivery: Box<Delivery>,
+        /// The pass it is.
         pass: Pass,
         /// The `updated_at` of the scenario as read when the delivery was made: a copy of the
         /// scenario webhook-deliver holds that is at least this recent signs the attempt
@@ -436,16 +504,25 @@ pub enum Task {
     /// Resend failed deliveries: one new attempt of each (SPEC §7), up to
     /// [`crate::app::RESEND_CHUNK`] a task.
     #[serde(rename = "resend.v1")]
-    ResendV1 { delivery_ids: Vec<String> },
+    ResendV1 {
+        /// The failed deliveries to resend.
+        delivery_ids: Vec<String>,
+    },
     /// Fire these occurrences of time-based triggers (each once: SPEC §3), not before their time.
     #[serde(rename = "fire.v1")]
-    FireV1 { items: Vec<Scheduled> },
+    FireV1 {
+        /// The occurrences.
+        items: Vec<Scheduled>,
+    },
     /// Schedule the occurrences of a newly active time-based scenario for the account's
     /// contacts, one page from `cursor` on; the next page is a new task.
     #[serde(rename = "backfill.v1")]
     BackfillV1 {
+        /// The account.
         account: i64,
+        /// The scenario that became active.
         scenario_id: String,
+        /// Where the previous page ended; `None` for the first.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
     },
@@ -481,6 +558,7 @@ impl Task {
     }
 }
 
+/// Tasks for later, at a due time (the queued path: SQS, and Scheduler past 15 minutes).
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// Enqueues a task to run at `due` (now or later, up to the retry window).
@@ -503,11 +581,15 @@ pub trait Queue: Send + Sync {
 /// An outbound webhook request.
 #[derive(Debug, Clone)]
 pub struct OutboundRequest<'a> {
+    /// The target URL.
     pub url: &'a str,
+    /// The headers, signature and the step's own included.
     pub headers: &'a [(String, String)],
+    /// The JSON body, as frozen.
     pub body: &'a str,
 }
 
+/// Sends webhooks (`hookline-sender`, over reqwest).
 #[async_trait]
 pub trait WebhookSender: Send + Sync {
     /// One attempt: POST, no redirects followed, outbound safety checked on the address
@@ -516,21 +598,32 @@ pub trait WebhookSender: Send + Sync {
     /// Resolves the URL's host and refuses it if any address is not public (unless private
     /// targets are allowed). `Err` carries the reason. Unresolvable names pass.
     async fn check_target(&self, url: &url::Url) -> Result<(), String>;
+    /// Whether private targets are allowed (`--allow-private-targets`).
     fn allows_private_targets(&self) -> bool;
 }
 
 /// Everything the use cases need, built once per process.
 #[derive(Clone)]
 pub struct Ports {
+    /// Scenarios.
     pub scenarios: Arc<dyn ScenarioStore>,
+    /// Contact snapshots.
     pub contacts: Arc<dyn ContactStore>,
+    /// Enrollments and event answers.
     pub enrollments: Arc<dyn EnrollmentStore>,
+    /// Passes, deliveries and counters.
     pub deliveries: Arc<dyn DeliveryStore>,
+    /// API keys.
     pub keys: Arc<dyn KeyStore>,
+    /// Occurrences of time-based triggers.
     pub occurrences: Arc<dyn OccurrenceStore>,
+    /// How work moves between stages: inline (local) or queued (AWS).
     pub pipeline: Pipeline,
+    /// The webhook sender.
     pub sender: Arc<dyn WebhookSender>,
+    /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// New ids and jitter.
     pub ids: Arc<dyn Ids>,
     /// Where the state of each destination (SPEC §6a) is kept: what `GET /v1/destinations`
     /// reads.
@@ -541,6 +634,7 @@ pub struct Ports {
 /// runtime that holds the work can tell.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DestinationState {
+    /// The destination's state machine as kept.
     pub state: crate::domain::destination::Destination,
     /// Deliveries held back by pace or by a failing destination (`None`: not counted here).
     pub waiting: Option<u64>,
@@ -582,13 +676,19 @@ pub trait DestinationBoard: Send + Sync {
 pub enum Gate {
     /// Start it now (a probe of a failing destination when `probe`); tell
     /// [`DestinationGate::finished`] once it is made.
-    Go { probe: bool },
+    Go {
+        /// It is the one probe of a failing destination.
+        probe: bool,
+    },
     /// Held back until `until` (pace, a pause, a failing destination, or no free slot).
     /// `reserved`: the pace's start at `until` is this delivery's (give it back to
     /// [`DestinationGate::admit`] then). `health`: why, for the deadline's error text.
     Wait {
+        /// Not before this time.
         until: Timestamp,
+        /// The pace's start at `until` is this delivery's.
         reserved: bool,
+        /// The destination's health (for the deadline's error).
         health: crate::domain::destination::Health,
     },
 }

@@ -21,14 +21,20 @@ use crate::domain::occurrence::Occurrence;
 /// nominal `date` (its identity: a scenario fires once per contact and date).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Scheduled {
+    /// The account.
     pub account: i64,
+    /// The time-based scenario.
     pub scenario_id: String,
+    /// The contact.
     pub contact_id: i64,
+    /// The nominal date (the identity).
     pub date: Date,
+    /// The instant it fires.
     pub at: Timestamp,
 }
 
 impl Scheduled {
+    /// One occurrence of a scenario for a contact.
     pub fn new(account: i64, scenario_id: &str, contact_id: i64, o: Occurrence) -> Scheduled {
         Scheduled {
             account,
@@ -39,6 +45,7 @@ impl Scheduled {
         }
     }
 
+    /// Its date and instant.
     pub fn occurrence(&self) -> Occurrence {
         Occurrence {
             date: self.date,
@@ -63,7 +70,9 @@ impl Scheduled {
 /// up to `cursor` (a page cursor of [`OccurrenceStore::in_minute`]) when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepState {
+    /// Every minute up to this one is swept.
     pub minute: i64,
+    /// Where the next minute's sweep stopped, if it started.
     pub cursor: Option<String>,
 }
 
@@ -72,6 +81,7 @@ pub fn minute_of(at: Timestamp) -> i64 {
     at.as_second().div_euclid(60)
 }
 
+/// Pending occurrences of time-based triggers, indexed by the minute they fire.
 #[async_trait]
 pub trait OccurrenceStore: Send + Sync {
     /// Stores each occurrence (storing one that is there already changes nothing).

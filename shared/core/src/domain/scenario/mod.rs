@@ -17,17 +17,23 @@ use super::signing::{StepSecret, StepSecrets};
 use super::trigger::TriggerDef;
 use super::{Invalid, join};
 
+/// Most steps in a scenario (SPEC §4).
 pub const MAX_STEPS: usize = 100;
 
+/// A scenario's lifecycle: `draft` → `active` → `archived`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ScenarioStatus {
+    /// Editable; enrolls nobody.
     Draft,
+    /// New events enroll contacts.
     Active,
+    /// For good: no new enrollments; deliveries already made keep retrying.
     Archived,
 }
 
 impl ScenarioStatus {
+    /// The status as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             ScenarioStatus::Draft => "draft",
@@ -36,6 +42,7 @@ impl ScenarioStatus {
         }
     }
 
+    /// The status written `s`, if it is one.
     pub fn parse(s: &str) -> Option<ScenarioStatus> {
         match s {
             "draft" => Some(ScenarioStatus::Draft),
@@ -58,35 +65,51 @@ impl ScenarioStatus {
                "fields": ["email", "firstname"], "next": null}]
 }))]
 pub struct ScenarioDef {
+    /// The scenario's name.
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
+    /// What enrolls contacts.
     pub trigger: TriggerDef,
+    /// Whether a contact may go through it more than once.
     #[serde(default)]
     pub allow_reentry: bool,
+    /// The first step; `null`: none.
     pub start: Option<String>,
+    /// The steps, at most 100.
     pub steps: Vec<StepDef>,
 }
 
+/// A step as submitted, by its `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StepDef {
+    /// `send_webhook`.
     SendWebhook(WebhookStepDef),
+    /// `condition`.
     Condition(ConditionStepDef),
+    /// `wait`.
     Wait(WaitStepDef),
 }
 
+/// A `send_webhook` step as submitted (SPEC §4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookStepDef {
+    /// The step id.
     pub id: String,
+    /// The receiver's URL.
     pub url: String,
+    /// Catalogue keys to send in `data`.
     #[serde(default)]
     pub fields: Vec<String>,
+    /// Extra `data` keys, text with placeholders.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub additional: Map<String, Value>,
+    /// Headers sent with every attempt.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The step after it; `null`: the end.
     #[serde(default)]
     pub next: Option<String>,
     /// SPEC §4 `signing` (default `true`): every attempt carries Standard Webhooks
@@ -100,29 +123,38 @@ pub struct WebhookStepDef {
     pub rate_limit: Option<f64>,
 }
 
+/// A `condition` step as submitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionStepDef {
+    /// The step id.
     pub id: String,
+    /// The rule (SPEC §4).
     #[schema(value_type = Object)]
     pub rule: Value,
+    /// The step when the rule holds; `null`: the end.
     #[serde(default)]
     pub yes: Option<String>,
+    /// The step when it does not; `null`: the end.
     #[serde(default)]
     pub no: Option<String>,
 }
 
+/// A `wait` step as submitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitStepDef {
+    /// The step id.
     pub id: String,
     /// ISO 8601 duration, e.g. `PT2H`, `P1D`.
     pub duration: String,
+    /// The step after it; `null`: the end.
     #[serde(default)]
     pub next: Option<String>,
 }
 
 impl StepDef {
+    /// The step id.
     pub fn id(&self) -> &str {
         match self {
             StepDef::SendWebhook(s) => &s.id,
@@ -131,6 +163,7 @@ impl StepDef {
         }
     }
 
+    /// The step's `type`.
     pub fn kind(&self) -> &'static str {
         match self {
             StepDef::SendWebhook(_) => "send_webhook",
@@ -152,45 +185,69 @@ impl StepDef {
 /// A stored scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScenarioRecord {
+    /// The scenario id (`scn_…`).
     pub id: String,
+    /// The account it belongs to.
     pub account: i64,
+    /// Where it is in its lifecycle.
     pub status: ScenarioStatus,
+    /// The definition as submitted.
     pub def: ScenarioDef,
     /// The signing secret of each signed webhook step (never part of the definition a
     /// client reads back; `GET …/steps/{stepId}/secret` shows it).
     pub secrets: StepSecrets,
+    /// When it was created.
     pub created_at: Timestamp,
+    /// When it was last changed (its version).
     pub updated_at: Timestamp,
 }
 
 /// The validated graph.
 #[derive(Debug, Clone)]
 pub struct Compiled {
+    /// The first step.
     pub start: Option<String>,
+    /// The steps by id.
     pub steps: HashMap<String, Step>,
 }
 
+/// A validated step.
 #[derive(Debug, Clone)]
 pub enum Step {
+    /// A webhook step.
     Webhook(WebhookStep),
+    /// A condition.
     Condition {
+        /// The rule.
         rule: Rule,
+        /// The step when it holds.
         yes: Option<String>,
+        /// The step when it does not.
         no: Option<String>,
     },
+    /// A wait.
     Wait {
+        /// How long.
         duration: jiff::Span,
+        /// The step after it.
         next: Option<String>,
     },
 }
 
+/// A validated webhook step.
 #[derive(Debug, Clone)]
 pub struct WebhookStep {
+    /// The step id.
     pub id: String,
+    /// The receiver's URL.
     pub url: Url,
+    /// The fields to send.
     pub fields: Vec<FieldKey>,
+    /// The `additional` templates, by key.
     pub additional: Vec<(String, Template)>,
+    /// The headers.
     pub headers: Vec<(String, String)>,
+    /// The step after it.
     pub next: Option<String>,
     /// Requests per second toward the URL (`rateLimit`), when the step sets one.
     pub rate_limit: Option<f64>,
@@ -247,6 +304,7 @@ pub fn check_header(name: &str, value: &str, path: &str) -> Result<(), Invalid> 
     Ok(())
 }
 
+/// Checks a step's headers (names, values, reserved ones), naming the faulty one under `path`.
 pub fn check_headers(
     headers: &BTreeMap<String, String>,
     path: &str,
@@ -444,6 +502,7 @@ impl ScenarioDef {
             .collect()
     }
 
+    /// The step with this id.
     pub fn step(&self, id: &str) -> Option<&StepDef> {
         self.steps.iter().find(|s| s.id() == id)
     }
