@@ -5,6 +5,7 @@
 mod bench;
 mod bench_time;
 mod demo;
+mod metrics;
 mod serve;
 
 use std::path::PathBuf;

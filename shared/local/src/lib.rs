@@ -16,5 +16,5 @@ mod store;
 mod workers;
 
 pub use db::Db;
-pub use store::SqliteStore;
+pub use store::{Gauges, SqliteStore};
 pub use workers::{Inbox, LocalDispatch, Workers, dispatch_channel};

@@ -95,9 +95,12 @@ impl Hookline {
             };
             self.queue()?.enqueue(&task, at).await?;
         }
-        p.deliveries
+        if p.deliveries
             .record_attempt(&delivery, Some(&attempt), status, next)
-            .await?;
+            .await?
+        {
+            crate::metrics::webhook_settled(status);
+        }
         Ok(Outcome::Done)
     }
 
@@ -139,7 +142,9 @@ impl Hookline {
         attempted.attempt_count = 1;
         attempted.status = status;
         attempted.next_attempt_at = next;
-        p.deliveries.record_pass(pass, Some(&attempted)).await?;
+        if p.deliveries.record_pass(pass, Some(&attempted)).await? {
+            crate::metrics::webhook_settled(status);
+        }
         Ok(Outcome::Done)
     }
 
@@ -192,6 +197,7 @@ impl Hookline {
             outcome = status.as_str(),
             "attempt made"
         );
+        crate::metrics::attempt_made(&outcome);
         (outcome.into_attempt(start), status, next)
     }
 
