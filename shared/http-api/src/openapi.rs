@@ -14,7 +14,7 @@ use crate::handlers;
         handlers::test_webhook, handlers::placeholders, handlers::scenario_stats, handlers::step_stats,
         handlers::step_deliveries, handlers::step_secret, handlers::rotate_secret,
         handlers::resend_delivery, handlers::resend_failed, handlers::healthz, handlers::openapi_json,
-        crate::console::console,
+        crate::console::console, handlers::metrics,
     ),
     modifiers(&Bearer, &Rejections)
 )]
