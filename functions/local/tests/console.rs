@@ -128,12 +128,16 @@ impl Console {
     }
 
     async fn find(&self, css: &str) -> Element {
-        self.c
+        match self
+            .c
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::Css(css))
             .await
-            .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+        {
+            Ok(el) => el,
+            Err(e) => panic!("no `{css}` on the page ({e}): {}", self.failure().await),
+        }
     }
 
     async fn find_text(&self, css: &str, text: &str) -> Element {
@@ -144,9 +148,17 @@ impl Console {
                     return el;
                 }
             }
-            assert!(Instant::now() < end, "no `{css}` showing `{text}`");
+            if Instant::now() > end {
+                panic!("no `{css}` showing `{text}`: {}", self.failure().await);
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// What the page shows when a step fails (and a screenshot of it).
+    async fn failure(&self) -> String {
+        let _ = self.shot("failure").await;
+        self.js("return document.body.innerText").await.to_string()
     }
 
     async fn texts(&self, css: &str) -> Vec<String> {

@@ -7,12 +7,19 @@ use std::sync::LazyLock;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-/// The page: `page.html` with `console.css` and `console.js` put in its `<style>` and
+/// The script, its three files in order (one script: they share its declarations).
+const SCRIPT: [&str; 3] = [
+    include_str!("console/console.js"),
+    include_str!("console/scenarios.js"),
+    include_str!("console/step.js"),
+];
+
+/// The page: `page.html` with `console.css` and the script put in its `<style>` and
 /// `<script>` (one request: the first paint waits for nothing else).
 static PAGE: LazyLock<String> = LazyLock::new(|| {
     include_str!("console/page.html")
         .replacen("/*CSS*/", include_str!("console/console.css"), 1)
-        .replacen("/*JS*/", include_str!("console/console.js"), 1)
+        .replacen("/*JS*/", &SCRIPT.concat(), 1)
 });
 
 /// Nothing but this origin: the page's own inline style and script, and its API calls.
@@ -43,6 +50,7 @@ mod tests {
         let page = super::PAGE.as_str();
         assert!(!page.contains("/*CSS*/") && !page.contains("/*JS*/"));
         assert!(page.contains("--accent") && page.contains("function route()"));
+        assert!(page.contains("function flow(") && page.trim_end().ends_with("</html>"));
         for outside in ["http://", "https://", "//cdn", "src=\"http"] {
             assert!(!page.contains(outside), "the page names {outside}");
         }
