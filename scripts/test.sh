@@ -6,7 +6,8 @@
 # OpenAPI document of a running `hookline serve` (scripts/schemathesis.sh).
 # Usage: scripts/test.sh    (needs a Rust toolchain and python3; installs moto, aws-sam-cli,
 #                            cfn-lint, cargo-lambda, schemathesis, standardwebhooks and svix
-#                            into ignored .venv-* folders;
+#                            into ignored .venv-* folders, and Debian's chromium and
+#                            chromium-driver with apt-get when they are missing;
 #                            as root, or where unprivileged user namespaces are allowed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,14 @@ if ! .venv-webhooks/bin/python -c 'import standardwebhooks, svix' >/dev/null 2>&
 fi
 export HOOKLINE_TEST_PYTHON="$PWD/.venv-webhooks/bin/python"
 
-echo "== tests (unit, property, port contracts on SQLite and DynamoDB/SQS/Scheduler, end to end)"
+echo "== headless Chromium and chromedriver (Debian packages) for the console's browser test"
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+echo "== tests (unit, property, port contracts on SQLite and DynamoDB/SQS/Scheduler, end to end, the console in Chromium)"
 cargo test --workspace --locked 2>&1 | tee "$log"
 
 echo "== schemathesis (the OpenAPI document against hookline serve, in a loopback-only network namespace)"

@@ -40,7 +40,7 @@ impl Api {
     }
 }
 
-pub async fn run() -> anyhow::Result<()> {
+pub async fn run(stay: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let receiver = Receiver::start(
         "127.0.0.1:0",
@@ -224,8 +224,17 @@ pub async fn run() -> anyhow::Result<()> {
     );
     println!(
         "Done: one contact reached, the webhook accepted on its second attempt, and counted; \
-         and a birthday fired from the stored date."
+         and a birthday fired from the stored date.\n"
     );
+    println!("The console: http://{}/", server.addr);
+    println!("API key (paste it there): {}", api.key);
+    println!("Metrics (Prometheus): http://{}/metrics", server.addr);
+    if stay {
+        println!("\nServing until Ctrl-C.");
+        serve::wait_for_signal().await;
+    } else {
+        println!("\n(run `hookline demo --stay` to keep it serving until Ctrl-C)");
+    }
     server.stop().await
 }
 

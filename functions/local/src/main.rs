@@ -6,6 +6,7 @@ mod bench;
 mod bench_receivers;
 mod bench_time;
 mod demo;
+mod metrics;
 mod serve;
 
 use std::path::PathBuf;
@@ -101,8 +102,13 @@ enum Command {
         #[arg(long, env = "HOOKLINE_RECEIVE_SECRET", value_parser = parse_secret)]
         secret: Option<String>,
     },
-    /// Walk through a scenario end to end on a throw-away database, printing each step.
-    Demo,
+    /// Walk through a scenario end to end on a throw-away database, printing each step; it
+    /// ends with the console's address and a key.
+    Demo {
+        /// Keep serving (the API, the console, the receiver) until Ctrl-C.
+        #[arg(long)]
+        stay: bool,
+    },
     /// Measure raw HTTP throughput and Hookline's end-to-end rate and latency.
     Bench {
         /// Events to send in a burst.
@@ -177,7 +183,7 @@ fn main() -> std::process::ExitCode {
     init_tracing(
         if matches!(
             cli.command,
-            Command::Demo
+            Command::Demo { .. }
                 | Command::Bench { .. }
                 | Command::BenchTime { .. }
                 | Command::BenchReceivers
@@ -310,7 +316,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             serve::wait_for_signal().await;
             Ok(())
         }
-        Command::Demo => demo::run().await,
+        Command::Demo { stay } => demo::run(stay).await,
         Command::BenchReceivers => bench_receivers::run().await,
         Command::BenchTime { contacts, due } => {
             bench_time::run(bench_time::Options { contacts, due }).await

@@ -118,8 +118,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         Some(start) => Arc::new(ShiftedClock::starting_at(start)),
         None => Arc::new(SystemClock),
     };
-    let (engine, store, inbox) =
-        engine_with_clock(&db, config.allow_private_targets, config.policy, clock);
+    let metrics = crate::metrics::handle()?;
+    let (engine, store, inbox) = engine_with_clock(
+        &db,
+        config.allow_private_targets,
+        config.policy,
+        clock.clone(),
+    );
     for (account, key) in &config.api_keys {
         engine
             .register_key(key, *account)
@@ -136,10 +141,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         })?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
+    let app = hookline_http_api::router(engine.clone()).merge(crate::metrics::routes(
+        metrics,
+        store.clone(),
+        clock,
+    ));
     let workers = Workers::new(engine.clone(), Arc::new(store), inbox, config.workers)
         .with_destination_concurrency(config.destination_concurrency);
     let workers = tokio::spawn(workers.run(stopped.clone()));
-    let app = hookline_http_api::router(engine.clone());
     let mut http_stopped = stopped;
     let http = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -1,7 +1,7 @@
-//! Lambda `scenario-api` (API Gateway HTTP API): scenarios, lifecycle, the Test button, placeholders.
+//! Lambda `scenario-api` (API Gateway HTTP API): the console, scenarios, lifecycle, the Test
+//! button, placeholders.
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    let (engine, _queue) = hookline_aws::lambda::init().await?;
-    lambda_http::run(hookline_aws::http_api::scenario_routes(engine)).await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    hookline_aws::lambda::run_scenario_api().await
 }

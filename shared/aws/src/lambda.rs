@@ -222,6 +222,7 @@ async fn cold_start() -> anyhow::Result<(aws_config::SdkConfig, Settings)> {
         .without_time()
         .try_init()
         .ok();
+    crate::emf::install(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
     let settings = Settings::from_env(|k| std::env::var(k).ok())?;
     let config = sdk_defaults().load().await;
     Ok((config, settings))
@@ -378,9 +379,9 @@ pub async fn run_sqs_consumer() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let (engine, queue) = (engine.clone(), queue.clone());
         async move {
-            Ok::<_, lambda_runtime::Error>(
-                handle_batch(&engine, queue.as_ref(), event.payload).await,
-            )
+            let response = handle_batch(&engine, queue.as_ref(), event.payload).await;
+            crate::emf::flush();
+            Ok::<_, lambda_runtime::Error>(response)
         }
     }))
     .await
@@ -463,7 +464,7 @@ pub async fn run_trigger_intake() -> Result<(), lambda_runtime::Error> {
     let http = lambda_http::Adapter::from(crate::http_api::intake_routes(engine.clone()));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let (engine, mut http) = (engine.clone(), http.clone());
-        async move {
+        crate::emf::flushed(async move {
             let LambdaEvent { payload, context } = event;
             if is_tick(&payload) {
                 // the one-minute schedule: queue the occurrences of every minute not yet swept
@@ -484,7 +485,23 @@ pub async fn run_trigger_intake() -> Result<(), lambda_runtime::Error> {
                 return Ok::<_, lambda_runtime::Error>(serde_json::to_value(answer)?);
             }
             answer_http(&mut http, payload, context).await
-        }
+        })
+    }))
+    .await
+}
+
+/// The whole `main` of `scenario-api`: its routes (API Gateway), the EMF lines of each request
+/// (a resend's attempt) printed when it is answered.
+pub async fn run_scenario_api() -> Result<(), lambda_runtime::Error> {
+    use lambda_runtime::{LambdaEvent, service_fn};
+    let (engine, _queue) = init().await?;
+    let http = lambda_http::Adapter::from(crate::http_api::scenario_routes(engine));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let mut http = http.clone();
+        crate::emf::flushed(async move {
+            let LambdaEvent { payload, context } = event;
+            answer_http(&mut http, payload, context).await
+        })
     }))
     .await
 }
@@ -585,13 +602,13 @@ pub async fn run_stats_query() -> Result<(), lambda_runtime::Error> {
     let http = lambda_http::Adapter::from(crate::http_api::stats_routes(engine));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let (store, mut http) = (store.clone(), http.clone());
-        async move {
+        crate::emf::flushed(async move {
             let LambdaEvent { payload, context } = event;
             if is_stream(&payload) {
                 return Ok::<_, lambda_runtime::Error>(handle_stream(&store, &payload).await?);
             }
             answer_http(&mut http, payload, context).await
-        }
+        })
     }))
     .await
 }

@@ -3,6 +3,7 @@
 //! ([`stream`]), and what the Lambda binaries share ([`lambda`]).
 
 mod dynamo;
+pub mod emf;
 pub mod lambda;
 mod queue;
 pub mod stream;

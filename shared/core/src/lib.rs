@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod domain;
+pub mod metrics;
 pub mod ports;
 
 #[cfg(feature = "testkit")]

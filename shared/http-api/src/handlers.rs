@@ -353,6 +353,14 @@ pub async fn openapi_json() -> impl IntoResponse {
     Json(crate::openapi::document_json())
 }
 
+/// `GET /metrics` is local mode's (`hookline serve` adds the route, over its database): only
+/// described here, so that the document lists it. API Gateway does not route it.
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "the measures of SPEC §11 in the Prometheus text format (local mode only; no key)",
+               content_type = "text/plain", body = String)))]
+#[allow(dead_code)]
+pub fn metrics() {}
+
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }

@@ -4,6 +4,7 @@
 //! [`intake_routes`] (`trigger-intake`), [`scenario_routes`] (`scenario-api`) and
 //! [`stats_routes`] (`stats-query`); [`router`] is all of them, as local mode serves it.
 
+mod console;
 mod errors;
 mod extract;
 mod handlers;
@@ -40,9 +41,11 @@ fn intake() -> Router<ApiState> {
 }
 
 /// `GET /v1/openapi.json` is here, not in every function: the template routes it to
-/// scenario-api only, and the document (utoipa) is ~0.35 MB of code in a binary.
+/// scenario-api only, and the document (utoipa) is ~0.35 MB of code in a binary. So is the
+/// console (`GET /`).
 fn scenarios() -> Router<ApiState> {
     Router::new()
+        .route("/", get(console::console))
         .route("/v1/openapi.json", get(handlers::openapi_json))
         .route(
             "/v1/scenarios",
@@ -95,7 +98,7 @@ pub fn intake_routes(engine: Hookline) -> Router {
     finish(intake(), engine)
 }
 
-/// Scenarios, lifecycle, the Test button, placeholders, signing secrets and resends.
+/// The console, scenarios, lifecycle, the Test button, placeholders, signing secrets and resends.
 pub fn scenario_routes(engine: Hookline) -> Router {
     finish(scenarios(), engine)
 }

@@ -15,6 +15,7 @@ use crate::handlers;
         handlers::step_deliveries, handlers::step_secret, handlers::rotate_secret,
         handlers::resend_delivery, handlers::resend_failed, handlers::list_destinations,
         handlers::get_destination, handlers::healthz, handlers::openapi_json,
+        crate::console::console, handlers::metrics,
     ),
     modifiers(&Bearer, &Rejections)
 )]

@@ -18,5 +18,5 @@ mod workers;
 
 pub use db::Db;
 pub use destinations::LocalDestinations;
-pub use store::SqliteStore;
+pub use store::{Gauges, SqliteStore};
 pub use workers::{Inbox, LocalDispatch, Workers, dispatch_channel};

@@ -13,7 +13,7 @@ use std::time::Duration;
 use hookline_core::Hookline;
 use hookline_core::app::{Gated, Made, Outcome};
 use hookline_core::domain::delivery::{Delivery, DeliveryStatus};
-use hookline_core::domain::destination::{DEFAULT_CONCURRENCY, destination_id};
+use hookline_core::domain::destination::{DEFAULT_CONCURRENCY, Health, destination_id};
 use hookline_core::ports::{Dispatch, DueWork, FlowStore, WorkKey};
 use jiff::Timestamp;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -730,6 +730,17 @@ impl Workers {
     fn sweep(&mut self, now: Timestamp) {
         let swept = {
             let mut dests = self.dests.lock();
+            // the work waiting per destination status (GET /metrics)
+            let mut waiting = [0u64; 3];
+            for entry in dests.entries.values() {
+                waiting[entry.state.health(now) as usize] += entry.waiting.len() as u64;
+            }
+            for (health, n) in [Health::Healthy, Health::Throttled, Health::Failing]
+                .into_iter()
+                .zip(waiting)
+            {
+                hookline_core::metrics::set_destination_waiting(health.as_str(), n);
+            }
             if dests.held == 0 {
                 return;
             }

@@ -117,9 +117,12 @@ impl Hookline {
             };
             self.queue()?.enqueue(&task, at).await?;
         }
-        p.deliveries
+        if p.deliveries
             .record_attempt(&delivery, Some(&attempt), status, next)
-            .await?;
+            .await?
+        {
+            crate::metrics::webhook_settled(status);
+        }
         Ok(Outcome::Done)
     }
 
@@ -194,7 +197,9 @@ impl Hookline {
         attempted.attempt_count = 1;
         attempted.status = status;
         attempted.next_attempt_at = next;
-        p.deliveries.record_pass(pass, Some(&attempted)).await?;
+        if p.deliveries.record_pass(pass, Some(&attempted)).await? {
+            crate::metrics::webhook_settled(status);
+        }
         Ok(Outcome::Done)
     }
 
@@ -290,6 +295,7 @@ impl Hookline {
                 "attempt made"
             );
         }
+        crate::metrics::attempt_made(&outcome);
         let answer = Answer::of(&outcome);
         (outcome.into_attempt(start), status, next, answer)
     }

@@ -224,6 +224,7 @@ impl Hookline {
         if !recorded.recorded {
             return Ok(Some(made)); // another worker recorded this attempt
         }
+        crate::metrics::webhook_settled(commit.status);
         if let Some(at) = next {
             dispatch.due(DueWork::Delivery { id, at });
         }

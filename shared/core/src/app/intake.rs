@@ -24,7 +24,7 @@ impl Hookline {
     /// a crash between any two writes finishes the work instead of repeating it.
     pub async fn intake(&self, account: i64, body: Value) -> Result<IntakeAnswer, AppError> {
         let event = crate::domain::from_json_value::<EventIn>(body, "")?.validate()?;
-        match &self.ports.pipeline {
+        let answer = match &self.ports.pipeline {
             Pipeline::Inline { flow, dispatch } => {
                 self.intake_inline(flow.as_ref(), dispatch.as_ref(), account, event)
                     .await
@@ -34,7 +34,9 @@ impl Hookline {
                     .intake_queued(account, event)
                     .await
             }
-        }
+        }?;
+        crate::metrics::event_taken(1);
+        Ok(answer)
     }
 
     /// The queued path: each write on its own, keyed so that a retry finishes the work.

@@ -222,6 +222,9 @@ impl Hookline {
             .deliveries
             .record_resend(&delivery, &attempt, accepted)
             .await?;
+        if recorded && accepted {
+            crate::metrics::webhook_settled(status);
+        }
         tracing::info!(delivery_id = %delivery.id, accepted, recorded, "delivery resent");
         Ok(())
     }

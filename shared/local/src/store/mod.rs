@@ -10,12 +10,14 @@ use crate::Db;
 mod contacts;
 mod deliveries;
 mod enrollments;
+mod gauges;
 mod keys;
 mod occurrences;
 mod scenarios;
 
 pub(crate) use contacts::put_snapshot;
 pub(crate) use deliveries::{insert_delivery, insert_pass, update_delivery};
+pub use gauges::Gauges;
 pub(crate) use occurrences::{insert_occurrence, read_occurrence};
 
 /// Every store port of the engine on one SQLite database.
