@@ -144,7 +144,7 @@ async fn a_configured_rate_limit_paces_the_requests() {
         busiest_second(got)
     );
     let stats = server
-        .wait_stats(&id, "hook", |s| s["accepted"] == 14)
+        .wait_stats(&id, "hook", |s| s["accepted"] == 15)
         .await;
     assert_eq!(stats["failed"], 0);
     let list = destinations(&server, "").await;
