@@ -259,7 +259,7 @@ pub async fn step_deliveries(
 }
 
 #[utoipa::path(get, path = "/v1/destinations", tag = "destinations",
-    params(("status" = Option<String>, Query, description = "healthy, throttled or failing", pattern = "^(healthy|throttled|failing)$"),
+    params(("status" = Option<String>, Query, description = "healthy, throttled or failing", pattern = "^(healthy|throttled|failing)?$"),
            ("limit" = Option<u32>, Query, description = "1 to 100, default 50", minimum = 1, maximum = 100),
            ("cursor" = Option<String>, Query, description = "the `nextCursor` of a previous page", pattern = "^dst_[0-9a-f]{16}$")),
     responses((status = 200, body = ListView<DestinationView>), (status = 400, body = ErrorBody)),
