@@ -16,21 +16,6 @@ pub struct DestinationState {
     pub waiting: Option<u64>,
 }
 
-/// A board for an engine that makes no attempts (a function that only serves other routes):
-/// it keeps no destination state, so every destination reads as never attempted.
-pub struct NoAttemptsHere;
-
-#[async_trait]
-impl DestinationBoard for NoAttemptsHere {
-    async fn get(&self, _account: i64, _url: &str) -> StoreResult<Option<DestinationState>> {
-        Ok(None)
-    }
-
-    async fn urls(&self, _account: i64) -> StoreResult<Vec<String>> {
-        Ok(Vec::new())
-    }
-}
-
 /// The destinations' states, as a runtime keeps them (local mode in memory; AWS in an item
 /// per destination). Read by the health routes; written by the runtime's workers.
 #[async_trait]
