@@ -43,11 +43,12 @@ const HOLD_REFRESH: Duration = Duration::from_millis(250);
 /// How long an attempt waits in-process for a free slot of its destination before it is held
 /// back (queued again) instead.
 pub const SLOT_WAIT: Duration = Duration::from_secs(5);
-/// A start the pace gives within this is waited in-process; a later one is reserved and the
-/// delivery queued again for it.
+/// A start the pace gives within this is waited in-process (by the caller: [`Gate::Go`]'s
+/// `at`); a later one is reserved and the delivery queued again for it.
 pub const WAIT_IN_PROCESS: Duration = Duration::from_millis(1_500);
-/// A reserved start missed by more than this (its delivery came back late) is claimed again
-/// rather than taken late, which would bunch starts together.
+/// A reserved start missed by more than this, or by more than half the pace's interval (its
+/// delivery came back late), is claimed again rather than taken late, which would bunch
+/// starts together.
 const LATE: Duration = Duration::from_millis(100);
 /// A probe that never reported (its instance died) no longer blocks the next one after this.
 const PROBE_STALE: Duration = Duration::from_secs(30);
@@ -317,9 +318,11 @@ impl DynamoDestinations {
     }
 
     /// Claims the next start at `pace` (GCRA: the item's `tat` is the earliest start not yet
-    /// claimed): one atomic `ADD` of the interval, so that instances claiming at once never
-    /// conflict; when the destination was idle (`tat` in the past) a compare-and-set moves it
-    /// to now. `None` (nothing claimed) when the next start would be past `deadline`.
+    /// claimed). An idle destination (`tat` in the past, or none) is claimed with one
+    /// conditional write that moves `tat` to an interval from now (start now); a busy one
+    /// with one atomic `ADD` of the interval, so that instances claiming at once never
+    /// conflict (each `ADD` answers its own start). `None` (nothing claimed) when the next
+    /// start would be past `deadline`.
     async fn claim(
         &self,
         k: &Key,
@@ -332,7 +335,40 @@ impl DynamoDestinations {
         if tat.max(now.as_millisecond()) > deadline.as_millisecond() {
             return Ok(None);
         }
+        let mut idle = tat <= now.as_millisecond();
         for _ in 0..TRIES {
+            let now_ms = self.clock.now().as_millisecond();
+            if idle {
+                let started = self
+                    .store
+                    .client
+                    .update_item()
+                    .table_name(&self.store.table)
+                    .set_key(Some(Self::item_key(k.0, &k.1)))
+                    .update_expression("SET #url = :url, expires_at = :exp, tat = :next")
+                    .condition_expression("attribute_not_exists(tat) OR tat <= :now")
+                    .expression_attribute_names("#url", "url")
+                    .expression_attribute_values(":url", s(&k.1))
+                    .expression_attribute_values(":exp", ttl(ITEM_DAYS))
+                    .expression_attribute_values(":next", n(now_ms + interval))
+                    .expression_attribute_values(":now", n(now_ms))
+                    .send()
+                    .await;
+                match started {
+                    Ok(_) => {
+                        if let Some(e) = self.lock().get_mut(k) {
+                            e.tat = Some(now_ms + interval);
+                        }
+                        return Ok(Some(Timestamp::from_millisecond(now_ms)?));
+                    }
+                    Err(e) if is_conditional(&e) => {} // busy: claimed by another meanwhile
+                    Err(e) => {
+                        return Err(
+                            anyhow::Error::from(e).context("DynamoDB UpdateItem destination")
+                        );
+                    }
+                }
+            }
             let out = self
                 .store
                 .client
@@ -353,38 +389,13 @@ impl DynamoDestinations {
                 .as_ref()
                 .and_then(|a| opt_n(a, "tat"))
                 .context("a claim without its tat")?;
-            let now_ms = self.clock.now().as_millisecond();
-            if tat - interval >= now_ms {
-                if let Some(e) = self.lock().get_mut(k) {
-                    e.tat = Some(tat);
-                }
+            if let Some(e) = self.lock().get_mut(k) {
+                e.tat = Some(tat);
+            }
+            if tat - interval >= self.clock.now().as_millisecond() {
                 return Ok(Some(Timestamp::from_millisecond(tat - interval)?));
             }
-            // idle until now: start now, the next one an interval later
-            let moved = self
-                .store
-                .client
-                .update_item()
-                .table_name(&self.store.table)
-                .set_key(Some(Self::item_key(k.0, &k.1)))
-                .update_expression("SET tat = :next")
-                .condition_expression("tat = :seen")
-                .expression_attribute_values(":next", n(now_ms + interval))
-                .expression_attribute_values(":seen", n(tat))
-                .send()
-                .await;
-            match moved {
-                Ok(_) => {
-                    if let Some(e) = self.lock().get_mut(k) {
-                        e.tat = Some(now_ms + interval);
-                    }
-                    return Ok(Some(Timestamp::from_millisecond(now_ms)?));
-                }
-                Err(e) if is_conditional(&e) => continue, // another claimed meanwhile
-                Err(e) => {
-                    return Err(anyhow::Error::from(e).context("DynamoDB UpdateItem destination"));
-                }
-            }
+            idle = true; // went idle since: that start is in the past, claim from now
         }
         anyhow::bail!("destination {}: too many conflicting claims", k.1)
     }
@@ -489,7 +500,10 @@ impl DestinationGate for DynamoDestinations {
                 state.admit(now, u32::MAX);
                 if self.write(&k, &state, kept.ver, false).await? {
                     self.take_slot(&k, true);
-                    return Ok(Gate::Go { probe: true });
+                    return Ok(Gate::Go {
+                        probe: true,
+                        at: now,
+                    });
                 }
                 max_age = Duration::ZERO;
                 continue;
@@ -515,8 +529,8 @@ impl DestinationGate for DynamoDestinations {
                 continue;
             }
             if let Some(at) = reserved
-                && state.pace().is_some()
-                && since(now, at) <= LATE
+                && let Some(pace) = state.pace()
+                && since(now, at) <= LATE.min(Duration::from_secs_f64(0.5 / pace))
             {
                 // its start was claimed before it was queued again
                 if since(at, now) > WAIT_IN_PROCESS {
@@ -527,8 +541,10 @@ impl DestinationGate for DynamoDestinations {
                     });
                 }
                 self.take_slot(&k, false);
-                tokio::time::sleep(since(at, now)).await;
-                return Ok(Gate::Go { probe: false });
+                return Ok(Gate::Go {
+                    probe: false,
+                    at: at.max(now),
+                });
             }
             if let Some(pace) = state.pace() {
                 let Some(start) = self.claim(&k, pace, now, deadline).await? else {
@@ -543,11 +559,16 @@ impl DestinationGate for DynamoDestinations {
                     });
                 }
                 self.take_slot(&k, false);
-                tokio::time::sleep(wait).await;
-                return Ok(Gate::Go { probe: false });
+                return Ok(Gate::Go {
+                    probe: false,
+                    at: start.max(now),
+                });
             }
             self.take_slot(&k, false);
-            return Ok(Gate::Go { probe: false });
+            return Ok(Gate::Go {
+                probe: false,
+                at: now,
+            });
         }
     }
 

@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use super::{Hookline, Outcome, held};
 use crate::domain::delivery::{Delivery, DeliveryStatus};
-use crate::domain::destination::Answer;
-use crate::domain::signing;
 use crate::domain::time::add;
-use crate::ports::{Gate, OutboundRequest, Task};
+use crate::ports::{Gate, Task};
 
 /// How soon a message that arrived before its previous attempt was recorded looks again.
 const NOT_YET_RECORDED: Duration = Duration::from_secs(5);
@@ -85,8 +83,11 @@ impl Hookline {
         {
             return Ok(Outcome::RetryAt(next)); // early: the rest is waited
         }
-        let start = match self.gate(&delivery, held.slot).await? {
-            Gate::Go { .. } => p.clock.now(), // (the gate may have waited a moment)
+        // read before the destination gives a start: nothing slow between that start and the
+        // request leaving (a paced start kept is a paced request)
+        let signer = self.signer(&delivery, None).await;
+        let at = match self.gate(&delivery, held.slot).await? {
+            Gate::Go { at, .. } => at,
             Gate::Wait {
                 until,
                 reserved,
@@ -100,7 +101,8 @@ impl Hookline {
                 return self.hold_stored(&delivery, deadline, held, wait).await;
             }
         };
-        let (attempt, status, next, answer) = self.post_judged(&delivery, start, None).await;
+        let start = self.start_at(at).await;
+        let (attempt, status, next, answer) = self.post_judged(&delivery, start, &signer).await;
         self.gate_finished(&delivery, start, answer, attempt.error.as_deref())
             .await;
         if made == 0 && held.moved_at.is_none() {
@@ -162,8 +164,9 @@ impl Hookline {
             }
             return Ok(Outcome::Done);
         }
-        let start = match self.gate(delivery, None).await? {
-            Gate::Go { .. } => p.clock.now(),
+        let signer = self.signer(delivery, scenario_at).await;
+        let at = match self.gate(delivery, None).await? {
+            Gate::Go { at, .. } => at,
             Gate::Wait {
                 until,
                 reserved,
@@ -177,7 +180,8 @@ impl Hookline {
                 return self.hold_first(delivery, pass, wait).await;
             }
         };
-        let (attempt, status, next, answer) = self.post_judged(delivery, start, scenario_at).await;
+        let start = self.start_at(at).await;
+        let (attempt, status, next, answer) = self.post_judged(delivery, start, &signer).await;
         self.gate_finished(delivery, start, answer, attempt.error.as_deref())
             .await;
         self.hand_back(delivery, start).await?;
@@ -201,158 +205,6 @@ impl Hookline {
             crate::metrics::webhook_settled(status);
         }
         Ok(Outcome::Done)
-    }
-
-    /// One POST of `delivery`, started at `start`, and what follows from its answer: the
-    /// attempt to record, the delivery's new status and its next attempt time (both paths).
-    /// `scenario_at`: the version of the step's scenario known to be recent enough to sign
-    /// with (see [`Self::signature_headers`]); `None` reads it.
-    pub(crate) async fn post(
-        &self,
-        delivery: &Delivery,
-        start: jiff::Timestamp,
-        scenario_at: Option<jiff::Timestamp>,
-    ) -> (
-        crate::domain::delivery::Attempt,
-        DeliveryStatus,
-        Option<jiff::Timestamp>,
-    ) {
-        let (attempt, status, next, _) = self.post_judged(delivery, start, scenario_at).await;
-        (attempt, status, next)
-    }
-
-    /// [`Self::post`], with what the answer says of the destination (SPEC §6a).
-    pub(crate) async fn post_judged(
-        &self,
-        delivery: &Delivery,
-        start: jiff::Timestamp,
-        scenario_at: Option<jiff::Timestamp>,
-    ) -> (
-        crate::domain::delivery::Attempt,
-        DeliveryStatus,
-        Option<jiff::Timestamp>,
-        Answer,
-    ) {
-        let p = &self.ports;
-        if let Some(error) = delivery.unsendable() {
-            // a payload past the bound: failed at once, nothing sent (SPEC §5)
-            // (counted by the failed-deliveries metric filter, `$.fields.outcome`, like any
-            // delivery that fails)
-            tracing::warn!(delivery_id = %delivery.id, error, outcome = "failed", "delivery failed: nothing sent");
-            let attempt = crate::domain::delivery::Attempt {
-                at: start,
-                status: None,
-                error: Some(error.to_string()),
-                duration_ms: 0,
-                response_snippet: None,
-            };
-            return (attempt, DeliveryStatus::Failed, None, Answer::NotSent);
-        }
-        let mut headers = delivery.headers.clone();
-        headers.extend(self.signature_headers(delivery, start, scenario_at).await);
-        let outcome = p
-            .sender
-            .send(&OutboundRequest {
-                url: &delivery.url,
-                headers: &headers,
-                body: &delivery.payload,
-            })
-            .await;
-        let end = p.clock.now();
-        let attempts_before = delivery.attempt_count as usize;
-        let (status, next) = if outcome.accepted() {
-            (DeliveryStatus::Accepted, None)
-        } else {
-            match self.policy.next_attempt(
-                attempts_before + 1,
-                end,
-                delivery.deadline,
-                outcome.retry_after,
-                p.ids.random_unit(),
-            ) {
-                Some(at) => (DeliveryStatus::Pending, Some(at)),
-                None => (DeliveryStatus::Failed, None),
-            }
-        };
-        if status == DeliveryStatus::Failed {
-            // at the level the functions run at (`RUST_LOG=info`): the template's
-            // FailedDeliveries metric filter counts these lines (`$.fields.outcome`)
-            tracing::warn!(
-                delivery_id = %delivery.id,
-                attempt = attempts_before + 1,
-                http_status = outcome.status,
-                error = outcome.error.as_deref(),
-                outcome = status.as_str(),
-                "delivery failed: no attempt left before its deadline"
-            );
-        } else {
-            tracing::debug!(
-                delivery_id = %delivery.id,
-                attempt = attempts_before + 1,
-                http_status = outcome.status,
-                error = outcome.error.as_deref(),
-                outcome = status.as_str(),
-                "attempt made"
-            );
-        }
-        crate::metrics::attempt_made(&outcome);
-        let answer = Answer::of(&outcome);
-        (outcome.into_attempt(start), status, next, answer)
-    }
-
-    /// The Standard Webhooks headers of an attempt at `at`, when its step signs (SPEC §5):
-    /// signed with the step's secret as stored now (and the previous one for 24 hours after a
-    /// rotation). None when the step does not sign, or has no secret yet.
-    ///
-    /// The scenario read last is kept: a first attempt whose message says which version made
-    /// the delivery (`scenario_at`, read by intake or scenario-advance a moment before) signs
-    /// with the copy held when it is that version or newer — no read per webhook. Anything
-    /// else (a retry, a resend, an older copy) reads the scenario as stored now.
-    async fn signature_headers(
-        &self,
-        delivery: &Delivery,
-        at: jiff::Timestamp,
-        scenario_at: Option<jiff::Timestamp>,
-    ) -> Vec<(String, String)> {
-        let key = (delivery.account, delivery.scenario_id.clone());
-        let held = scenario_at.and_then(|version| {
-            let held = self.signing.lock().ok()?.get(&key).cloned()?;
-            (held.record.updated_at >= version).then_some(held)
-        });
-        let loaded = match held {
-            Some(held) => Ok(Some(held)),
-            None => self
-                .loaded_scenario(delivery.account, &delivery.scenario_id)
-                .await
-                .inspect(|loaded| {
-                    if let Some(loaded) = loaded {
-                        super::cache::put(&self.signing, key, loaded.clone());
-                    }
-                }),
-        };
-        let loaded = match loaded {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                // the attempt goes on; the receiver refuses it, and it is retried
-                tracing::warn!(delivery_id = %delivery.id, error = %e, "the step's secret could not be read");
-                return Vec::new();
-            }
-        };
-        let Some(secret) = loaded
-            .as_ref()
-            .and_then(|l| l.record.secrets.get(&delivery.step_id))
-        else {
-            return Vec::new();
-        };
-        let Some(id) = envelope_id(&delivery.payload) else {
-            return Vec::new();
-        };
-        signing::headers(
-            &secret.signing_secrets(at),
-            &id,
-            at,
-            delivery.payload.as_bytes(),
-        )
     }
 
     /// The contact moves on once the first attempt has been made, whatever its outcome: handed
@@ -396,13 +248,4 @@ fn queued_before_step_ids(delivery_id: &str) -> bool {
         );
     }
     legacy
-}
-
-/// The envelope `id` of a frozen payload (the `webhook-id` of its signature).
-fn envelope_id(payload: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        id: String,
-    }
-    serde_json::from_str::<Id>(payload).ok().map(|e| e.id)
 }

@@ -86,7 +86,10 @@ impl Hookline {
         slot: Option<Timestamp>,
     ) -> anyhow::Result<Gate> {
         let Some(gate) = self.ports.destinations.gate() else {
-            return Ok(Gate::Go { probe: false });
+            return Ok(Gate::Go {
+                probe: false,
+                at: self.ports.clock.now(),
+            });
         };
         let limit = self.url_rate_limit(delivery.account, &delivery.url).await?;
         gate.admit(
@@ -97,6 +100,18 @@ impl Hookline {
             delivery.deadline,
         )
         .await
+    }
+
+    /// Waits for the start a destination gave (`at`, within a moment), then answers the
+    /// attempt's start: now.
+    pub(crate) async fn start_at(&self, at: Timestamp) -> Timestamp {
+        let now = self.ports.clock.now();
+        if let Ok(wait) = std::time::Duration::try_from(at.duration_since(now))
+            && !wait.is_zero()
+        {
+            tokio::time::sleep(wait).await;
+        }
+        self.ports.clock.now()
     }
 
     /// Tells the delivery's destination how its attempt ended. A failure to keep it is logged,

@@ -204,7 +204,8 @@ impl Hookline {
         } else {
             None
         };
-        let (attempt, status, next, answer) = self.post_judged(&delivery, start, None).await;
+        let signer = self.signer(&delivery, None).await;
+        let (attempt, status, next, answer) = self.post_judged(&delivery, start, &signer).await;
         let made = Made {
             answer,
             error: attempt.error.clone(),

@@ -1,6 +1,7 @@
 //! The use cases, one module each. [`Hookline`] holds the ports and runs them.
 
 mod advance;
+mod attempt;
 mod cache;
 mod deliver;
 mod destinations;

@@ -214,8 +214,9 @@ impl Hookline {
         if delivery.status != DeliveryStatus::Failed {
             return Ok(()); // resent already, or never failed
         }
+        let signer = self.signer(&delivery, None).await;
         let start = self.ports.clock.now();
-        let (attempt, status, _) = self.post(&delivery, start, None).await;
+        let (attempt, status, _) = self.post(&delivery, start, &signer).await;
         let accepted = status == DeliveryStatus::Accepted;
         let recorded = self
             .ports

@@ -35,11 +35,14 @@ pub trait DestinationBoard: Send + Sync {
 /// What a [`DestinationGate`] answers before an attempt (SPEC §6a).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
-    /// Start it now (a probe of a failing destination when `probe`); tell
+    /// Start it at `at` (a probe of a failing destination when `probe`); tell
     /// [`DestinationGate::finished`] once it is made.
     Go {
         /// It is the one probe of a failing destination.
         probe: bool,
+        /// The start it was given: now, or the pace's next start within a moment (the caller
+        /// readies the request, then waits for it: what leaves at `at` keeps the pace).
+        at: Timestamp,
     },
     /// Held back until `until` (pace, a pause, a failing destination, or no free slot).
     /// `reserved`: the pace's start at `until` is this delivery's (give it back to
