@@ -350,7 +350,10 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", responses((status = 200, description = "this description")))]
 pub async fn openapi_json() -> impl IntoResponse {
-    Json(crate::openapi::document_json())
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        crate::openapi::SERVED,
+    )
 }
 
 /// `GET /metrics` is local mode's (`hookline serve` adds the route, over its database): only
