@@ -2,24 +2,21 @@
 //! the group-committing database thread, so an event's writes, or an attempt's with the
 //! contact's move, land together or not at all.
 
-use anyhow::Context;
 use async_trait::async_trait;
 use hookline_core::domain::delivery::{Delivery, DeliveryStatus};
-use hookline_core::domain::event::{EnrollmentRef, IntakeAnswer};
 use hookline_core::domain::time::{from_millis, to_millis};
 use hookline_core::ports::{
     AttemptCommit, AttemptRecorded, Backfill, DueWork, Enrollment, EnrollmentState, FlowStore,
-    IntakeCommit, IntakeDone, Move, StalePlan, StoreResult, Waiting, Walk, WalkEnd,
+    IntakeCommit, IntakeDone, Move, StoreResult, Waiting, Walk, WalkEnd,
 };
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod intake;
+
 use crate::SqliteStore;
 use crate::db::{exec, row};
-use crate::store::{
-    entry_key, insert_delivery, insert_occurrence, insert_pass, now_ms, put_snapshot,
-    read_occurrence, update_delivery,
-};
+use crate::store::{insert_delivery, insert_pass, now_ms, read_occurrence, update_delivery};
 
 /// A walk with its JSON columns serialized before it goes to the database thread.
 struct Prepared {
@@ -120,7 +117,6 @@ fn apply_move(
 #[async_trait]
 impl FlowStore for SqliteStore {
     async fn commit_intake(&self, intake: &IntakeCommit) -> StoreResult<IntakeDone> {
-        let snapshot = serde_json::to_string(&intake.contact.snapshot)?;
         let planned = intake
             .enrollments
             .iter()
@@ -132,124 +128,19 @@ impl FlowStore for SqliteStore {
                 ))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let (account, event_id, contact_id) =
-            (intake.account, intake.event_id.clone(), intake.contact.id);
-        let (store_contact, occurred_at) = (intake.store_contact, to_millis(intake.occurred_at));
-        let (time_scenarios, occurrences, fired) = (
-            intake.time_scenarios.clone(),
-            intake.occurrences.clone(),
-            intake.fired.clone(),
-        );
-        self.db()
-            .call(move |c| {
-                let stored: Option<String> = row(c,
-                    "SELECT answer FROM events WHERE account = ?1 AND event_id = ?2",
-                    params![account, event_id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-                if let Some(f) = &fired {
-                    // A firing retires its row. Gone already, with the event id not yet claimed:
-                    // a snapshot moved the date (or an archive cancelled it) since the firing
-                    // read the contact — nothing fires. A replay (the id claimed) that found its
-                    // row puts the next occurrence back: a snapshot stored the same day planned
-                    // this occurrence again (a rolling 24 hours finds it) and replaced the next
-                    // one by it. A replay that found no row (a firing repeated after a crash, a
-                    // scan's stale copy) changes nothing.
-                    let retired = exec(c,
-                        "DELETE FROM occurrences WHERE scenario_id = ?1 AND contact_id = ?2 AND date = ?3",
-                        params![f.scenario_id, f.contact_id, f.date.to_string()],
-                    )? == 1;
-                    if stored.is_none() && !retired {
-                        return Ok(IntakeDone {
-                            answer: IntakeAnswer { event_id, enrollments: Vec::new() },
-                            replay: false,
-                            deliveries: Vec::new(),
-                            waits: Vec::new(),
-                            occurrences: Vec::new(),
-                        });
-                    }
-                    if retired {
-                        for o in &occurrences {
-                            insert_occurrence(c, o)?; // the next one, with this firing (or again)
-                        }
-                    }
-                }
-                if let Some(stored) = stored {
-                    return Ok(IntakeDone {
-                        answer: serde_json::from_str(&stored).context("a stored event answer")?,
-                        replay: true,
-                        deliveries: Vec::new(),
-                        waits: Vec::new(),
-                        occurrences: Vec::new(),
-                    });
-                }
-                if store_contact {
-                    let mut stmt = c.prepare_cached(
-                        "SELECT id FROM scenarios WHERE account = ?1 AND status = 'active'
-                         AND trigger_type IN ('date_reached', 'consent_expiring')",
-                    )?;
-                    let mut active = stmt
-                        .query_map(params![account], |r| r.get::<_, String>(0))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    active.sort_unstable();
-                    let mut planned = time_scenarios.clone();
-                    planned.sort_unstable();
-                    if active != planned {
-                        return Err(StalePlan.into());
-                    }
-                }
-                let now = now_ms();
-                // A snapshot older than the stored one is not stored (SPEC §3); nor are the
-                // occurrences it implies. One that is stored replaces the contact's pending
-                // occurrences of every time-based scenario, in this same transaction.
-                let applied = store_contact
-                    && put_snapshot(c, account, contact_id, &snapshot, occurred_at)?;
-                let mut scheduled = Vec::new();
-                if applied {
-                    for scenario_id in &time_scenarios {
-                        exec(c,
-                            "DELETE FROM occurrences WHERE scenario_id = ?1 AND contact_id = ?2",
-                            params![scenario_id, contact_id],
-                        )?;
-                    }
-                    for o in &occurrences {
-                        insert_occurrence(c, o)?;
-                    }
-                    scheduled = occurrences;
-                }
-                let (mut enrollments, mut deliveries, mut waits) = (Vec::new(), Vec::new(), Vec::new());
-                for (e, allow_reentry, walk) in &planned {
-                    let entry = (!allow_reentry).then(|| entry_key(&e.scenario_id, e.contact_id));
-                    let (step, state, due, resume) = walk.columns();
-                    // stored as walked once: seq 1
-                    // only into a scenario still active now (an archive may have committed since
-                    // the walk was planned)
-                    let created = exec(c,
-                        "INSERT INTO enrollments (id, account, scenario_id, contact_id, seq, step_id, state, created_at, updated_at, entry_key, due_at, resume_step)
-                         SELECT ?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11
-                         WHERE EXISTS (SELECT 1 FROM scenarios WHERE id = ?3 AND account = ?2 AND status = 'active')
-                         ON CONFLICT DO NOTHING",
-                        params![e.id, e.account, e.scenario_id, e.contact_id, step, state.as_str(), to_millis(e.created_at), now, entry, due, resume],
-                    )? == 1;
-                    if !created {
-                        continue; // entered before (no re-entry), or no longer active
-                    }
-                    walk.record(c)?;
-                    walk.started(&e.id, &mut deliveries, &mut waits);
-                    enrollments.push(EnrollmentRef {
-                        scenario_id: e.scenario_id.clone(),
-                        enrollment_id: e.id.clone(),
-                    });
-                }
-                let answer = IntakeAnswer { event_id, enrollments };
-                exec(c,
-                    "INSERT INTO events (account, event_id, answer, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![account, answer.event_id, serde_json::to_string(&answer)?, now],
-                )?;
-                Ok(IntakeDone { answer, replay: false, deliveries, waits, occurrences: scheduled })
-            })
-            .await
+        let rows = intake::IntakeRows {
+            account: intake.account,
+            event_id: intake.event_id.clone(),
+            contact_id: intake.contact.id,
+            snapshot: serde_json::to_string(&intake.contact.snapshot)?,
+            store_contact: intake.store_contact,
+            occurred_at: to_millis(intake.occurred_at),
+            planned,
+            time_scenarios: intake.time_scenarios.clone(),
+            occurrences: intake.occurrences.clone(),
+            fired: intake.fired.clone(),
+        };
+        self.db().call(move |c| intake::commit(c, rows)).await
     }
 
     async fn commit_attempt(&self, a: &AttemptCommit) -> StoreResult<AttemptRecorded> {

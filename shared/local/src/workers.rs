@@ -6,7 +6,7 @@
 //! how work survives a crash or a restart: the rows are the truth, memory only a shortcut.
 //! A timer fires at its time, never before; one piece of work runs at most once at a time.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use crate::destinations::{DestKey, Held, LocalDestinations};
 
 mod gated;
+mod timers;
+
+use timers::Timers;
 
 /// How often the rows are asked for due work.
 const SCAN_EVERY: Duration = Duration::from_millis(500);
@@ -31,12 +34,6 @@ const HORIZON: Duration = Duration::from_secs(1);
 /// due at 09:00 are all found by the scan before it (measured: at 1,000 the firing of 10,000
 /// took 4.5 s, bound by the scans; see the README).
 const SCAN_LIMIT: usize = 10_000;
-/// Most timers kept in memory; past it the latest are dropped (a scan finds them in time).
-const MAX_TIMERS: usize = 100_000;
-/// How many finished pieces of work are remembered (a few seconds' worth at full speed).
-const MAX_FINISHED: usize = 50_000;
-/// The first wait before work that failed (a store error) runs again; it doubles, up to a minute.
-const RETRY_FAILED: Duration = Duration::from_secs(1);
 
 /// How often held deliveries are looked at (deadlines, first attempts that move on).
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -119,107 +116,6 @@ impl Back {
         if let Some(tx) = self.0.upgrade() {
             let _ = tx.send(work);
         }
-    }
-}
-
-#[derive(Default)]
-struct Timers {
-    /// (due, work) in due order.
-    queue: BTreeSet<(Timestamp, WorkKey)>,
-    /// The due time of each work in `queue`.
-    at: HashMap<WorkKey, Timestamp>,
-    /// Work running now.
-    running: HashSet<WorkKey>,
-    /// Timers asked for by work while it ran (its next retry), set when it finishes.
-    rearm: HashMap<WorkKey, Timestamp>,
-    /// Work started and still waiting for a slot.
-    waiting: usize,
-    /// Work that failed: not before this time, and how many times in a row.
-    held: HashMap<WorkKey, (Timestamp, u32)>,
-    /// Work finished lately (oldest first): a delivery handed over in memory after a timer
-    /// already attempted it from its row is not attempted again from the stale copy.
-    finished: HashSet<WorkKey>,
-    finished_order: std::collections::VecDeque<WorkKey>,
-}
-
-impl Timers {
-    /// Keeps the earlier time when the work already has one.
-    fn set(&mut self, key: WorkKey, due: Timestamp) {
-        if self.running.contains(&key) {
-            // set when it finishes (its own next retry, usually)
-            let at = self.rearm.entry(key).or_insert(due);
-            *at = (*at).min(due);
-            return;
-        }
-        let due = match self.held.get(&key) {
-            Some((until, _)) => due.max(*until),
-            None => due,
-        };
-        if self.queue.len() >= MAX_TIMERS
-            && !self.at.contains_key(&key)
-            && self.queue.last().is_some_and(|(last, _)| *last <= due)
-        {
-            return; // memory stays bounded; the rows still have it
-        }
-        if let Some(&old) = self.at.get(&key) {
-            if old <= due {
-                return;
-            }
-            self.queue.remove(&(old, key.clone()));
-        }
-        self.queue.insert((due, key.clone()));
-        self.at.insert(key, due);
-        if self.queue.len() > MAX_TIMERS
-            && let Some((_, dropped)) = self.queue.pop_last()
-        {
-            self.at.remove(&dropped);
-        }
-    }
-
-    fn finish(&mut self, key: WorkKey) {
-        self.running.remove(&key);
-        if let Some(at) = self.rearm.remove(&key) {
-            self.set(key.clone(), at);
-        }
-        if self.finished.insert(key.clone()) {
-            self.finished_order.push_back(key);
-        }
-        while self.finished_order.len() > MAX_FINISHED {
-            if let Some(old) = self.finished_order.pop_front() {
-                self.finished.remove(&old);
-            }
-        }
-    }
-
-    /// Work that failed waits 1 s, 2 s, 4 s … up to a minute before it runs again.
-    fn hold(&mut self, key: WorkKey, now: Timestamp) {
-        let tries = self.held.get(&key).map_or(0, |(_, n)| *n);
-        let wait = RETRY_FAILED * 2u32.pow(tries.min(6));
-        let until = now.checked_add(wait).unwrap_or(now);
-        self.held.insert(key.clone(), (until, tries + 1));
-        self.cancel(&key);
-        self.set(key, until);
-    }
-
-    fn cancel(&mut self, key: &WorkKey) {
-        if let Some(old) = self.at.remove(key) {
-            self.queue.remove(&(old, key.clone()));
-        }
-    }
-
-    /// The work due at `now`, taken off the timers.
-    fn pop_due(&mut self, now: Timestamp) -> Vec<WorkKey> {
-        let mut due = Vec::new();
-        while let Some((at, _)) = self.queue.first() {
-            if *at > now {
-                break;
-            }
-            if let Some((_, key)) = self.queue.pop_first() {
-                self.at.remove(&key);
-                due.push(key);
-            }
-        }
-        due
     }
 }
 
@@ -326,7 +222,7 @@ impl Workers {
                 next_sweep = tokio::time::Instant::now() + SWEEP_EVERY;
             }
             self.pump();
-            let first = self.lock().queue.first().map(|(at, _)| *at);
+            let first = self.lock().due.first();
             let mut wake = next_scan;
             if let Some(at) = self.dests.lock().wake(now, self.dest_concurrency) {
                 let wait = at
@@ -389,7 +285,7 @@ impl Workers {
                 if dests.held >= MAX_WAITING {
                     drop(dests);
                     // left to the rows: a scan finds it again when the destinations catch up
-                    self.lock().running.remove(&held.key);
+                    self.lock().abandon(&held.key);
                     return;
                 }
                 dests.hold(dest, *held, limit);
@@ -524,16 +420,15 @@ impl Workers {
     fn start(&self, key: WorkKey, delivery: Option<Box<Delivery>>) {
         {
             let mut timers = self.lock();
-            if delivery.is_some() && timers.finished.contains(&key) {
+            if delivery.is_some() && timers.finished_lately(&key) {
                 return; // a timer attempted it from its row already
             }
-            if delivery.is_some() && timers.waiting >= MAX_WAITING {
+            if delivery.is_some() && timers.running.waiting >= MAX_WAITING {
                 return; // left to the rows: a scan finds it when slots free up
             }
-            if !timers.running.insert(key.clone()) {
+            if !timers.start(&key) {
                 return;
             }
-            timers.waiting += 1;
         }
         if let WorkKey::Delivery(_) = key {
             self.resolve(key, delivery, false);
@@ -548,10 +443,10 @@ impl Workers {
         );
         tokio::spawn(async move {
             let slot = slots.acquire_owned().await;
-            lock_timers(&timers).waiting -= 1;
+            lock_timers(&timers).slotted();
             if slot.is_err() || stopping.load(std::sync::atomic::Ordering::SeqCst) {
                 // stopping: no new work; the row stays due for the next start
-                lock_timers(&timers).running.remove(&key);
+                lock_timers(&timers).abandon(&key);
                 return;
             }
             let result = match &key {
@@ -559,7 +454,7 @@ impl Workers {
                 WorkKey::Occurrence(o) => match engine.fire(o).await {
                     // not yet (a timer never fires early, but the clock may disagree): again then
                     Ok(Outcome::RetryAt(at)) => {
-                        lock_timers(&timers).rearm.insert(key.clone(), at);
+                        lock_timers(&timers).rearm(key.clone(), at);
                         Ok(())
                     }
                     other => other.map(drop),
@@ -584,7 +479,7 @@ fn finished(timers: &Mutex<Timers>, key: WorkKey, result: anyhow::Result<()>, no
     timers.finish(key.clone());
     match result {
         Ok(()) => {
-            timers.held.remove(&key);
+            timers.succeeded(&key);
         }
         Err(e) => {
             tracing::warn!(work = ?key, error = %e, "work failed; will retry");

@@ -17,7 +17,7 @@ impl Workers {
     pub(super) fn resolve(&self, key: WorkKey, delivery: Option<Box<Delivery>>, early: bool) {
         let (engine, timers, back) = (self.engine.clone(), self.timers.clone(), self.back.clone());
         tokio::spawn(async move {
-            lock_timers(&timers).waiting -= 1;
+            lock_timers(&timers).slotted();
             let read = match (delivery, &key) {
                 (Some(d), _) => Ok(Some(d)),
                 (None, WorkKey::Delivery(id)) => engine
@@ -156,11 +156,9 @@ impl Workers {
             // their own retries wait no longer (SPEC §6a): attempted now, at the pace
             let key = WorkKey::Delivery(id);
             let mut timers = self.lock();
-            if !timers.running.insert(key.clone()) {
+            if !timers.start(&key) {
                 continue;
             }
-            timers.cancel(&key);
-            timers.waiting += 1;
             drop(timers);
             self.resolve(key, None, true);
         }
