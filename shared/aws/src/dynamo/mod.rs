@@ -36,9 +36,10 @@
 //! spread over [`SHARDS`] partition keys (by delivery id) and merged on read, and its counters
 //! take one write per stream batch.
 //!
-//! One file per store: `scenarios.rs`, `contacts.rs`, `enrollments.rs` (with event answers),
-//! `deliveries.rs`, `counters.rs` (kept from the stream), `keys.rs`, `occurrences.rs`; the
-//! helpers they share are here.
+//! One module per store: `scenarios.rs`, `contacts.rs`, `enrollments.rs` (with event answers),
+//! `deliveries/` (items, list reads, the store), `counters.rs` (kept from the stream), `keys.rs`,
+//! `occurrences.rs`, `destinations/` (the item, the board, the gate); the helpers they share are
+//! here.
 
 mod contacts;
 mod counters;
