@@ -182,6 +182,38 @@ async fn refusals_pause_the_destination_and_teach_it_a_pace() {
     assert!(pace < 20.0, "near what the receiver takes (10/s): {list:?}");
 }
 
+/// A receiver that refuses with a plain `429` (no `Retry-After`) beyond 10 requests a second:
+/// the refusals of one burst pause the destination once (1 s, not doubled by each refusal in
+/// flight), and a refused delivery goes back to its destination at once, sent when the pause
+/// ends and at its pace — not after its own retry delay (a minute here, longer than this test
+/// waits).
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_deliveries_wait_for_their_destination_not_their_own_retry_delay() {
+    let server = Server::local("300s", "60s");
+    let rx = receiver().await;
+    rx.set_rate_limit(Some(10.0), false);
+    let id = server
+        .active_scenario(&webhook_scenario(&rx.url("/plain429")))
+        .await;
+    send(&server, "plain", 1, 60).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    eprintln!(
+        "DBG {} requests, {} refused, {:?}",
+        rx.received().len(),
+        rx.received().iter().filter(|r| r.answered == 429).count(),
+        destinations(&server, "").await
+    );
+    let stats = server
+        .wait_stats(&id, "hook", |s| s["accepted"] == 60)
+        .await;
+    assert_eq!(stats["failed"], 0);
+    let refused = rx.received().iter().filter(|r| r.answered == 429).count();
+    assert!(
+        refused > 0,
+        "the receiver refused some (else this shows nothing)"
+    );
+}
+
 /// Five failures in a row make a destination `failing`: its other deliveries wait (no attempt
 /// used) while one probe every 2 s is made; the first accepted probe releases them at once,
 /// not after each delivery's own backoff; the contacts moved on meanwhile.

@@ -323,19 +323,22 @@ impl Destination {
             }
             Answer::Refused { retry_after } => {
                 self.failures = 0;
+                // only the first refusal of a pause lowers the pace and lengthens the next
+                // pause: those in flight with it were sent at the same pace
+                let first_of_pause = self.refused_at.is_none_or(|r| r < started);
                 let pause = match retry_after {
-                    Some(ra) => ra.min(Duration::from_secs(3600)),
-                    None => {
+                    Some(ra) => Some(ra.min(Duration::from_secs(3600))),
+                    None if first_of_pause => {
                         let p = self.next_pause;
                         self.next_pause = (p * 2).min(PAUSE_MAX);
-                        p
+                        Some(p)
                     }
+                    None => None, // the pause its first refusal set covers it
                 };
-                let until = add(now, pause);
-                self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
-                // only the first refusal of a pause lowers the pace: those in flight with it
-                // were sent at the same pace
-                let first_of_pause = self.refused_at.is_none_or(|r| r < started);
+                if let Some(pause) = pause {
+                    let until = add(now, pause);
+                    self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+                }
                 if first_of_pause {
                     let accepting = self.accepted_in_second_before(started);
                     let base = match self.learned {

@@ -4,7 +4,7 @@
 
 use hookline_core::app::Gated;
 use hookline_core::domain::delivery::{Delivery, DeliveryStatus};
-use hookline_core::domain::destination::{Health, destination_id};
+use hookline_core::domain::destination::{Answer, Health, destination_id};
 use hookline_core::ports::{DueWork, WorkKey};
 use jiff::Timestamp;
 
@@ -139,13 +139,24 @@ impl Workers {
                         made.answer,
                         made.error.as_deref(),
                     );
+                    let waits =
+                        made.status == DeliveryStatus::Pending && made.next_attempt_at.is_some();
+                    let refused = matches!(made.answer, Answer::Refused { .. });
                     if let WorkKey::Delivery(id) = &key {
-                        let waits = made.status == DeliveryStatus::Pending
-                            && made.next_attempt_at.is_some();
-                        entry.note_backoff(id, waits);
+                        // a refused delivery goes back to its destination at once: held while
+                        // it is paused, then sent at its pace (SPEC §6a) — not after its own
+                        // retry delay
+                        entry.note_backoff(id, waits && !refused);
+                        if waits && refused {
+                            release.push(id.clone());
+                        }
                     }
-                    if healed {
-                        release = entry.backoff.drain().collect();
+                    // healed, or accepting again after refusals (a learned pace): what waits
+                    // for its own retry comes back now, at the destination's pace
+                    let accepting_again =
+                        made.answer == Answer::Accepted && entry.state.learned.is_some();
+                    if healed || accepting_again {
+                        release.extend(entry.backoff.drain());
                     }
                 }
                 _ => entry.state.release(),

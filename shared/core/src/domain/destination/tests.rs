@@ -162,6 +162,24 @@ fn bucket(rate: f64) -> impl FnMut(i64) -> Answer {
 }
 
 #[test]
+fn the_refusals_of_one_burst_pause_once() {
+    let mut d = Destination::default();
+    let refused = Answer::Refused { retry_after: None };
+    for _ in 0..4 {
+        d.admit(t(0), 8);
+    }
+    // four sent at once, all refused as they come back: one pause of 1 s, not 1+2+4+8
+    for at in [10, 20, 30, 40] {
+        d.finished(t(at), t(0), refused, None);
+    }
+    assert_eq!(d.allowed_at(t(40), 8), Admit::At(t(1_010)));
+    // the next refusal, of an attempt sent after the pause, doubles it
+    d.admit(t(1_010), 8);
+    d.finished(t(1_020), t(1_010), refused, None);
+    assert_eq!(d.allowed_at(t(1_020), 8), Admit::At(t(3_020)));
+}
+
+#[test]
 fn a_burst_settles_near_the_receivers_rate() {
     let mut d = Destination::default();
     let mut receiver = bucket(20.0);
