@@ -192,8 +192,9 @@ impl DynamoDestinations {
     /// claimed). An idle destination (`tat` in the past, or none) is claimed with one
     /// conditional write that moves `tat` to an interval from now (start now); a busy one
     /// with one atomic `ADD` of the interval, so that instances claiming at once never
-    /// conflict (each `ADD` answers its own start). `None` (nothing claimed) when the next
-    /// start would be past `deadline`.
+    /// conflict (each `ADD` answers its own start). A start the store's answer came too late
+    /// for (past by more than half an interval) is not taken: the next one is claimed. `None`
+    /// (nothing claimed) when the next start would be past `deadline`.
     pub(super) async fn claim(
         &self,
         k: &Key,
@@ -207,7 +208,8 @@ impl DynamoDestinations {
             return Ok(None);
         }
         let mut idle = tat <= now.as_millisecond();
-        for _ in 0..TRIES {
+        for tries in 1..=TRIES {
+            let last = tries == TRIES;
             let now_ms = self.clock.now().as_millisecond();
             if idle {
                 let started = self
@@ -230,7 +232,14 @@ impl DynamoDestinations {
                         if let Some(e) = self.lock().get_mut(k) {
                             e.tat = Some(now_ms + interval);
                         }
-                        return Ok(Some(Timestamp::from_millisecond(now_ms)?));
+                        // a write answered later than half an interval: that start has gone
+                        // by (sent now, it would crowd the next ones): take the next instead
+                        let late = self.clock.now().as_millisecond() - now_ms;
+                        if late <= interval / 2 || last {
+                            return Ok(Some(Timestamp::from_millisecond(now_ms)?));
+                        }
+                        idle = false;
+                        continue;
                     }
                     Err(e) if is_conditional(&e) => {} // busy: claimed by another meanwhile
                     Err(e) => {
@@ -263,8 +272,11 @@ impl DynamoDestinations {
             if let Some(e) = self.lock().get_mut(k) {
                 e.tat = Some(tat);
             }
-            if tat - interval >= self.clock.now().as_millisecond() {
-                return Ok(Some(Timestamp::from_millisecond(tat - interval)?));
+            let now_ms = self.clock.now().as_millisecond();
+            if tat - interval >= now_ms || last {
+                return Ok(Some(Timestamp::from_millisecond(
+                    (tat - interval).max(now_ms),
+                )?));
             }
             idle = true; // went idle since: that start is in the past, claim from now
         }
