@@ -196,13 +196,6 @@ async fn refused_deliveries_wait_for_their_destination_not_their_own_retry_delay
         .active_scenario(&webhook_scenario(&rx.url("/plain429")))
         .await;
     send(&server, "plain", 1, 60).await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    eprintln!(
-        "DBG {} requests, {} refused, {:?}",
-        rx.received().len(),
-        rx.received().iter().filter(|r| r.answered == 429).count(),
-        destinations(&server, "").await
-    );
     let stats = server
         .wait_stats(&id, "hook", |s| s["accepted"] == 60)
         .await;
