@@ -65,7 +65,10 @@ async fn setup(receiver: &str, window: &str, delays: &str) {
         "HOOKLINE_RETRY_DELAYS": delays,
         "HOOKLINE_ALLOW_PRIVATE_TARGETS": "true",
     });
-    println!("{}", json!({"env": env, "scenario": id, "stream": aws.stream_arn}));
+    println!(
+        "{}",
+        json!({"env": env, "scenario": id, "stream": aws.stream_arn})
+    );
 }
 
 async fn consume(which: &str, visibility: i32, timeout: u64) {
@@ -110,8 +113,7 @@ async fn consume(which: &str, visibility: i32, timeout: u64) {
                 )
             })
             .collect();
-        let event: SqsEvent =
-            serde_json::from_value(support::sqs_event(&q.arn, &triples)).unwrap();
+        let event: SqsEvent = serde_json::from_value(support::sqs_event(&q.arn, &triples)).unwrap();
         let answer = tokio::time::timeout(
             Duration::from_secs(timeout),
             handle_batch(&engine, queue.as_ref(), event),
@@ -190,7 +192,8 @@ async fn http(which: &str, listen: &str) {
         "stats" => {
             let streams = aws_sdk_dynamodbstreams::Client::new(&config);
             // the table stream's event source mapping, about once a second
-            let mapping = hookline_aws::stream::CountersUpToDate::new(store.clone(), streams.clone());
+            let mapping =
+                hookline_aws::stream::CountersUpToDate::new(store.clone(), streams.clone());
             tokio::spawn(async move {
                 loop {
                     if let Err(e) = mapping.catch_up().await {
@@ -204,9 +207,8 @@ async fn http(which: &str, listen: &str) {
         }
         other => panic!("no function {other}: intake or stats"),
     };
-    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-        gateway(router.clone(), request)
-    });
+    let app = axum::Router::new()
+        .fallback(move |request: axum::extract::Request| gateway(router.clone(), request));
     let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
     println!("listening on {}", listener.local_addr().unwrap());
     axum::serve(listener, app).await.unwrap();
