@@ -16,8 +16,9 @@ Checks (the exit status is 1 when one fails):
 - every event was answered; every enrolled contact has exactly one delivery of the webhook step
   (read from the table on moto: the enrollment and delivery-state items);
 - `accepted + pending + failed == passes` in every statistics sample;
-- no envelope id accepted twice by the receiver, except across a kill of a webhook-deliver
-  process (or a dropped invocation: `timeout`) between the two answers (counted, reported);
+- no envelope id accepted twice by the receiver, except when the webhook-deliver invocation
+  that held its delivery was cut short (its process killed, or the invocation dropped at its
+  timeout) between the two answers (counted, reported);
 - the receiver's distinct accepted ids match the `accepted` statistic.
 """
 
@@ -67,12 +68,14 @@ def parse():
 
 
 class Worker:
-    """One function process; `timeouts` gets the time of each invocation it dropped."""
+    """One function process. `on_cut(time, name, how, envelopes)` is told of each invocation cut
+    short — the process killed, or the invocation dropped at its timeout — with the envelope ids
+    of the deliveries it held (those a consumer printed in `batch …` with no `end` after)."""
 
-    def __init__(self, kind, n, argv, env, logdir, on_timeout):
+    def __init__(self, kind, n, argv, env, logdir, on_cut):
         self.kind, self.name, self.argv, self.env = kind, f"{kind}-{n}", argv, env
-        self.logdir, self.on_timeout = logdir, on_timeout
-        self.proc, self.starts = None, 0
+        self.logdir, self.on_cut = logdir, on_cut
+        self.proc, self.starts, self.reader, self.open = None, 0, None, None
         self.port = free_port() if kind in ("intake", "stats") else None
 
     def start(self):
@@ -84,17 +87,28 @@ class Worker:
             first = self.proc.stdout.readline().decode()
             if not first.startswith("listening on"):
                 raise SystemExit(f"{self.name} did not start: {first!r} (see {log.name})")
-        threading.Thread(target=self.read, args=(self.proc,), daemon=True).start()
+        self.open = None
+        self.reader = threading.Thread(target=self.read, args=(self.proc,), daemon=True)
+        self.reader.start()
 
     def read(self, proc):
         for line in proc.stdout:
             words = line.decode().split()
-            if words[:1] == ["timeout"]:
-                self.on_timeout(float(words[1]), self.name)
+            if words[:1] == ["batch"]:
+                self.open = set(words[1].split(",")) if len(words) > 1 else set()
+            elif words[:1] == ["end"]:
+                self.open = None
+            elif words[:1] == ["timeout"]:
+                self.on_cut(float(words[1]), self.name, "timeout", self.open)
+                self.open = None
 
-    def kill9(self):
+    def kill9(self, record=True):
         self.proc.send_signal(signal.SIGKILL)
+        at = time.time()
         self.proc.wait()
+        self.reader.join()  # every line it wrote before it died is read
+        if record:
+            self.on_cut(at, self.name, "kill", self.open)
 
 
 def call(port, method, path, body=None, timeout=60):
@@ -156,11 +170,13 @@ def main():
     env = {**os.environ, **setup["env"], "RUST_LOG": "warn", "AWS_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
     lock = threading.Lock()
-    kills = []  # (time, worker name, "kill" | "timeout")
+    # (time, worker name, "kill" | "timeout", envelope ids of the invocation cut short: None
+    # when none ran, or the function is not a consumer)
+    kills = []
 
-    def on_timeout(at, name):
+    def on_cut(at, name, how, envelopes):
         with lock:
-            kills.append((at, name, "timeout"))
+            kills.append((at, name, how, envelopes))
 
     workers = []
     for spec in a.workers.split(","):
@@ -172,7 +188,7 @@ def main():
                 argv = [a.worker, "consume", kind, str(a.deliver_visibility), str(a.deliver_timeout)]
             else:
                 argv = [a.worker, "consume", kind, str(a.visibility), str(a.timeout)]
-            workers.append(Worker(kind, i + 1, argv, env, work, on_timeout))
+            workers.append(Worker(kind, i + 1, argv, env, work, on_cut))
     for w in workers:
         w.start()
     intake = [w for w in workers if w.kind == "intake"]
@@ -237,8 +253,6 @@ def main():
                 return
             w = rng.choice(workers)
             w.kill9()
-            with lock:
-                kills.append((time.time(), w.name, "kill"))
             w.start()
             print(f"  kill {sum(1 for k in kills if k[2] == 'kill')} at "
                   f"{time.time() - started:.0f} s: {w.name}, {state['answered']} answered",
@@ -294,7 +308,7 @@ def main():
     print(f"settled in {settled_in:.0f} s: {last}", flush=True)
     depths = queue_depths(endpoint, setup["env"])
     for w in workers:
-        w.kill9()
+        w.kill9(record=False)
     enrolled, deliveries = scan(endpoint, setup["env"]["HOOKLINE_TABLE"], sid)
 
     per_contact = collections.Counter(c for c, _, _ in deliveries)
@@ -310,19 +324,27 @@ def main():
     seen = {}
     for t, envelope in accepted:
         seen.setdefault(envelope, []).append(t)
+    # a repeat is explained when the invocation that held the envelope's delivery was cut short
+    # (killed, or dropped at its timeout) between the two answers: it sent, and died before it
+    # recorded the answer
+    cuts = collections.defaultdict(list)  # envelope id -> times its invocation was cut
+    for at, _, _, envelopes in kills:
+        for e in envelopes or ():
+            cuts[e].append(at)
     deliver_stops = [k[0] for k in kills if k[1].startswith("deliver")]
     across_kill = unexplained = 0
     unexplained_ids = []
     for envelope, times in seen.items():
         times.sort()
         for t1, t2 in zip(times, times[1:]):
-            if any(t1 - 2.0 <= k <= t2 + 1.0 for k in deliver_stops):
+            if any(t1 - 2.0 <= k <= t2 + 1.0 for k in cuts[envelope]):
                 across_kill += 1
             else:
                 unexplained += 1
                 near = min((round(k - t1, 1) for k in deliver_stops), key=abs, default=None)
                 unexplained_ids.append({"id": envelope, "first_at": round(t1 - started, 1),
                                         "seconds_apart": round(t2 - t1, 1),
+                                        "cut_short_at": [round(k - started, 1) for k in cuts[envelope]],
                                         "nearest_deliver_stop_after_first": near})
 
     stats = last or state.get("last") or {}
@@ -332,6 +354,11 @@ def main():
         "seconds_sending": round(sent_in), "events_per_second": round(state["answered"] / sent_in, 1),
         "seconds_under_kills": round(kill_phase), "seconds_settling": round(settled_in),
         "kills": sum(1 for k in kills if k[2] == "kill"), "kills_by_function": dict(by_kind),
+        # a consumer killed while an invocation of it ran (the HTTP functions: not known)
+        "consumer_kills_mid_invocation": sum(
+            1 for k in kills if k[2] == "kill" and k[3] is not None),
+        "deliver_kills_holding_deliveries": sum(
+            1 for k in kills if k[2] == "kill" and k[3]),
         "invocations_dropped_at_timeout": sum(1 for k in kills if k[2] == "timeout"),
         "batches_sent_again": state["resent_batches"],
         "final_stats": stats, "queues_at_the_end": depths,
@@ -342,7 +369,7 @@ def main():
         "deliveries_of_contacts_not_enrolled": strangers[:20],
         "stats_samples": samples["taken"], "invariant_violations": samples["violations"][:5],
         "receiver_answers": counts, "distinct_ids_accepted": len(seen),
-        "accepted_twice_across_a_deliver_kill": across_kill,
+        "accepted_twice_across_a_kill": across_kill,
         "accepted_twice_otherwise": unexplained,
         "accepted_twice_otherwise_ids": unexplained_ids[:20],
         "workdir": work,
@@ -357,7 +384,7 @@ def main():
     if samples["violations"]:
         failures.append(f"accepted + pending + failed != passes: {samples['violations'][:3]}")
     if unexplained:
-        failures.append("an envelope id accepted twice with no webhook-deliver kill between")
+        failures.append("an envelope id accepted twice, its invocation not cut short between")
     if stats.get("pending", 1) != 0:
         failures.append(f"deliveries still pending after {a.settle:.0f} s of settling")
     elif stats.get("accepted") != len(seen):

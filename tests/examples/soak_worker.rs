@@ -13,7 +13,8 @@
 //!     of up to 10 (the messages invisible for <visibility> s), hands each to `handle_batch`
 //!     (at most <function timeout> s: then the invocation is dropped, as Lambda's timeout
 //!     does), deletes what passed; a failed or unanswered message comes back once its
-//!     visibility ends
+//!     visibility ends. Prints `batch <envelope ids>` as an invocation starts (the envelope ids
+//!     of its deliveries), `end` when it is answered, `timeout <unix time>` when it is dropped
 //! soak_worker http intake|stats <listen address>
 //!     trigger-intake's or stats-query's routes behind API Gateway (each HTTP request made into
 //!     an API Gateway v2 event); stats-query also plays its table-stream mapping, applying the
@@ -30,7 +31,9 @@ use std::time::Duration;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use hookline_aws::aws_lambda_events::event::sqs::SqsEvent;
 use hookline_aws::lambda::{Settings, handle_batch};
+use hookline_core::domain::ids::derived_id;
 use hookline_core::domain::retry::RetryPolicy;
+use hookline_core::ports::Task;
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -113,6 +116,18 @@ async fn consume(which: &str, visibility: i32, timeout: u64) {
                 )
             })
             .collect();
+        // the envelope ids this invocation may send (its deliveries'), for the driver to tell
+        // a repeat after this process is killed from one that is not
+        let envelopes: Vec<String> = triples
+            .iter()
+            .filter_map(|(_, _, body)| serde_json::from_str::<Task>(body).ok())
+            .filter_map(|task| {
+                let key = task.dedupe_key();
+                let id = key.strip_prefix("dlv:")?.split(':').next()?.to_string();
+                Some(derived_id("evt", &[&id]))
+            })
+            .collect();
+        println!("batch {}", envelopes.join(","));
         let event: SqsEvent = serde_json::from_value(support::sqs_event(&q.arn, &triples)).unwrap();
         let answer = tokio::time::timeout(
             Duration::from_secs(timeout),
@@ -127,6 +142,7 @@ async fn consume(which: &str, visibility: i32, timeout: u64) {
             );
             continue;
         };
+        println!("end");
         let failed: Vec<&str> = response
             .batch_item_failures
             .iter()
