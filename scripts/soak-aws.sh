@@ -18,4 +18,4 @@ source scripts/moto.sh
 trap stop_moto EXIT
 cargo build -p hookline-e2e --example soak_worker
 start_moto
-.venv-moto/bin/python scripts/soak_aws.py --events "$events" "$@"
+PYTHONDONTWRITEBYTECODE=1 .venv-moto/bin/python scripts/soak_aws.py --events "$events" "$@"

@@ -67,6 +67,9 @@ def parse():
     return p.parse_args()
 
 
+NAMED = set()  # every envelope id a webhook-deliver invocation named (`batch …`)
+
+
 class Worker:
     """One function process. `on_cut(time, name, how, envelopes)` is told of each invocation cut
     short — the process killed, or the invocation dropped at its timeout — with the envelope ids
@@ -96,6 +99,7 @@ class Worker:
             words = line.decode().split()
             if words[:1] == ["batch"]:
                 self.open = set(words[1].split(",")) if len(words) > 1 else set()
+                NAMED.update(self.open)
             elif words[:1] == ["end"]:
                 self.open = None
             elif words[:1] == ["timeout"]:
@@ -369,6 +373,9 @@ def main():
         "deliveries_of_contacts_not_enrolled": strangers[:20],
         "stats_samples": samples["taken"], "invariant_violations": samples["violations"][:5],
         "receiver_answers": counts, "distinct_ids_accepted": len(seen),
+        # the envelope ids the invocations name are the ones the receiver gets (else the
+        # attribution of repeats to kills below means nothing)
+        "accepted_ids_named_by_an_invocation": len(set(seen) & NAMED),
         "accepted_twice_across_a_kill": across_kill,
         "accepted_twice_otherwise": unexplained,
         "accepted_twice_otherwise_ids": unexplained_ids[:20],
@@ -383,6 +390,8 @@ def main():
         failures.append("not exactly one delivery per enrolled contact")
     if samples["violations"]:
         failures.append(f"accepted + pending + failed != passes: {samples['violations'][:3]}")
+    if seen and not set(seen) & NAMED:
+        failures.append("no accepted envelope id was named by an invocation: the attribution is off")
     if unexplained:
         failures.append("an envelope id accepted twice, its invocation not cut short between")
     if stats.get("pending", 1) != 0:
