@@ -215,14 +215,22 @@ def main():
 
     stop_at = started + a.stop_after if a.stop_after else None
 
+    # a batch sent and not answered is sent again, first, and even after --stop-after (a
+    # client never leaves an event it sent unanswered); only new batches stop then
+    again = queue.Queue()
+    answered_contacts = set()
+
     def send():
         while True:
-            if stop_at and time.time() > stop_at:
-                return
             try:
-                lo, hi = batches.get_nowait()
+                lo, hi = again.get_nowait()
             except queue.Empty:
-                return
+                if stop_at and time.time() > stop_at:
+                    return
+                try:
+                    lo, hi = batches.get_nowait()
+                except queue.Empty:
+                    return
             events = [{"id": f"soak-{i}", "type": "group_added", "context": {"groupId": 7},
                        "contact": {"id": i + 1, "email": f"c{i + 1}@example.org"}}
                       for i in range(lo, hi)]
@@ -237,10 +245,11 @@ def main():
                 with lock:
                     state["resent_batches"] += 1
                 time.sleep(0.2)
-                batches.put((lo, hi))
+                again.put((lo, hi))
                 continue
             with lock:
                 state["answered"] += hi - lo
+                answered_contacts.update(range(lo + 1, hi + 1))
 
     def sample():
         while not state["settled"]:
@@ -274,7 +283,7 @@ def main():
     threading.Thread(target=sample, daemon=True).start()
     killing = threading.Thread(target=killer, daemon=True)
     killing.start()
-    while not batches.empty() and not (stop_at and time.time() > stop_at):
+    while not again.empty() or (not batches.empty() and not (stop_at and time.time() > stop_at)):
         clients = [threading.Thread(target=send) for _ in range(a.clients)]
         for c in clients:
             c.start()
@@ -328,6 +337,7 @@ def main():
     enrolled_set = set(enrolled)
     doubled = sorted(c for c, n in per_contact.items() if n > 1)
     without = sorted(enrolled_set - set(per_contact))
+    unanswered = sorted(enrolled_set - answered_contacts)
     strangers = sorted(set(per_contact) - enrolled_set)
     statuses = collections.Counter(s for _, s, _ in deliveries)
 
@@ -380,6 +390,7 @@ def main():
         "deliveries": len(deliveries), "delivery_statuses": dict(statuses),
         "contacts_with_more_than_one_delivery": doubled[:20],
         "enrolled_contacts_without_a_delivery": without[:20],
+        "enrolled_contacts_whose_event_was_never_answered": unanswered[:20],
         "deliveries_of_contacts_not_enrolled": strangers[:20],
         "stats_samples": samples["taken"], "invariant_violations": samples["violations"][:5],
         "receiver_answers": counts, "distinct_ids_accepted": len(seen),
