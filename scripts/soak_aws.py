@@ -50,7 +50,7 @@ def parse():
     p.add_argument("--hang", type=float, default=0.01)
     p.add_argument("--hang-seconds", type=float, default=20.0)
     p.add_argument("--settle", type=float, default=900.0)
-    p.add_argument("--workers", default="intake=2,advance=2,deliver=3,stats=1",
+    p.add_argument("--workers", default="intake=2,advance=2,deliver=4,stats=1",
                    help="processes per function")
     p.add_argument("--retry-window", default="120s")
     p.add_argument("--retry-delays", default="2s,5s,10s,20s")
@@ -255,7 +255,7 @@ def main():
         while not state["settled"]:
             time.sleep(1.0)
             try:
-                status, s = call(stats_worker.port, "GET", stats_path, timeout=10)
+                status, s = call(stats_worker.port, "GET", stats_path, timeout=60)
             except (OSError, http.client.HTTPException, ValueError):
                 continue
             if status != 200:
@@ -313,7 +313,7 @@ def main():
     last = None
     while time.time() - settle_start < a.settle:
         try:
-            status, last = call(stats_worker.port, "GET", stats_path, timeout=10)
+            status, last = call(stats_worker.port, "GET", stats_path, timeout=60)
         except (OSError, http.client.HTTPException, ValueError):
             time.sleep(1)
             continue
@@ -323,7 +323,7 @@ def main():
     settled_in = time.time() - settle_start
     time.sleep(2)
     try:
-        status, last = call(stats_worker.port, "GET", stats_path, timeout=30)
+        status, last = call(stats_worker.port, "GET", stats_path, timeout=60)
     except (OSError, http.client.HTTPException, ValueError):
         pass
     state["settled"] = True
