@@ -69,7 +69,7 @@ def parse():
     return p.parse_args()
 
 
-NAMED = set()  # every envelope id a webhook-deliver invocation named (`batch …`)
+DELIVERY = {}  # envelope id -> delivery id, as webhook-deliver invocations name them
 
 
 class Worker:
@@ -100,8 +100,9 @@ class Worker:
         for line in proc.stdout:
             words = line.decode().split()
             if words[:1] == ["batch"]:
-                self.open = set(words[1].split(",")) if len(words) > 1 else set()
-                NAMED.update(self.open)
+                pairs = [p.split("=") for p in words[1].split(",")] if len(words) > 1 else []
+                self.open = {e for e, _ in pairs}
+                DELIVERY.update(pairs)
             elif words[:1] == ["end"]:
                 self.open = None
             elif words[:1] == ["timeout"]:
@@ -144,7 +145,8 @@ def scan(endpoint, table, sid):
             if sk == "ENR":
                 enrolled.append(int(item["contact_id"]["N"]))
             elif pk.startswith("DLVS#") and sk.startswith("dlv_") and item["step_id"]["S"] == "hook":
-                deliveries.append((int(item["contact_id"]["N"]), item["status"]["S"], sk))
+                deliveries.append((int(item["contact_id"]["N"]), item["status"]["S"], sk,
+                                   [json.loads(x["S"]) for x in item.get("attempts", {}).get("L", [])]))
     return enrolled, deliveries
 
 
@@ -333,13 +335,13 @@ def main():
         w.kill9(record=False)
     enrolled, deliveries = scan(endpoint, setup["env"]["HOOKLINE_TABLE"], sid)
 
-    per_contact = collections.Counter(c for c, _, _ in deliveries)
+    per_contact = collections.Counter(d[0] for d in deliveries)
     enrolled_set = set(enrolled)
     doubled = sorted(c for c, n in per_contact.items() if n > 1)
     without = sorted(enrolled_set - set(per_contact))
     unanswered = sorted(enrolled_set - answered_contacts)
     strangers = sorted(set(per_contact) - enrolled_set)
-    statuses = collections.Counter(s for _, s, _ in deliveries)
+    statuses = collections.Counter(d[1] for d in deliveries)
 
     with rx.lock:
         accepted = list(rx.accepted)
@@ -370,6 +372,15 @@ def main():
                                         "cut_short_at": [round(k - started, 1) for k in cuts[envelope]],
                                         "nearest_deliver_stop_after_first": near})
 
+    # what the table holds of each unexplained repeat's delivery
+    by_id = {d[2]: d for d in deliveries}
+    for u in unexplained_ids:
+        d = by_id.get(DELIVERY.get(u["id"]))
+        if d:
+            u["delivery"] = d[2]
+            u["status"] = d[1]
+            u["attempts"] = [{"at": x.get("at"), "status": x.get("status"), "error": x.get("error")}
+                             for x in d[3]]
     stats = last or state.get("last") or {}
     by_kind = collections.Counter(k[1].rsplit("-", 1)[0] for k in kills if k[2] == "kill")
     report = {
@@ -396,7 +407,7 @@ def main():
         "receiver_answers": counts, "distinct_ids_accepted": len(seen),
         # the envelope ids the invocations name are the ones the receiver gets (else the
         # attribution of repeats to kills below means nothing)
-        "accepted_ids_named_by_an_invocation": len(set(seen) & NAMED),
+        "accepted_ids_named_by_an_invocation": len(set(seen) & DELIVERY.keys()),
         "accepted_twice_across_a_kill": across_kill,
         "accepted_twice_otherwise": unexplained,
         "accepted_twice_otherwise_ids": unexplained_ids[:20],
@@ -411,7 +422,7 @@ def main():
         failures.append("not exactly one delivery per enrolled contact")
     if samples["violations"]:
         failures.append(f"accepted + pending + failed != passes: {samples['violations'][:3]}")
-    if seen and not set(seen) & NAMED:
+    if seen and not set(seen) & DELIVERY.keys():
         failures.append("no accepted envelope id was named by an invocation: the attribution is off")
     if unexplained:
         failures.append("an envelope id accepted twice, its invocation not cut short between")

@@ -13,8 +13,8 @@
 //!     of up to 10 (the messages invisible for <visibility> s), hands each to `handle_batch`
 //!     (at most <function timeout> s: then the invocation is dropped, as Lambda's timeout
 //!     does), deletes what passed; a failed or unanswered message comes back once its
-//!     visibility ends. Prints `batch <envelope ids>` as an invocation starts (the envelope ids
-//!     of its deliveries), `end` when it is answered, `timeout <unix time>` when it is dropped
+//!     visibility ends. Prints `batch <envelope id>=<delivery id>,…` as an invocation starts
+//!     (its deliveries), `end` when it is answered, `timeout <unix time>` when it is dropped
 //! soak_worker http intake|stats <listen address>
 //!     trigger-intake's or stats-query's routes behind API Gateway (each HTTP request made into
 //!     an API Gateway v2 event); stats-query also plays its table-stream mapping, applying the
@@ -124,7 +124,7 @@ async fn consume(which: &str, visibility: i32, timeout: u64) {
             .filter_map(|task| {
                 let key = task.dedupe_key();
                 let id = key.strip_prefix("dlv:")?.split(':').next()?.to_string();
-                Some(derived_id("evt", &[&id]))
+                Some(format!("{}={id}", derived_id("evt", &[&id])))
             })
             .collect();
         println!("batch {}", envelopes.join(","));
