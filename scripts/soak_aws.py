@@ -52,7 +52,7 @@ def parse():
     p.add_argument("--settle", type=float, default=900.0)
     p.add_argument("--workers", default="intake=2,advance=2,deliver=4,stats=1",
                    help="processes per function")
-    p.add_argument("--retry-window", default="120s")
+    p.add_argument("--retry-window", default="600s")
     p.add_argument("--retry-delays", default="2s,5s,10s,20s")
     p.add_argument("--visibility", type=int, default=15,
                    help="scenario-advance's visibility timeout, s (its function timeout: --timeout)")
