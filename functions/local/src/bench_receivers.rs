@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hookline_core::domain::destination::DEFAULT_CONCURRENCY;
 use hookline_core::domain::retry::RetryPolicy;
-use hookline_local::receiver::{Received, Receiver, ReceiverOptions};
+use hookline_local::receiver::{Received, Receiver, ReceiverOptions, busiest_second};
 use serde_json::{Value, json};
 
 use crate::bench::{activate, create_scenario};
@@ -159,21 +159,6 @@ async fn until_accepted(r: &Receiver, n: usize, timeout: Duration) -> Option<Dur
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     None
-}
-
-/// The most requests that arrived within any 1-second window.
-fn busiest_second(received: &[Received]) -> usize {
-    let mut at: Vec<i64> = received.iter().map(|r| r.at.as_millisecond()).collect();
-    at.sort_unstable();
-    let mut most = 0;
-    let mut from = 0;
-    for to in 0..at.len() {
-        while at[to] - at[from] >= 1_000 {
-            from += 1;
-        }
-        most = most.max(to - from + 1);
-    }
-    most
 }
 
 fn secs(d: Option<Duration>) -> String {

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hookline_local::receiver::Received;
+use hookline_local::receiver::busiest_second;
 use serde_json::{Value, json};
 
 /// `n` events of account 1 (contacts `first..first + n`), 16 at a time.
@@ -38,21 +38,6 @@ async fn send(server: &Server, prefix: &str, first: i64, n: i64) {
     for t in tasks {
         t.await.unwrap();
     }
-}
-
-/// The most requests that arrived within any 1-second window.
-fn busiest_second(received: &[Received]) -> usize {
-    let mut at: Vec<i64> = received.iter().map(|r| r.at.as_millisecond()).collect();
-    at.sort_unstable();
-    let mut most = 0;
-    let mut from = 0;
-    for to in 0..at.len() {
-        while at[to] - at[from] >= 1_000 {
-            from += 1;
-        }
-        most = most.max(to - from + 1);
-    }
-    most
 }
 
 async fn destinations(server: &Server, query: &str) -> Vec<Value> {

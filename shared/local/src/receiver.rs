@@ -28,6 +28,22 @@ pub struct Received {
     pub signature: Option<Result<(), VerifyError>>,
 }
 
+/// The most requests of `received` that arrived within any 1-second window (a pace kept
+/// or not, as the receiver saw it).
+pub fn busiest_second(received: &[Received]) -> usize {
+    let mut at: Vec<i64> = received.iter().map(|r| r.at.as_millisecond()).collect();
+    at.sort_unstable();
+    let mut most = 0;
+    let mut from = 0;
+    for to in 0..at.len() {
+        while at[to] - at[from] >= 1_000 {
+            from += 1;
+        }
+        most = most.max(to - from + 1);
+    }
+    most
+}
+
 impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
