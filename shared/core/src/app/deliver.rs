@@ -13,6 +13,15 @@ const NOT_YET_RECORDED: Duration = Duration::from_secs(5);
 /// Past the deadline by this much, such a message stops looking.
 const NOT_RECORDED_GIVE_UP: Duration = Duration::from_secs(3600);
 
+/// An attempt made: its start, the attempt to record, the delivery's new status and next
+/// attempt time.
+type Posted = (
+    jiff::Timestamp,
+    crate::domain::delivery::Attempt,
+    DeliveryStatus,
+    Option<jiff::Timestamp>,
+);
+
 impl Hookline {
     /// Makes the attempt a deliver message is for, safe to run twice or after a crash anywhere.
     ///
@@ -83,28 +92,11 @@ impl Hookline {
         {
             return Ok(Outcome::RetryAt(next)); // early: the rest is waited
         }
-        // read before the destination gives a start: nothing slow between that start and the
-        // request leaving (a paced start kept is a paced request)
-        let signer = self.signer(&delivery, None).await;
-        let at = match self.gate(&delivery, held.slot).await? {
-            Gate::Go { at, .. } => at,
-            Gate::Wait {
-                until,
-                reserved,
-                health,
-            } => {
-                let wait = held::Wait {
-                    until,
-                    reserved,
-                    health,
-                };
-                return self.hold_stored(&delivery, deadline, held, wait).await;
-            }
-        };
-        let start = self.start_at(at).await;
-        let (attempt, status, next, answer) = self.post_judged(&delivery, start, &signer).await;
-        self.gate_finished(&delivery, start, answer, attempt.error.as_deref())
-            .await;
+        let (start, attempt, status, next) =
+            match self.gated_post(&delivery, held.slot, None).await? {
+                Ok(posted) => posted,
+                Err(wait) => return self.hold_stored(&delivery, deadline, held, wait).await,
+            };
         if made == 0 && held.moved_at.is_none() {
             // (a first attempt held back handed its contact back when it was held)
             self.hand_back(&delivery, start).await?;
@@ -164,26 +156,11 @@ impl Hookline {
             }
             return Ok(Outcome::Done);
         }
-        let signer = self.signer(delivery, scenario_at).await;
-        let at = match self.gate(delivery, None).await? {
-            Gate::Go { at, .. } => at,
-            Gate::Wait {
-                until,
-                reserved,
-                health,
-            } => {
-                let wait = held::Wait {
-                    until,
-                    reserved,
-                    health,
-                };
-                return self.hold_first(delivery, pass, wait).await;
-            }
-        };
-        let start = self.start_at(at).await;
-        let (attempt, status, next, answer) = self.post_judged(delivery, start, &signer).await;
-        self.gate_finished(delivery, start, answer, attempt.error.as_deref())
-            .await;
+        let (start, attempt, status, next) =
+            match self.gated_post(delivery, None, scenario_at).await? {
+                Ok(posted) => posted,
+                Err(wait) => return self.hold_first(delivery, pass, wait).await,
+            };
         self.hand_back(delivery, start).await?;
         if let Some(at) = next {
             // queued before the delivery is stored: it may come first, and then waits
@@ -205,6 +182,39 @@ impl Hookline {
             crate::metrics::webhook_settled(status);
         }
         Ok(Outcome::Done)
+    }
+
+    /// The attempt of `delivery` if its destination lets it start (SPEC §6a): the POST at the
+    /// start the gate gave (`slot`: one reserved before), judged, and the answer told to the
+    /// destination; or why and until when it is held back. The step's secret is read before
+    /// the gate: nothing slow stands between the start and the request leaving (a paced start
+    /// kept is a paced request).
+    async fn gated_post(
+        &self,
+        delivery: &Delivery,
+        slot: Option<jiff::Timestamp>,
+        scenario_at: Option<jiff::Timestamp>,
+    ) -> anyhow::Result<Result<Posted, held::Wait>> {
+        let signer = self.signer(delivery, scenario_at).await;
+        let at = match self.gate(delivery, slot).await? {
+            Gate::Go { at, .. } => at,
+            Gate::Wait {
+                until,
+                reserved,
+                health,
+            } => {
+                return Ok(Err(held::Wait {
+                    until,
+                    reserved,
+                    health,
+                }));
+            }
+        };
+        let start = self.start_at(at).await;
+        let (attempt, status, next, answer) = self.post_judged(delivery, start, &signer).await;
+        self.gate_finished(delivery, start, answer, attempt.error.as_deref())
+            .await;
+        Ok(Ok((start, attempt, status, next)))
     }
 
     /// The contact moves on once the first attempt has been made, whatever its outcome: handed
